@@ -1,0 +1,64 @@
+"""The analysis: run the analysis passes in order and collect what they found.
+
+Order (each reads the graph and what the passes before it found):
+    find_blocks -> find_stream -> find_timestep -> find_token_dims
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.fx as fx
+
+from .find_blocks import BlockStack, find_blocks
+from .find_stream import StreamFacts, find_stream
+from .find_timestep import TimestepInput, find_timestep
+from .find_token_dims import find_token_dims
+
+
+@dataclass(frozen=True)
+class GraphAnalysis:
+    num_nodes: int
+    stack: BlockStack
+    stream: StreamFacts
+    timesteps: tuple[TimestepInput, ...]
+    token_dims: dict[str, tuple[int, ...]]
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        found = list(self.stack.problems)
+        if not self.stack.blocks:
+            found.append(
+                "no block stack: searched the Dynamo module paths for ModuleList items doing two or "
+                "more matrix products"
+            )
+        else:
+            found += [p for p in self.stream.problems if "split" in p]
+        if not self.timesteps:
+            found.append("no timestep input: no input of rank <= 1 feeds a sin/cos embedding")
+        return tuple(found)
+
+    @property
+    def split(self) -> bool:
+        return any("split" in p for p in self.problems)
+
+    @property
+    def cacheable(self) -> bool:
+        return not self.problems and bool(self.stream.outputs)
+
+    def report(self) -> str:
+        from .report import format_report
+
+        return format_report(self)
+
+
+def analyze(gm: fx.GraphModule) -> GraphAnalysis:
+    stack = find_blocks(gm)
+    stream = find_stream(gm, stack)
+    return GraphAnalysis(
+        num_nodes=len(gm.graph.nodes),
+        stack=stack,
+        stream=stream,
+        timesteps=find_timestep(gm),
+        token_dims=find_token_dims(stream.inputs + stream.outputs),
+    )

@@ -1,0 +1,101 @@
+"""Find the block stack: the repeated residual blocks of the model's ModuleLists.
+
+Why from ``nn_module_stack``: Dynamo records for every traced node the module call it came from,
+so block i of any ModuleList is the run of nodes whose module path passes through ``<list>.<i>``.
+That needs no attribute names, no class names and no copied forward. A list counts as a block list
+when at least one item does real work (two or more matrix products / attention calls); a
+Sequential of single layers in the embedders does not. The top-most list wins, so
+``blocks.3.attn.to_out.0`` belongs to block 3 of ``blocks``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.fx as fx
+
+from .graph_utils import is_matmul, module_path
+
+MIN_MATMULS_PER_BLOCK = 2
+
+
+@dataclass(frozen=True)
+class Block:
+    list_name: str
+    index: int
+    start: int  # position of its first node in the graph
+    end: int  # position of its last node
+    matmuls: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.list_name}.{self.index}"
+
+
+@dataclass(frozen=True)
+class BlockStack:
+    blocks: tuple[Block, ...]  # graph order
+    lists: tuple[str, ...]  # block lists in order of first appearance
+    problems: tuple[str, ...]
+
+    @property
+    def span(self) -> tuple[int, int] | None:
+        if not self.blocks:
+            return None
+        return self.blocks[0].start, max(b.end for b in self.blocks)
+
+
+def top_list_item(path: str) -> tuple[str, int] | None:
+    """``a.blocks.3.attn`` -> (``a.blocks``, 3): the outermost ModuleList item on the path."""
+    parts = path.split(".")
+    for i in range(1, len(parts)):
+        if parts[i].isdigit():
+            return ".".join(parts[:i]), int(parts[i])
+    return None
+
+
+def _item_runs(gm: fx.GraphModule) -> list[tuple[tuple[str, int], int, int, int]]:
+    """Runs of consecutive nodes under one list item: (item, start, end, matmuls)."""
+    runs: list[list] = []
+    for pos, node in enumerate(gm.graph.nodes):
+        if node.op in ("placeholder", "output", "get_attr"):
+            continue  # placeholders carry their first user's stack: never evidence of membership
+        path = module_path(node)
+        item = top_list_item(path) if path else None
+        if item is None:
+            continue  # nodes without a path inside a run stay in it (the run is a span)
+        if runs and runs[-1][0] == item:
+            runs[-1][2] = pos
+            runs[-1][3] += is_matmul(node)
+        else:
+            runs.append([item, pos, pos, int(is_matmul(node))])
+    return [tuple(r) for r in runs]
+
+
+def find_blocks(gm: fx.GraphModule) -> BlockStack:
+    # A block is the longest run of its item's nodes. Shorter runs elsewhere are the model reusing
+    # a block's submodule outside the block (DiT's epilogue calls block 0's embedding): glue.
+    spans: dict[tuple[str, int], list[int]] = {}
+    matmuls: dict[tuple[str, int], int] = {}
+    for item, start, end, count in _item_runs(gm):
+        if item not in spans or end - start > spans[item][1] - spans[item][0]:
+            spans[item] = [start, end]
+            matmuls[item] = count
+    working = {name for (name, _), count in matmuls.items() if count >= MIN_MATMULS_PER_BLOCK}
+    blocks = sorted(
+        (Block(name, idx, s, e, matmuls[(name, idx)]) for (name, idx), (s, e) in spans.items() if name in working),
+        key=lambda b: b.start,
+    )
+    problems = []
+    for a, b in zip(blocks, blocks[1:]):
+        if b.start <= a.end:
+            problems.append(f"blocks {a.name} and {b.name} overlap in the graph (not contiguous)")
+    lists = tuple(dict.fromkeys(b.list_name for b in blocks))
+    for name in lists:
+        indices = sorted(b.index for b in blocks if b.list_name == name)
+        if indices[0] != 0 or indices != list(range(indices[0], indices[0] + len(indices))):
+            problems.append(
+                f"list {name!r} holds blocks {indices[0]}..{indices[-1]} with gaps or not from 0: "
+                "the block stack was split across several graphs"
+            )
+    return BlockStack(tuple(blocks), lists, tuple(problems))

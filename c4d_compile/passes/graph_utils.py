@@ -1,0 +1,75 @@
+"""Small helpers over torch.fx graphs shared by the passes."""
+
+from __future__ import annotations
+
+import operator
+import re
+
+import torch
+import torch.fx as fx
+
+# Dynamo writes module paths like  L['self'].__dict__['_modules']['blocks'].0.attn  or
+# L['self']._modules['blocks']['0'].attn ; normalise them to  blocks.0.attn .
+_ROOT = re.compile(r"^(L|G)\['[^']*'\]\.?")
+_DICT_MODULES = re.compile(r"\.?__dict__\['_modules'\]\['([^']*)'\]|\.?_modules\['([^']*)'\]|\['([^']*)'\]")
+
+
+def normalize_module_path(path: str) -> str:
+    path = _ROOT.sub("", path)
+    path = _DICT_MODULES.sub(lambda m: "." + next(g for g in m.groups() if g is not None), path)
+    return path.strip(".")
+
+
+def module_path(node: fx.Node) -> str | None:
+    """Innermost module path of a node, normalised; None when Dynamo recorded none."""
+    stack = node.meta.get("nn_module_stack")
+    if not stack:
+        return None
+    path, _ = list(stack.values())[-1]
+    return normalize_module_path(path)
+
+
+def example_value(node: fx.Node):
+    return node.meta.get("example_value", node.meta.get("val"))
+
+
+def is_parameter_input(node: fx.Node) -> bool:
+    return node.op == "placeholder" and isinstance(example_value(node), torch.nn.Parameter)
+
+
+def user_inputs(gm: fx.GraphModule) -> list[fx.Node]:
+    """Placeholders that are not parameters or buffers of the traced module."""
+    return [n for n in gm.graph.nodes if n.op == "placeholder" and not is_parameter_input(n)]
+
+
+def tensor_meta(node: fx.Node) -> torch.Tensor | None:
+    value = example_value(node)
+    return value if isinstance(value, torch.Tensor) else None
+
+
+_MATMUL_FUNCTIONS = {
+    torch.matmul, torch.mm, torch.bmm, torch.baddbmm, torch.addmm, torch.einsum,
+    torch.nn.functional.linear, torch.nn.functional.scaled_dot_product_attention,
+    torch.nn.functional.conv1d, torch.nn.functional.conv2d, torch.nn.functional.conv3d,
+    torch._C._nn.linear, operator.matmul,
+}
+_MATMUL_METHODS = {"matmul", "mm", "bmm", "baddbmm", "addmm"}
+
+
+def is_matmul(node: fx.Node) -> bool:
+    """Matrix products and attention: the nodes that make a block expensive."""
+    if node.op == "call_function":
+        return node.target in _MATMUL_FUNCTIONS
+    if node.op == "call_method":
+        return node.target in _MATMUL_METHODS
+    return False
+
+
+def output_values(gm: fx.GraphModule) -> list:
+    out = next(n for n in gm.graph.nodes if n.op == "output")
+    values = out.args[0]
+    return list(values) if isinstance(values, (tuple, list)) else [values]
+
+
+def topo_index(gm: fx.GraphModule) -> dict[fx.Node, int]:
+    return {n: i for i, n in enumerate(gm.graph.nodes)}

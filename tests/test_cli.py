@@ -1,0 +1,28 @@
+from c4d_compile.cli import main
+
+
+def test_inspect_prints_blocks_stream_and_plan(capsys):
+    assert main(["inspect", "flux", "--policy", "stack-reuse"]) == 0
+    out = capsys.readouterr().out
+    assert "block stack: 4 blocks in 2 list(s)" in out
+    assert "transformer_blocks.0" in out and "single_transformer_blocks.1" in out
+    assert "timestep input: l_kwargs_timestep_" in out
+    assert "cacheable: yes" in out and "region stack" in out and "residual vs" in out
+
+
+def test_inspect_a_factory(capsys):
+    assert main(["inspect", "support.cli_factories:plain_mlp"]) == 0
+    out = capsys.readouterr().out
+    assert "cacheable: no" in out and "no block stack" in out
+
+
+def test_unknown_model_and_policy_name_the_valid_choices(capsys):
+    assert main(["inspect", "nope"]) == 2
+    assert "flux" in capsys.readouterr().err
+    assert main(["inspect", "flux", "--policy", "nope"]) == 2
+    assert "taylorseer-lite" in capsys.readouterr().err
+
+
+def test_policies_lists_presets(capsys):
+    assert main(["policies"]) == 0
+    assert "taylorseer-lite" in capsys.readouterr().out
