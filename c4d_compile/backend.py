@@ -18,7 +18,7 @@ import torch.fx as fx
 
 from .backends import get_lowering
 from .errors import InvalidValueError, NotCacheableError
-from .flops import count_flops
+from .flops import LazyFlops
 from .passes.analyze import GraphAnalysis, analyze
 from .passes.graph_utils import tensor_meta, user_inputs
 from .passes.rewrite_variants import RewriteResult, Variant, VariantKind, rewrite_variants
@@ -122,7 +122,7 @@ class C4DBackend:
         scalars = [s.to(device) for s in scalars]
         examples = [*example_inputs, *state, *scalars]
         fn = self._lower(variant.gm, examples)
-        return LoweredVariant(fn, variant.scalar_names, variant.num_outputs, count_flops(variant.gm, examples))
+        return LoweredVariant(fn, variant.scalar_names, variant.num_outputs, LazyFlops(variant.gm, examples))
 
     def _uncached(self, gm: fx.GraphModule, example_inputs: Sequence):
         fn = self._lower(gm, list(example_inputs))

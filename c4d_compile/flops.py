@@ -7,6 +7,7 @@ the ideal speedup of a schedule is a ratio of counted work, not of wall time.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 
 import torch
 import torch.fx as fx
@@ -31,3 +32,16 @@ def count_flops(gm: fx.GraphModule, example_inputs: Sequence) -> int:
     with mode, counter, torch.no_grad():
         gm(*fakes)
     return int(counter.get_total_flops())
+
+
+class LazyFlops:
+    """The FLOP count of a variant, computed the first time someone asks (stats), not at compile time."""
+
+    def __init__(self, gm: fx.GraphModule, example_inputs: Sequence):
+        self._gm, self._examples = gm, list(example_inputs)
+
+    @cached_property
+    def value(self) -> int:
+        count = count_flops(self._gm, self._examples)
+        self._examples = []  # drop the example tensors once counted
+        return count

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .flops import LazyFlops
 from .plan import CachePlan
 from .policies.config import FixedSchedule
 from .stats import CacheStats
@@ -31,7 +32,7 @@ class LoweredVariant:
     fn: Callable
     scalar_names: tuple[str, ...]
     num_outputs: int
-    flops: int
+    flops: LazyFlops
 
 
 class Runtime:
@@ -67,8 +68,14 @@ class Runtime:
             tensor = self._scalar_cache[key] = torch.tensor(value, dtype=torch.float32, device=device)
         return tensor
 
-    def _held_bytes(self) -> int:
-        return sum(s.numel() * s.element_size() for st in self.states.values() for s in st.slots)
+    def _held_bytes(self) -> dict[str, int]:
+        slots = self.plan.forecaster.num_slots
+        held: dict[str, int] = {}
+        for state in self.states.values():
+            for i, tensor in enumerate(state.slots):
+                kind = self.plan.features[i // slots].kind
+                held[kind] = held.get(kind, 0) + tensor.numel() * tensor.element_size()
+        return held
 
     def __call__(self, *args):
         if not self.enabled:  # the stack turned out to be split across graphs: compute, never cache
@@ -102,7 +109,8 @@ class Runtime:
             result = self.cached.fn(*args, *state.slots, *scalars)
             variant = self.cached
         self.stats.record(context, variant is self.full, variant.flops, self.full.flops)
-        self.stats.cache_bytes = self._held_bytes()
+        if variant is self.full:  # state changes only on full steps
+            self.stats.cache_bytes_by_kind = self._held_bytes()
         return result
 
     def _update_scalars(self, full_steps: list[int], args) -> list[torch.Tensor]:

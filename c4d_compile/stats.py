@@ -3,7 +3,9 @@ ideal speedup of the schedule actually run (counted FLOPs, not time)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -16,11 +18,27 @@ class ContextStats:
 @dataclass
 class CacheStats:
     contexts: dict[str, ContextStats] = field(default_factory=dict)
-    cache_bytes: int = 0  # state held now, all contexts and graphs
+    cache_bytes_by_kind: dict[str, int] = field(default_factory=dict)  # state held now, per kind of feature
     planned_bytes_per_context: int = 0
-    flops_run: int = 0  # FLOPs of the variants that ran
-    flops_uncached: int = 0  # FLOPs had every call run the full graph
     uncached_calls: int = 0  # calls of graphs that are not cached (no stack, split stack, ...)
+    # how often each variant ran, and how often its graph's FULL variant would have (LazyFlops keys)
+    runs: Counter = field(default_factory=Counter)
+    runs_uncached: Counter = field(default_factory=Counter)
+
+    @property
+    def flops_run(self) -> int:
+        """FLOPs of the variants that ran."""
+        return sum(flops.value * n for flops, n in self.runs.items())
+
+    @property
+    def flops_uncached(self) -> int:
+        """FLOPs had every call run the full graph."""
+        return sum(flops.value * n for flops, n in self.runs_uncached.items())
+
+    @property
+    def cache_bytes(self) -> int:
+        """Cache state held now, all contexts and graphs."""
+        return sum(self.cache_bytes_by_kind.values())
 
     @property
     def steps(self) -> int:
@@ -36,15 +54,18 @@ class CacheStats:
 
     @property
     def ideal_speedup(self) -> float:
-        return self.flops_uncached / self.flops_run if self.flops_run else 1.0
+        run = self.flops_run
+        return self.flops_uncached / run if run else 1.0
 
-    def record(self, context: str, full: bool, flops: int, full_flops: int) -> None:
-        ctx = self.contexts.setdefault(context, ContextStats())
+    def record(self, context: str, full: bool, flops: Any, full_flops: Any) -> None:
+        ctx = self.contexts.get(context)
+        if ctx is None:
+            ctx = self.contexts[context] = ContextStats()
         ctx.steps += 1
         ctx.full_steps += full
         ctx.cached_steps += not full
-        self.flops_run += flops
-        self.flops_uncached += full_flops
+        self.runs[flops] += 1
+        self.runs_uncached[full_flops] += 1
 
     def as_dict(self) -> dict:
         return {
@@ -53,6 +74,7 @@ class CacheStats:
             "cached_steps": self.cached_steps,
             "contexts": {k: vars(v).copy() for k, v in self.contexts.items()},
             "cache_bytes": self.cache_bytes,
+            "cache_bytes_by_kind": dict(self.cache_bytes_by_kind),
             "planned_bytes_per_context": self.planned_bytes_per_context,
             "ideal_speedup": round(self.ideal_speedup, 4),
             "uncached_calls": self.uncached_calls,
@@ -65,4 +87,5 @@ class CacheStats:
         )
         rows = [f"  {name}: {c.steps} steps, {c.full_steps} full, {c.cached_steps} cached"
                 for name, c in self.contexts.items()]
+        rows += [f"  cache {kind}: {n / 2**20:.2f} MiB" for kind, n in self.cache_bytes_by_kind.items()]
         return "\n".join([head, *rows])

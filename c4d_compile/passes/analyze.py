@@ -1,7 +1,7 @@
 """The analysis: run the analysis passes in order and collect what they found.
 
 Order (each reads the graph and what the passes before it found):
-    find_blocks -> find_stream -> find_timestep -> find_token_dims
+    find_blocks -> find_stream -> find_branches -> find_timestep -> find_token_dims
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch.fx as fx
 
 from .find_blocks import BlockStack, find_blocks
+from .find_branches import BlockBranches, find_branches
 from .find_stream import StreamFacts, find_stream
 from .find_timestep import TimestepInput, find_timestep
 from .find_token_dims import find_token_dims
@@ -21,6 +22,7 @@ class GraphAnalysis:
     num_nodes: int
     stack: BlockStack
     stream: StreamFacts
+    branches: tuple[BlockBranches, ...]  # per block, graph order
     timesteps: tuple[TimestepInput, ...]
     token_dims: dict[str, tuple[int, ...]]
 
@@ -59,6 +61,7 @@ def analyze(gm: fx.GraphModule) -> GraphAnalysis:
         num_nodes=len(gm.graph.nodes),
         stack=stack,
         stream=stream,
+        branches=find_branches(gm, stack, stream) if stack.blocks else (),
         timesteps=find_timestep(gm),
         token_dims=find_token_dims(stream.inputs + stream.outputs),
     )

@@ -34,6 +34,13 @@ def format_report(a: GraphAnalysis) -> str:
         lines.append("blocks (graph order): position, matmuls, stream after it")
         for b, live in zip(stack.blocks, s.boundaries):
             lines.append(f"  {b.name:<32} {b.start:>5}..{b.end:<5} {b.matmuls:>3}  {_values(live)}")
+        lines.append("residual branches per block (s <- s + g * F):")
+        for bb in a.branches:
+            if bb.proven:
+                found = ", ".join(f"{br.feature}" + (f"*{br.gate}" if br.gate else "") for br in bb.branches)
+                lines.append(f"  {bb.block:<32} {len(bb.branches)}: {found}")
+            else:
+                lines.append(f"  {bb.block:<32} not proven ({bb.reason}): cached as a block residual")
     lines.append("cacheable: " + ("yes" if a.cacheable else "no"))
     lines += [f"  problem: {p}" for p in a.problems]
     return "\n".join(lines)

@@ -20,6 +20,7 @@ class Region(str, enum.Enum):
 
     OUTPUT = "output"  # the model output (TaylorSeer-Lite)
     STACK = "stack"  # the residual of the whole block stack
+    BRANCH = "branch"  # every residual branch F of every block (TaylorSeer, FoCa, ...)
 
     @classmethod
     def parse(cls, value: Region | str) -> Region:

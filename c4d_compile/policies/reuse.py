@@ -1,5 +1,5 @@
 """Reuse: a cached step returns the value of the last full step (FORA, TeaCache-style residual
-reuse; methods.md §13). Also registers the stack-residual reuse preset."""
+reuse; methods.md §13). Registers FORA and the stack-residual reuse preset."""
 
 from __future__ import annotations
 
@@ -31,6 +31,17 @@ class Reuse:
     def predict(self, slots: Sequence[Any], scalars: dict[str, Any], dtype: torch.dtype) -> Any:
         return slots[0]
 
+
+FORA = register(
+    Policy(
+        name="fora",
+        region=Region.BRANCH,
+        forecaster=Reuse(),
+        schedule=FixedSchedule(interval=3, warmup=1),
+        description="reuse every residual branch (attention / MLP outputs); fixed interval",
+        source="FORA, arXiv 2407.01425 (N=3; first step full)",
+    )
+)
 
 STACK_REUSE = register(
     Policy(

@@ -64,6 +64,17 @@ class Taylor:
         return out.to(dtype)
 
 
+TAYLORSEER = register(
+    Policy(
+        name="taylorseer",
+        region=Region.BRANCH,
+        forecaster=Taylor(order=1),
+        schedule=FixedSchedule(interval=6, warmup=3),
+        description="Taylor forecast of every residual branch (attention / MLP outputs, pre-gate)",
+        source="TaylorSeer, arXiv 2503.06923 (FLUX.1-dev reference: N=6, O=1, W=3, 4.99x FLOPs)",
+    )
+)
+
 TAYLORSEER_LITE = register(
     Policy(
         name="taylorseer-lite",

@@ -1,0 +1,1 @@
+"""Benchmark harness: speed (alternated A/B runs, medians) and fidelity of caching presets."""
