@@ -20,7 +20,7 @@ from .backends import get_lowering
 from .errors import InvalidValueError, NotCacheableError
 from .flops import LazyFlops
 from .passes.analyze import GraphAnalysis, analyze
-from .passes.graph_utils import tensor_meta, user_inputs
+from .passes.graph_utils import example_value, tensor_meta, user_inputs
 from .passes.rewrite_variants import RewriteResult, Variant, VariantKind, rewrite_variants
 from .plan import CachePlan, make_plan
 from .policies import Policy, get_policy
@@ -102,6 +102,7 @@ class C4DBackend:
             self._stats,
             state_shape_resolver(gm, [f.name for f in plan.features]),
             placeholders.index(latent),
+            [i for i, n in enumerate(placeholders) if isinstance(example_value(n), torch.SymInt)],
         )
         self.runtimes.append(runtime)
         for name in analysis.stack.lists:

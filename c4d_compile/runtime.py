@@ -47,6 +47,7 @@ class Runtime:
         stats: CacheStats,
         state_shapes: Callable[[tuple], list[tuple[int, ...]]],
         device_position: int,
+        size_positions: Sequence[int] = (),
     ):
         self.plan = plan
         self.schedule = schedule
@@ -57,6 +58,7 @@ class Runtime:
         self.stats = stats
         self.state_shapes = state_shapes  # feature shapes of a call (dynamic graphs: from its size args)
         self.device_position = device_position
+        self.size_positions = tuple(size_positions)  # int arguments of a dynamic-shape graph
         self.enabled = True
         self.states: dict[str, ContextState] = {}
         self._scalar_cache: dict[tuple, torch.Tensor] = {}
@@ -87,7 +89,7 @@ class Runtime:
         key = tuple(float(t.reshape(-1)[0]) for t in timesteps)  # one host read per call
         context, clock = self.tracker.observe(key)
         # Dynamic-shape graphs take sizes as int arguments: a state is valid only for its sizes.
-        shape_key = tuple(a for a in args if isinstance(a, int))
+        shape_key = tuple(args[i] for i in self.size_positions)
         state = self.states.get(context)
         if state is None or state.generation != clock.generation or state.shape_key != shape_key:
             state = self.states[context] = ContextState(clock.generation, shape_key)

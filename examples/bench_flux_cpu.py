@@ -25,31 +25,14 @@ import torch
 from tqdm import tqdm
 
 from c4d_compile import c4d_backend
-from c4d_compile.zoo.tiny_diffusers import first_output, get_tiny_model
-
-
-def generate(model, spec, inputs, steps: int) -> torch.Tensor:
-    """Flow-matching Euler: x <- x + (sigma_next - sigma) * v."""
-    sigmas = [t.item() for t in spec.timesteps(steps)] + [0.0]
-    x = inputs[spec.latent_key].clone()
-    with torch.no_grad():
-        for sigma, nxt in zip(sigmas, sigmas[1:]):
-            t = torch.tensor([sigma], dtype=torch.float32)
-            v = first_output(model(**{**inputs, spec.latent_key: x, spec.timestep_key: t}))
-            x = x + (nxt - sigma) * v
-    return x
+from c4d_compile.bench.speed import generate, psnr
+from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 
 
 def timed(fn):
     start = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - start
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = torch.mean((a.double() - b.double()) ** 2).item()
-    peak = (b.max() - b.min()).item()
-    return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(peak**2 / mse)).item()
 
 
 def measure_compile(side: str, policy: str, steps: int) -> float:

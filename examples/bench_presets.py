@@ -26,8 +26,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--lowering", default="inductor", choices=["inductor", "eager"])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--out", default=None, help="JSON file for the rows")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rows = measure(args.model, args.policies, steps=args.steps, repeats=args.repeats, lowering=args.lowering,
                    device=args.device)
     print(markdown(rows))

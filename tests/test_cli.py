@@ -6,6 +6,7 @@ def test_inspect_prints_blocks_stream_and_plan(capsys):
     out = capsys.readouterr().out
     assert "block stack: 4 blocks in 2 list(s)" in out
     assert "transformer_blocks.0" in out and "single_transformer_blocks.1" in out
+    assert "glue transformer_blocks -> single_transformer_blocks: " in out
     assert "timestep input: l_kwargs_timestep_" in out
     assert "cacheable: yes" in out and "region stack" in out and "residual vs" in out
 

@@ -84,7 +84,9 @@ def measure(
     **overrides,
 ) -> list[SpeedRow]:
     spec = get_tiny_model(model_name)
-    model = spec.build().to(device=device, dtype=dtype)
+    model = spec.build().to(device)
+    if dtype != torch.float32:
+        model = model.to(dtype)
     inputs = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in spec.make_inputs(dtype=dtype).items()}
     # the uncached side is compiled by the same lowering (plain inductor, or the eager graph)
     plain = torch.compile(model, backend=lowering)

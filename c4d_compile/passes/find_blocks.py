@@ -39,6 +39,15 @@ class BlockStack:
     problems: tuple[str, ...]
 
     @property
+    def glue(self) -> tuple[tuple[str, str, int], ...]:
+        """(list before, list after, nodes between) wherever the stack moves from one list to another."""
+        return tuple(
+            (a.list_name, b.list_name, b.start - a.end - 1)
+            for a, b in zip(self.blocks, self.blocks[1:])
+            if a.list_name != b.list_name
+        )
+
+    @property
     def span(self) -> tuple[int, int] | None:
         if not self.blocks:
             return None

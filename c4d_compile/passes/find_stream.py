@@ -7,8 +7,8 @@ the stack as stream and which leave it; the report shows the stream at every blo
 * Stack outputs: values made inside the stack span and read after it. Those that depend on the
   stack are stream outputs (forecast on cached steps); the others (glue that only reads the
   prologue, e.g. a late timestep projection) are recomputed.
-* Stream inputs: values made before the stack that exactly one block (or the glue) reads and that
-  are dead after the stack — the stack replaces them. Values read by several blocks (temb, rotary
+* Stream inputs: floating-point values made before the stack that exactly one block (or the glue)
+  reads and that are dead after the stack — the stack replaces them. Values read by several blocks (temb, rotary
   tables, masks) are invariants.
 * Each stream output is paired with the stream input of the same shape and dtype; when several
   fit, the one reached by walking back the skip path (the older operand of each add) wins. An
@@ -100,7 +100,7 @@ def find_stream(gm: fx.GraphModule, stack: BlockStack) -> StreamFacts:
         readers = {block_of.get(pos[u], "glue") for u in n.users if start <= pos[u] <= end}
         if not readers or tensor_meta(n) is None or is_parameter_input(n):
             continue
-        if len(readers) == 1 and last_use[n] <= end:
+        if len(readers) == 1 and last_use[n] <= end and tensor_meta(n).is_floating_point():
             inputs.append(n)
         else:
             invariants.append(n)

@@ -22,6 +22,8 @@ def format_report(a: GraphAnalysis) -> str:
         for name in stack.lists:
             members = [b for b in stack.blocks if b.list_name == name]
             lines.append(f"  list {name}: {len(members)} blocks")
+        for before, after, count in stack.glue:
+            lines.append(f"  glue {before} -> {after}: {count} nodes")
         s = a.stream
         lines.append(f"stream in : {_values(s.inputs)}")
         lines.append(f"stream out: {_values(s.outputs)}")
