@@ -68,7 +68,8 @@ class C4DBackend:
     def _compile(self, gm: fx.GraphModule, example_inputs: Sequence):
         self._graphs += 1
         analysis = self.analysis = analyze(gm)
-        log.info("c4d analysis:\n%s", analysis.report())
+        if log.isEnabledFor(logging.INFO):
+            log.info("c4d analysis:\n%s", analysis.report())
         split = self._note_split(analysis)
         if split or not analysis.cacheable:
             reasons = "; ".join(analysis.problems) or "no stack output reaches the graph's outputs"
@@ -107,7 +108,8 @@ class C4DBackend:
         self.runtimes.append(runtime)
         for name in analysis.stack.lists:
             self._lists_seen.setdefault(name, []).append(runtime)
-        log.info("c4d plan:\n%s", plan.describe())
+        if log.isEnabledFor(logging.INFO):
+            log.info("c4d plan:\n%s", plan.describe())
         return runtime
 
     def _lower_variant(self, variant: Variant, plan: CachePlan, gm: fx.GraphModule, example_inputs: Sequence):
