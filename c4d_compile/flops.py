@@ -14,20 +14,19 @@ import torch.fx as fx
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from .passes.graph_utils import size_hint
 
-def _concrete(value):
-    if isinstance(value, torch.SymInt):
-        return int(value.node.hint)
-    return value
+
+def _fake(mode: FakeTensorMode, x):
+    if isinstance(x, torch.Tensor):
+        return mode.from_tensor(x, static_shapes=True)
+    return size_hint(x) if isinstance(x, torch.SymInt) else x
 
 
 def count_flops(gm: fx.GraphModule, example_inputs: Sequence) -> int:
     mode = FakeTensorMode(allow_non_fake_inputs=True)
     with mode:
-        fakes = [
-            mode.from_tensor(x, static_shapes=True) if isinstance(x, torch.Tensor) else _concrete(x)
-            for x in example_inputs
-        ]
+        fakes = [_fake(mode, x) for x in example_inputs]
     counter = FlopCounterMode(display=False)
     with mode, counter, torch.no_grad():
         gm(*fakes)

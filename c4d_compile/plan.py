@@ -11,6 +11,7 @@ import torch
 
 from .passes.analyze import GraphAnalysis
 from .passes.find_stream import StreamValue
+from .passes.graph_utils import size_hint
 from .policies.config import Policy, Region
 
 
@@ -59,15 +60,8 @@ class CachePlan:
         return "\n".join(lines)
 
 
-def _concrete(dim) -> int:
-    """Size hint of a possibly symbolic dim (dynamic shapes): the size of the example call."""
-    if isinstance(dim, torch.SymInt):
-        return int(dim.node.hint)
-    return int(dim)
-
-
 def _feature(value: StreamValue, kind: str, residual_of: str | None = None) -> CachedFeature:
-    return CachedFeature(value.name, tuple(_concrete(d) for d in value.shape), value.dtype, residual_of, kind)
+    return CachedFeature(value.name, tuple(size_hint(d) for d in value.shape), value.dtype, residual_of, kind)
 
 
 def _output_features(analysis: GraphAnalysis) -> list[CachedFeature]:

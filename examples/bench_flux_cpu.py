@@ -18,21 +18,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from c4d_compile import c4d_backend
-from c4d_compile.bench.speed import generate, psnr
+from c4d_compile.bench.speed import generate, psnr, timed
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
-
-
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
 
 
 def measure_compile(side: str, policy: str, steps: int) -> float:

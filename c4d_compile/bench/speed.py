@@ -63,7 +63,7 @@ class SpeedRow:
         return asdict(self)
 
 
-def _timed(fn):
+def timed(fn):
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -102,7 +102,7 @@ def measure(
         for name, call in sides.items():
             if name in backends:
                 backends[name].reset(stats=True)
-            results[name], seconds = _timed(lambda call=call: generate(call, spec, inputs, steps))
+            results[name], seconds = timed(lambda call=call: generate(call, spec, inputs, steps))
             times[name].append(seconds)
     base = statistics.median(times["uncached"])
     rows = []

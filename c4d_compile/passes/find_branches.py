@@ -25,11 +25,10 @@ from dataclasses import dataclass
 import torch
 import torch.fx as fx
 
-from .find_blocks import Block, BlockStack
+from .find_blocks import BlockStack
 from .find_stream import StreamFacts
-from .graph_utils import tensor_meta
+from .graph_utils import ADDS, tensor_meta
 
-_ADDS = {operator.add, torch.add, operator.iadd}
 _MULS = {operator.mul, torch.mul, operator.imul}
 _PASS_METHODS = {
     "float", "half", "bfloat16", "to", "type_as", "type", "contiguous", "clone", "view", "reshape",
@@ -92,7 +91,7 @@ def _split_gate(term: fx.Node, stream_dep: set[fx.Node]) -> tuple[fx.Node, fx.No
     return feature, gate, skeleton
 
 
-def _analyze_block(nodes: list[fx.Node], block: Block, stream_in: set[fx.Node], inside: set[fx.Node]):
+def _analyze_block(nodes: list[fx.Node], stream_in: set[fx.Node], inside: set[fx.Node]):
     frontier = {a for n in nodes for a in n.all_input_nodes if a not in inside and a in stream_in}
     stream_dep: set[fx.Node] = set(frontier)
     for n in nodes:
@@ -105,7 +104,7 @@ def _analyze_block(nodes: list[fx.Node], block: Block, stream_in: set[fx.Node], 
         inputs = [a for a in n.all_input_nodes if a in stream_dep]
         if not inputs:
             continue
-        if n.op == "call_function" and n.target in _ADDS and len(n.args) == 2:
+        if n.op == "call_function" and n.target in ADDS and len(n.args) == 2:
             on_chain = [a for a in n.args if isinstance(a, fx.Node) and a in chain]
             off_chain = [a for a in n.args if isinstance(a, fx.Node) and a in stream_dep and a not in chain]
             if len(on_chain) == 2 or (on_chain and not off_chain):
@@ -155,7 +154,7 @@ def find_branches(gm: fx.GraphModule, stack: BlockStack, stream: StreamFacts) ->
     for block in stack.blocks:
         members = nodes[block.start : block.end + 1]
         inside = set(members)
-        branches, reason, outputs, frontier = _analyze_block(members, block, stream_values, inside)
+        branches, reason, outputs, frontier = _analyze_block(members, stream_values, inside)
         found = tuple(
             Branch(add.name, f.name, g.name if g is not None else None, tuple(meta.shape), meta.dtype)
             for add, f, g in branches

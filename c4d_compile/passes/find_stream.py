@@ -17,14 +17,13 @@ the stack as stream and which leave it; the report shows the stream at every blo
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 
 import torch
 import torch.fx as fx
 
 from .find_blocks import BlockStack
-from .graph_utils import is_parameter_input, output_values, tensor_meta
+from .graph_utils import ADDS, is_parameter_input, output_values, tensor_meta
 
 
 @dataclass(frozen=True)
@@ -57,16 +56,13 @@ def _value(node: fx.Node) -> StreamValue | None:
     return StreamValue(node.name, tuple(meta.shape), meta.dtype)
 
 
-_PASS_THROUGH_ADD = {operator.add, torch.add, operator.iadd}
-
-
 def _skip_path_root(node: fx.Node, pos: dict[fx.Node, int], stop: int) -> fx.Node:
     """Walk back from a stack output along the residual skip path until before the stack."""
     while pos[node] >= stop:
         tensors = [a for a in node.all_input_nodes if tensor_meta(a) is not None]
         if not tensors:
             break
-        if node.op == "call_function" and node.target in _PASS_THROUGH_ADD:
+        if node.op == "call_function" and node.target in ADDS:
             node = min(tensors, key=pos.__getitem__)  # s + g*F: the skip operand is the older one
         else:
             node = tensors[0]

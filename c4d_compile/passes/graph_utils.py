@@ -65,6 +65,14 @@ def is_matmul(node: fx.Node) -> bool:
     return False
 
 
+ADDS = {operator.add, torch.add, operator.iadd}  # the residual add, in every spelling Dynamo records
+
+
+def size_hint(dim) -> int:
+    """A possibly symbolic size (dynamic shapes) as the int of the example call."""
+    return int(dim.node.hint) if isinstance(dim, torch.SymInt) else int(dim)
+
+
 def output_values(gm: fx.GraphModule) -> list:
     out = next(n for n in gm.graph.nodes if n.op == "output")
     values = out.args[0]
