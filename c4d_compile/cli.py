@@ -1,4 +1,4 @@
-"""``c4d`` command line: ``c4d inspect MODEL``, ``c4d policies``."""
+"""``c4d`` command line: ``c4d inspect MODEL``, ``c4d policies``, ``c4d demo``, ``c4d bench``."""
 
 from __future__ import annotations
 
@@ -45,6 +45,51 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _option(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with VALUE read as a Python literal where it is one (6, 0.5, True), else as text."""
+    import ast
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from .bench.matrix import run_matrix
+    from .bench.plans import FULL, QUICK
+    from .bench.report import markdown, plot_pareto, write_json
+
+    plan = (QUICK if args.quick else FULL).with_overrides(
+        models=args.models and tuple(args.models), policies=args.policies and tuple(args.policies),
+        peers=args.peers if args.peers is None else tuple(args.peers), repeats=args.repeats,
+        per_class=args.per_class, lowering=args.lowering, steps=args.steps, overrides=tuple(args.set) or None,
+    )
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    methods = plan.methods()  # validates every name before anything runs
+    out = Path(args.out)
+
+    def write(result) -> None:  # after every model: a long run keeps what it has measured
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "bench.md").write_text(markdown(result) + "\n")
+        write_json(result, out / "bench.json")
+        plot_pareto(result, out / "pareto.png")
+
+    result = run_matrix(list(plan.models), methods, on_model=write, repeats=plan.repeats, steps=plan.steps,
+                        lowering=plan.lowering, per_class=plan.per_class)
+    print(markdown(result))
+    print(f"wrote {out / 'bench.md'}, {out / 'bench.json'}, {out / 'pareto.png'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="c4d", description="feature caching for diffusion transformers")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -61,6 +106,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--lowering", default="eager", help="eager or inductor (both sides)")
     demo.add_argument("--out", default="bench-out/demo.png")
     demo.set_defaults(func=_demo)
+    bench = sub.add_parser("bench", help="models x methods: speed and fidelity vs uncached, fewer steps and peers")
+    bench.add_argument("--quick", action="store_true", help="two reference models, a few methods, one repeat")
+    bench.add_argument("--models", nargs="+", help="default: dit flux flux-bench wan")
+    bench.add_argument("--policies", nargs="+", help="c4d presets (default: all; see `c4d policies`)")
+    bench.add_argument("--peers", nargs="*", help="peer caches (default: all registered; none: --peers)")
+    bench.add_argument("--repeats", type=int, help="alternated timed runs per method")
+    bench.add_argument("--steps", type=int, help="sampler steps (default: per model)")
+    bench.add_argument("--per-class", type=int, help="images per digit on the reference models")
+    bench.add_argument("--lowering", choices=["auto", "eager", "inductor"],
+                       help="auto: inductor for random-weight speed configs, eager for reference models")
+    bench.add_argument("--set", nargs="+", type=_option, default=[], metavar="KEY=VALUE",
+                       help="override for every c4d preset, e.g. --set interval=6 warmup=3")
+    bench.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    bench.add_argument("--out", default="bench-out", help="folder for bench.md, bench.json, pareto.png")
+    bench.set_defaults(func=_bench)
     policies = sub.add_parser("policies", help="list the presets and their options")
     policies.set_defaults(func=_policies)
     return parser

@@ -12,9 +12,23 @@ from functools import cached_property
 import torch
 import torch.fx as fx
 from torch._subclasses.fake_tensor import FakeTensorMode
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from .passes.graph_utils import size_hint
+
+
+def _cpu_attention(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+# torch counts the CUDA attention kernels but has no formula for the CPU one, so on CPU attention
+# would count as free and every ideal speedup would be off by the model's attention share.
+_MISSING_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention}
+
+
+def flop_counter() -> FlopCounterMode:
+    """A FlopCounterMode that also counts CPU attention; every FLOP figure of the project uses it."""
+    return FlopCounterMode(display=False, custom_mapping=_MISSING_FORMULAS)
 
 
 def _fake(mode: FakeTensorMode, x):
@@ -27,7 +41,7 @@ def count_flops(gm: fx.GraphModule, example_inputs: Sequence) -> int:
     mode = FakeTensorMode(allow_non_fake_inputs=True)
     with mode:
         fakes = [_fake(mode, x) for x in example_inputs]
-    counter = FlopCounterMode(display=False)
+    counter = flop_counter()
     with mode, counter, torch.no_grad():
         gm(*fakes)
     return int(counter.get_total_flops())

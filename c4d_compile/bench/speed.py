@@ -1,21 +1,12 @@
-"""Measure a caching policy against the uncached compiled model on a bundled model config.
-
-Both sides are compiled with the same lowering; their generations alternate in one process and
-the figures are medians, so machine noise hits both alike. The ideal speedup is the ratio of
-counted FLOPs of the schedule actually run (``CacheStats.ideal_speedup``).
-"""
+"""Sampling loop, timer and latent PSNR for the bundled random-weight model configs (speed benchmarks)."""
 
 from __future__ import annotations
 
-import statistics
 import time
-from dataclasses import asdict, dataclass
 
 import torch
-from tqdm import tqdm
 
-from ..backend import c4d_backend
-from ..zoo.tiny_diffusers import TinyModel, first_output, get_tiny_model
+from ..zoo.tiny_diffusers import TinyModel, first_output
 
 
 def generate(call, spec: TinyModel, inputs: dict, steps: int) -> torch.Tensor:
@@ -43,26 +34,6 @@ def psnr(result: torch.Tensor, reference: torch.Tensor) -> float:
     return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(peak**2 / mse)).item()
 
 
-@dataclass
-class SpeedRow:
-    model: str
-    policy: str
-    options: dict
-    device: str
-    steps: int
-    full_steps: int
-    uncached_s: float
-    cached_s: float
-    measured_speedup: float
-    ideal_speedup: float
-    ratio: float
-    psnr_db: float
-    cache_mib: float
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
 def timed(fn):
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -71,63 +42,3 @@ def timed(fn):
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     return out, time.perf_counter() - start
-
-
-def measure(
-    model_name: str,
-    policies: list[str],
-    steps: int = 28,
-    repeats: int = 5,
-    lowering: str = "inductor",
-    device: str = "cpu",
-    dtype: torch.dtype = torch.float32,
-    **overrides,
-) -> list[SpeedRow]:
-    spec = get_tiny_model(model_name)
-    model = spec.build().to(device)
-    if dtype != torch.float32:
-        model = model.to(dtype)
-    inputs = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in spec.make_inputs(dtype=dtype).items()}
-    # the uncached side is compiled by the same lowering (plain inductor, or the eager graph)
-    plain = torch.compile(model, backend=lowering)
-    sides = {"uncached": plain}
-    backends = {}
-    for policy in policies:
-        backends[policy] = c4d_backend(policy, lowering=lowering, **overrides)
-        sides[policy] = torch.compile(model, backend=backends[policy])
-    results, times = {}, {name: [] for name in sides}
-    for name, call in tqdm(sides.items(), desc=f"{model_name}: compile + warm-up"):
-        results[name] = generate(call, spec, inputs, steps)
-    for _ in tqdm(range(repeats), desc=f"{model_name}: alternating runs"):
-        for name, call in sides.items():
-            if name in backends:
-                backends[name].reset(stats=True)
-            results[name], seconds = timed(lambda call=call: generate(call, spec, inputs, steps))
-            times[name].append(seconds)
-    base = statistics.median(times["uncached"])
-    rows = []
-    for policy, backend in backends.items():
-        stats = backend.stats()
-        cached = statistics.median(times[policy])
-        measured = base / cached
-        rows.append(
-            SpeedRow(
-                model=model_name, policy=policy, options=backend.policy.options(), device=device, steps=steps,
-                full_steps=stats.full_steps, uncached_s=base, cached_s=cached, measured_speedup=measured,
-                ideal_speedup=stats.ideal_speedup, ratio=measured / stats.ideal_speedup,
-                psnr_db=psnr(results[policy], results["uncached"]), cache_mib=stats.cache_bytes / 2**20,
-            )
-        )
-    return rows
-
-
-def markdown(rows: list[SpeedRow]) -> str:
-    head = "| model | policy | steps (full) | uncached s | cached s | measured | ideal | ratio | PSNR dB | cache MiB |"
-    lines = [head, "|" + "---|" * 10]
-    for r in rows:
-        lines.append(
-            f"| {r.model} | {r.policy} | {r.steps} ({r.full_steps}) | {r.uncached_s:.3f} | {r.cached_s:.3f} | "
-            f"{r.measured_speedup:.2f}x | {r.ideal_speedup:.2f}x | {r.ratio:.2f} | {r.psnr_db:.1f} | "
-            f"{r.cache_mib:.2f} |"
-        )
-    return "\n".join(lines)

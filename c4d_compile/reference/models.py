@@ -64,6 +64,7 @@ class ReferenceModel(nn.Module):
 
     name: str
     transformer: nn.Module
+    timestep_scale: float  # multiplier from the ``timestep`` kwarg to the 0..1000 training-step scale
 
     def transformer_inputs(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
         raise NotImplementedError
@@ -86,6 +87,7 @@ class DiTReference(ReferenceModel):
     """DiTTransformer2DModel; the class goes through DiT's own adaLN-zero label embedding."""
 
     name = "dit"
+    timestep_scale = 1.0  # fed t * 1000 already
 
     def __init__(self, config: dict[str, Any]):
         super().__init__()
@@ -115,6 +117,7 @@ class FluxReference(ReferenceModel):
     """FluxTransformer2DModel; the class is a learned L-token "prompt" plus a learned pooled vector."""
 
     name = "flux"
+    timestep_scale = 1000.0  # fed t in [0, 1]; Flux scales it inside
 
     def __init__(self, config: dict[str, Any]):
         super().__init__()

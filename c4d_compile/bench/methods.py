@@ -1,0 +1,108 @@
+"""The rows of ``c4d bench``: a method turns a workload's transformer into a callable to sample with.
+
+Every method (the uncached model, a c4d preset, a peer library's cache) is prepared the same way and
+hands back a :class:`Prepared`, so the matrix times and scores them all by one loop. What a method
+cannot say about itself is measured by the matrix: a peer that reports no compute count gets its
+FLOPs counted over an eager generation (``flop_call``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Protocol
+
+import torch
+
+from ..backend import c4d_backend
+from .workloads import TransformerCall, Workload
+
+FAMILIES = ("uncached", "fewer steps", "c4d", "diffusers", "cache-dit")
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass
+class Prepared:
+    call: TransformerCall  # what the sampler calls in place of the transformer
+    steps: int  # sampler steps of one generation
+    settings: dict[str, Any]  # what was configured, as recorded in the JSON
+    begin: Callable[[], None] = _nothing  # before every generation: start from empty caches
+    # Full computations of the transformer in the last generation, when the method knows them exactly.
+    full_steps: Callable[[], int | None] = _nothing
+    # Ideal speedup (FLOPs of the uncached run / FLOPs of this one); None: the matrix counts FLOPs.
+    ideal_speedup: Callable[[], float | None] = _nothing
+    cache_bytes: Callable[[], int | None] = _nothing  # state held for the cache after a generation
+    flop_call: TransformerCall | None = None  # uncompiled equivalent of ``call``, for FLOP counting
+    # Whether ``call`` runs under torch.compile. A method that cannot (see diffusers_caches) is timed against
+    # the uncached model run the same way, never against the compiled one.
+    compiled: bool = True
+    close: Callable[[], None] = _nothing
+
+
+class Method(Protocol):
+    """A row of the matrix. ``label`` is unique within a run; ``family`` is one of FAMILIES."""
+
+    label: str
+    family: str
+
+    def prepare(self, workload: Workload, lowering: str, steps: int) -> Prepared: ...
+
+
+UNCACHED = "uncached"
+UNCACHED_NOT_COMPILED = "uncached, not compiled"
+
+
+@dataclass(frozen=True)
+class Uncached:
+    """The model compiled by the plain lowering; with ``steps`` set, the fewer-steps baseline; with
+    ``compiled=False``, the plain module (the reference for methods that cannot run compiled)."""
+
+    steps: int | None = None
+    compiled: bool = True
+
+    @property
+    def label(self) -> str:
+        if self.steps is not None:
+            return f"uncached, {self.steps} steps"
+        return UNCACHED if self.compiled else UNCACHED_NOT_COMPILED
+
+    @property
+    def family(self) -> str:
+        return "uncached" if self.steps is None else "fewer steps"
+
+    def prepare(self, workload: Workload, lowering: str, steps: int) -> Prepared:
+        run_steps = steps if self.steps is None else self.steps
+        call = workload.plain_compiled(lowering) if self.compiled else workload.transformer
+        return Prepared(
+            call=call, steps=run_steps, settings={"steps": run_steps, "compiled": self.compiled},
+            full_steps=lambda: run_steps, ideal_speedup=lambda: steps / run_steps, cache_bytes=lambda: 0,
+            compiled=self.compiled,
+        )
+
+
+@dataclass(frozen=True)
+class C4DPreset:
+    """A c4d preset (with optional overrides) as a Dynamo backend over the same transformer."""
+
+    preset: str
+    overrides: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    family: str = "c4d"
+
+    @property
+    def label(self) -> str:
+        extra = ",".join(f"{k}={v}" for k, v in sorted(self.overrides.items()))
+        return f"{self.preset}[{extra}]" if extra else self.preset
+
+    def prepare(self, workload: Workload, lowering: str, steps: int) -> Prepared:
+        backend = c4d_backend(self.preset, lowering=lowering, **dict(self.overrides))
+        stats = backend.stats
+        return Prepared(
+            call=torch.compile(workload.transformer, backend=backend), steps=steps,
+            settings=backend.policy.options(), begin=lambda: backend.reset(stats=True),
+            full_steps=lambda: stats().full_steps, ideal_speedup=lambda: stats().ideal_speedup,
+            cache_bytes=lambda: stats().cache_bytes,
+        )

@@ -1,0 +1,13 @@
+"""Peer libraries' caches as bench methods, by name. Each library's adapters live in their own module.
+
+The peers are an optional extra (``pip install "c4d-compile[peers]"``); the adapters import their
+library only when a row is prepared, so a missing one turns its rows into "skipped" entries.
+"""
+
+from __future__ import annotations
+
+from ..methods import Method
+from .cache_dit_caches import CACHE_DIT_METHODS
+from .diffusers_caches import DIFFUSERS_METHODS
+
+PEERS: dict[str, Method] = {m.label: m for m in (*DIFFUSERS_METHODS, *CACHE_DIT_METHODS)}

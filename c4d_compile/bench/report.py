@@ -1,0 +1,119 @@
+"""What ``c4d bench`` writes: a markdown table per model, a JSON file, and a speed-vs-PSNR Pareto plot."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from .matrix import BenchResult, BenchRow
+
+_HEAD = ("| method | family | compiled | steps (computed) | s / gen | measured | ideal | ratio | PSNR mean / worst dB "
+         "| vs fewer steps | SSIM | class acc. | Fréchet | cache MiB | compile s |")
+
+
+def _num(value: float | None, fmt: str, suffix: str = "") -> str:
+    if value is None:
+        return "–"
+    if math.isinf(value):
+        return "∞"
+    return f"{value:{fmt}}{suffix}"
+
+
+def _line(r: BenchRow) -> str:
+    front = " ★" if r.on_front else ""
+    psnr = f"{_num(r.psnr_mean, '.2f')} / {_num(r.psnr_worst, '.2f')}"
+    computed = _num(r.computations, ".0f") if r.computations == int(r.computations) else _num(r.computations, ".1f")
+    return (
+        f"| {r.method}{front} | {r.family} | {'yes' if r.compiled else 'no'} | {r.steps} ({computed}) | "
+        f"{r.seconds:.3f} | {r.measured_speedup:.2f}x | "
+        f"{r.ideal_speedup:.2f}x | {r.ratio:.2f} | {psnr} | {_num(r.fewer_steps_db, '+.2f', ' dB')} | "
+        f"{_num(r.ssim_mean, '.3f')} | {_num(None if r.accuracy is None else 100 * r.accuracy, '.1f', ' %')} | "
+        f"{_num(r.frechet, '.2f')} | {_num(r.cache_mib, '.2f')} | {_num(r.compile_seconds, '.1f')} |"
+    )
+
+
+def summary(rows: list[BenchRow]) -> list[str]:
+    """The two lines a reader wants first: who is on the front, and who beats fewer steps at equal compute."""
+    front = ", ".join(r.method for r in rows if r.on_front)
+    versus = ", ".join(f"{r.method} {r.fewer_steps_db:+.2f} dB" for r in rows if r.fewer_steps_db is not None)
+    return [f"Pareto front (measured speedup vs mean PSNR): {front}.", "",
+            f"Mean PSNR above the uncached model with as many steps as computed: {versus}."]
+
+
+def markdown(result: BenchResult) -> str:
+    """One table per model; ★ marks the Pareto front (measured speedup vs mean PSNR)."""
+    parts = []
+    for model in dict.fromkeys(r.model for r in result.rows):
+        rows = [r for r in result.rows if r.model == model]
+        head = rows[0]
+        parts.append(f"### {model} — {head.lowering} lowering, {head.device}, {head.steps} steps\n")
+        parts += [_HEAD, "|" + "---|" * (_HEAD.count("|") - 1)]
+        parts += [_line(r) for r in rows]
+        parts += ["", *summary(rows), ""]
+    if result.skipped:
+        parts.append("Skipped:\n")
+        parts += [f"- {s.model} / {s.method}: {s.reason}" for s in result.skipped]
+    return "\n".join(parts)
+
+
+def write_json(result: BenchResult, path: Path) -> None:
+    def clean(value):  # JSON has no infinity
+        return None if isinstance(value, float) and math.isinf(value) else value
+
+    data = {
+        "rows": [{k: clean(v) for k, v in r.as_dict().items()} for r in result.rows],
+        "skipped": [vars(s) for s in result.skipped],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+_STYLE = {  # family -> (marker, colour)
+    "fewer steps": ("s", "0.45"),
+    "c4d": ("o", "tab:blue"),
+    "diffusers": ("^", "tab:orange"),
+    "cache-dit": ("D", "tab:green"),
+}
+
+
+def plot_pareto(result: BenchResult, path: Path) -> None:
+    """One panel per model: measured speedup (x) against mean PSNR vs uncached (y); the front is joined."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(r.model for r in result.rows))
+    cols = min(2, len(models))
+    rows_of_panels = math.ceil(len(models) / cols)
+    fig, axes = plt.subplots(rows_of_panels, cols, figsize=(6.5 * cols, 4.8 * rows_of_panels), squeeze=False)
+    for ax in axes.flat[len(models):]:
+        ax.set_visible(False)
+    for ax, model in zip(axes.flat, models):
+        rows = [r for r in result.rows if r.model == model and r.family != "uncached"]
+        for family, (marker, colour) in _STYLE.items():
+            pts = [r for r in rows if r.family == family]
+            if pts:
+                ax.scatter([r.measured_speedup for r in pts], [r.psnr_mean for r in pts], marker=marker,
+                           color=colour, label=family, zorder=3, edgecolors="black", linewidths=0.4)
+        baseline = sorted((r for r in rows if r.family == "fewer steps"), key=lambda r: r.measured_speedup)
+        ax.plot([r.measured_speedup for r in baseline], [r.psnr_mean for r in baseline], color="0.6", ls=":")
+        front = sorted((r for r in rows if r.on_front), key=lambda r: r.measured_speedup)
+        ax.plot([r.measured_speedup for r in front], [r.psnr_mean for r in front], color="crimson", lw=1,
+                label="Pareto front", zorder=2)
+        for r in rows:
+            if r.family != "fewer steps":
+                ax.annotate(r.method, (r.measured_speedup, r.psnr_mean), fontsize=6, xytext=(3, 3),
+                            textcoords="offset points")
+        head = rows[0] if rows else None
+        where = f" ({head.lowering}, {head.device})" if head else ""
+        ax.set_title(f"{model}{where}", fontsize=9)
+        ax.set_xlabel("measured speedup vs uncached (×)")
+        ax.set_ylabel("PSNR vs uncached, mean (dB)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)

@@ -1,0 +1,42 @@
+import pytest
+
+from c4d_compile.bench.methods import C4DPreset
+from c4d_compile.bench.peers import PEERS
+from c4d_compile.bench.plans import FULL, QUICK
+from c4d_compile.errors import InvalidValueError, UnknownPolicyError
+from c4d_compile.policies import list_policies
+
+
+def test_full_plan_runs_every_preset_and_every_peer():
+    methods = FULL.methods()
+    assert [m.label for m in methods if isinstance(m, C4DPreset)] == list_policies()
+    assert len(methods) == len(list_policies()) + len(PEERS)
+    assert FULL.models == ("dit", "flux", "flux-bench", "wan")
+
+
+def test_quick_plan_is_small():
+    assert QUICK.repeats == 1 and QUICK.per_class == 1 and set(QUICK.models) == {"dit", "flux"}
+    assert len(QUICK.methods()) <= 6
+
+
+def test_overrides_replace_only_what_is_given():
+    plan = QUICK.with_overrides(models=("wan",), repeats=None)
+    assert plan.models == ("wan",) and plan.repeats == QUICK.repeats
+
+
+@pytest.mark.parametrize(
+    "overrides, error, listed",
+    [
+        ({"policies": ("taylorsear",)}, UnknownPolicyError, "taylorseer-lite"),
+        ({"peers": ("teacache",)}, InvalidValueError, "peer"),
+        ({"models": ("sdxl",)}, InvalidValueError, "flux-bench"),
+    ],
+)
+def test_bad_names_fail_before_running_and_list_the_valid_ones(overrides, error, listed):
+    with pytest.raises(error, match=listed):
+        QUICK.with_overrides(**overrides).methods()
+
+
+def test_unknown_plan_option_is_rejected():
+    with pytest.raises(InvalidValueError, match="repeats"):
+        QUICK.with_overrides(repeat=3)
