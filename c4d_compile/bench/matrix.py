@@ -155,9 +155,10 @@ def _bench_model(model, methods, repeats, steps, lowering, per_class, seed, prog
         add(method)
     if any(not p.compiled for _, p in entries.values()):
         add(Uncached(compiled=False))
-    fewer = sorted({_equal_compute(steps, p, ideal[label]) for label, (m, p) in entries.items()
-                    if m.family not in ("uncached", "fewer steps")} - {steps})
-    for k in fewer:
+    # Each cached row's compute, in sampler steps of the uncached model: its fewer-steps baseline.
+    equal = {label: _equal_compute(steps, p, ideal[label]) for label, (m, p) in entries.items()
+             if m.family != "uncached"}
+    for k in sorted(set(equal.values()) - {steps}):
         add(Uncached(k))
 
     computed_at_warmup = {label: p.full_steps() for label, (_, p) in entries.items()}
@@ -197,8 +198,7 @@ def _bench_model(model, methods, repeats, steps, lowering, per_class, seed, prog
             compile_seconds=max(first[label] - seconds, 0.0) if own_compile else None,
         ))
         prepared.close()
-    _compare_with_fewer_steps(result.rows, steps, {lbl: _equal_compute(steps, p, ideal[lbl])
-                                                   for lbl, (_, p) in entries.items()})
+    _compare_with_fewer_steps(result.rows, steps, equal)
     mark_pareto_front(result.rows)
     torch._dynamo.reset()
     return result
@@ -209,7 +209,8 @@ def _compare_with_fewer_steps(rows: list[BenchRow], steps: int, equal: dict[str,
     for row in rows:
         if row.family in ("uncached", "fewer steps"):
             continue
-        baseline = by_steps.get(equal[row.method]) if equal[row.method] < steps else None
+        k = equal.get(row.method, steps)
+        baseline = by_steps.get(k) if k < steps else None  # a row computing every step has no baseline
         if baseline is not None:
             row.fewer_steps_db = row.psnr_mean - baseline.psnr_mean
 

@@ -74,7 +74,8 @@ def _in_context(transformer: nn.Module, fn: Callable[..., Any]) -> Callable[...,
 
 
 def _block_identifiers(transformer: nn.Module) -> list[str]:
-    """Every block of every ModuleList child, so TaylorSeer forecasts whole blocks (as c4d's preset does)."""
+    """Every block of every ModuleList child: TaylorSeer then forecasts each block's output and skips all of
+    them on predicted steps, the compute c4d's ``taylorseer`` saves (which forecasts the blocks' branches)."""
     return [rf"{name}\.\d+" for name, child in transformer.named_children() if isinstance(child, nn.ModuleList)]
 
 
