@@ -1,30 +1,48 @@
 """c4d-compile: training-free feature caching for diffusion transformers as a torch.compile backend.
 
-    backend = c4d_backend("taylorseer-lite")
-    model = torch.compile(transformer, backend=backend)
+    backend = c4d_backend("taylorseer")
+    model = torch.compile(transformer, backend=backend)            # any DiT, bare loops included
+    backend = enable_cache(pipe, "taylorseer", budget=10)          # a diffusers pipeline, set up in one call
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .backend import C4DBackend, C4DWarning, c4d_backend
+from .backend import C4DBackend, C4DCompileError, C4DWarning, c4d_backend
 from .errors import C4DError, ConfigError, InvalidValueError, NotCacheableError, UnknownOptionError, UnknownPolicyError
-from .policies import FixedSchedule, Policy, Region, get_policy, list_policies
+from .pipelines import enable_cache
+from .policies import (
+    BudgetSchedule,
+    CalibratedSchedule,
+    ExplicitSchedule,
+    IntervalSchedule,
+    MissingStepCountError,
+    Policy,
+    Region,
+    SpreadSchedule,
+    Variable,
+    get_policy,
+    list_policies,
+)
+from .policies.schedules import CalibrationFileError
+from .settings import Settings
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
-    "C4DBackend", "C4DError", "C4DWarning", "ConfigError", "FixedSchedule", "InvalidValueError",
-    "NotCacheableError", "Policy", "Region", "UnknownOptionError", "UnknownPolicyError", "c4d_backend",
-    "get_policy", "list_policies",
+    "BudgetSchedule", "C4DBackend", "C4DCompileError", "C4DError", "C4DWarning", "CalibratedSchedule",
+    "CalibrationFileError", "ConfigError", "ExplicitSchedule", "IntervalSchedule", "InvalidValueError",
+    "MissingStepCountError", "NotCacheableError", "Policy", "Region", "Settings", "SpreadSchedule",
+    "UnknownOptionError", "UnknownPolicyError", "Variable", "c4d_backend", "enable_cache", "get_policy",
+    "list_policies",
 ]
 
 
 def _dynamo_backend(gm, example_inputs, options: dict[str, Any] | None = None, **_: Any):
-    """``torch.compile(m, backend="c4d", options={"policy": "taylorseer-lite", ...})``."""
+    """``torch.compile(m, backend="c4d", options={"policy": "taylorseer", ...})``."""
     options = dict(options or {})
-    policy = options.pop("policy", "taylorseer-lite")
+    policy = options.pop("policy", "taylorseer")
     return C4DBackend(policy, **options)(gm, example_inputs)
 
 

@@ -1,33 +1,35 @@
 """``c4d_backend(policy, **overrides)``: the torch.compile backend.
 
-For every graph Dynamo hands over: analyze -> plan -> rewrite -> lower -> Runtime (design.md §3).
-A graph with nothing to cache is lowered as it is, with one warning that says why.
+For every graph Dynamo hands over: analyze -> plan -> rewrite -> lower -> Runtime. A graph with
+nothing to cache runs compiled without a cache, with one warning that says why; a failure in any
+stage does the same (the warning names the stage), unless ``strict=True`` asks for the error.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.fx as fx
 
 from .backends import get_lowering
-from .errors import InvalidValueError, NotCacheableError
+from .clock import Clocks
+from .contexts import call_context, new_generation
+from .errors import C4DError, ConfigError, InvalidValueError, NotCacheableError, UnknownOptionError
 from .flops import LazyFlops
 from .passes.analyze import GraphAnalysis, analyze
-from .passes.graph_utils import example_value, tensor_meta, user_inputs
-from .passes.rewrite_variants import RewriteResult, Variant, VariantKind, rewrite_variants
+from .passes.graph_utils import example_value, is_parameter_input, tensor_meta, user_inputs
+from .passes.variants import WEIGHTS, RewriteResult, Variant, build_variants
 from .plan import CachePlan, make_plan
 from .policies import Policy, get_policy
-from .runtime import LoweredVariant, Runtime
-from .shapes import state_shape_resolver
-from .stats import CacheStats
-from .steps import StepTracker
+from .runtime import CallSignature, LoweredVariant, Runtime
+from .settings import Settings
+from .state import StateTable
+from .stats import CacheStats, StatsRecorder
 
 log = logging.getLogger("c4d_compile")
 
@@ -36,18 +38,31 @@ class C4DWarning(UserWarning):
     """The model runs, but (part of) it is not cached; the message says why."""
 
 
+class C4DCompileError(C4DError):
+    """strict=True and a stage of the compilation failed; the message names the stage."""
+
+
 class C4DBackend:
     """A torch.compile backend that caches per ``policy``. Pass it as ``torch.compile(m, backend=...)``."""
 
-    def __init__(self, policy: str | Policy, *, lowering: str = "inductor", strict: bool = False, **overrides: Any):
-        self.policy = get_policy(policy, **overrides)
-        self.lowering = lowering
-        self._lower = get_lowering(lowering)
-        if not isinstance(strict, bool):
-            raise InvalidValueError("strict", strict, "True or False")
-        self.strict = strict
-        self.tracker = StepTracker()
-        self._stats = CacheStats()
+    def __init__(self, policy: str | Policy, *, settings: Settings | None = None, **options: Any):
+        setting_names = Settings.names()
+        given = {k: v for k, v in options.items() if k in setting_names}
+        if settings is not None and given:
+            raise InvalidValueError("settings", sorted(given), "either settings=Settings(...) or keywords, not both")
+        self.settings = Settings(**given) if settings is None else settings
+        base = get_policy(policy)
+        overrides = {k: v for k, v in options.items() if k not in setting_names}
+        for key in overrides:
+            if key not in base.valid_options():
+                raise UnknownOptionError(key, [*base.valid_options(), *setting_names], where="c4d_backend")
+        self.policy = base.with_overrides(**overrides)
+        self._lower = get_lowering(self.settings)
+        self.clocks = Clocks()
+        self.states = StateTable()
+        self.recorder = StatsRecorder()
+        self.recorders: list = []  # called with every FULL step's feature values (calibration)
+        self.recorder.total.schedule = self.recorder.last.schedule = self.policy.schedule.describe()
         self.analysis: GraphAnalysis | None = None
         self.plan: CachePlan | None = None
         self.rewrite: RewriteResult | None = None
@@ -55,7 +70,16 @@ class C4DBackend:
         self.compile_seconds = 0.0
         self._lists_seen: dict[str, list[Runtime]] = {}
         self._warned: set[str] = set()
+        self._models: dict[object, int] = {}
         self._graphs = 0
+
+    @property
+    def lowering(self) -> str:
+        return self.settings.lowering
+
+    @property
+    def strict(self) -> bool:
+        return self.settings.strict
 
     # -- torch.compile entry point ---------------------------------------------------------------
     def __call__(self, gm: fx.GraphModule, example_inputs: Sequence) -> Any:
@@ -65,46 +89,46 @@ class C4DBackend:
         finally:
             self.compile_seconds += time.perf_counter() - started
 
+    def _stage(self, stage: str, fn, *args):
+        """Run one stage; a failure is a typed error under strict, else None (the caller runs uncached)."""
+        try:
+            return fn(*args), None
+        except ConfigError:  # the user's configuration does not fit this model: always said, never skipped
+            raise
+        except C4DError as err:
+            if self.strict:
+                raise
+            return None, f"{stage}: {err}"
+        except Exception as err:  # any failure of ours must not cost the user a working model
+            if self.strict:
+                raise C4DCompileError(f"c4d {stage} failed: {type(err).__name__}: {err}") from err
+            return None, f"{stage} failed ({type(err).__name__}: {err})"
+
     def _compile(self, gm: fx.GraphModule, example_inputs: Sequence):
         self._graphs += 1
-        analysis = self.analysis = analyze(gm)
+        analysis, failed = self._stage("analysis", analyze, gm)
+        if failed:
+            return self._give_up(gm, example_inputs, failed)
+        self.analysis = analysis
         if log.isEnabledFor(logging.INFO):
             log.info("c4d analysis:\n%s", analysis.report())
         split = self._note_split(analysis)
         if split or not analysis.cacheable:
-            reasons = "; ".join(analysis.problems) or "no stack output reaches the graph's outputs"
-            if self.strict:
-                raise NotCacheableError(f"nothing to cache in this graph: {reasons}")
-            if split or self._graphs > 1:
-                self._warn(
-                    "split",
-                    f"c4d: {self._graphs} graphs compiled for this model and one has nothing to cache "
-                    f"({reasons}): graph breaks split the model and its block stack across several graphs, "
-                    "which run uncached; compile with fullgraph=True to see where the graph breaks",
-                )
-            else:
-                self._warn(reasons, f"c4d: running a graph without cache: {reasons}")
-            return self._uncached(gm, example_inputs)
-
-        plan = self.plan = make_plan(analysis, self.policy)
-        self._stats.planned_bytes_per_context = plan.state_bytes
-        rewrite = self.rewrite = rewrite_variants(gm, plan)
-        lowered = {kind: self._lower_variant(v, plan, gm, example_inputs) for kind, v in rewrite.variants.items()}
-        inputs = user_inputs(gm)
-        placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
-        latent = next(n for n in inputs if (m := tensor_meta(n)) is not None and m.is_floating_point() and m.dim() >= 2)
-        runtime = Runtime(
-            plan,
-            self.policy.schedule,
-            lowered[VariantKind.FULL],
-            lowered[VariantKind.CACHED],
-            [t.position for t in analysis.timesteps],
-            self.tracker,
-            self._stats,
-            state_shape_resolver(gm, [f.name for f in plan.features]),
-            placeholders.index(latent),
-            [i for i, n in enumerate(placeholders) if isinstance(example_value(n), torch.SymInt)],
-        )
+            return self._not_cacheable(gm, example_inputs, analysis, split)
+        plan, failed = self._stage("plan", make_plan, gm, analysis, self.policy)
+        if failed:
+            return self._give_up(gm, example_inputs, failed)
+        self.plan = plan
+        self.recorder.total.planned_bytes_per_context = plan.state_bytes
+        self._warn_coarsened(analysis)
+        rewrite, failed = self._stage("rewrite", build_variants, gm, plan)
+        if failed:
+            return self._give_up(gm, example_inputs, failed)
+        self.rewrite = rewrite
+        lowered, failed = self._stage("lowering", self._lower_all, rewrite, plan, gm, example_inputs)
+        if failed:
+            return self._give_up(gm, example_inputs, failed)
+        runtime = Runtime(self, self.policy, plan, lowered, _signature(gm, analysis))
         self.runtimes.append(runtime)
         for name in analysis.stack.lists:
             self._lists_seen.setdefault(name, []).append(runtime)
@@ -112,27 +136,55 @@ class C4DBackend:
             log.info("c4d plan:\n%s", plan.describe())
         return runtime
 
+    def _lower_all(self, rewrite: RewriteResult, plan: CachePlan, gm: fx.GraphModule, example_inputs: Sequence):
+        return {kind: self._lower_variant(v, plan, gm, example_inputs) for kind, v in rewrite.variants.items()}
+
     def _lower_variant(self, variant: Variant, plan: CachePlan, gm: fx.GraphModule, example_inputs: Sequence):
         by_name = {n.name: n for n in gm.graph.nodes}
-        state = []
-        for f in plan.features:
-            meta = tensor_meta(by_name[f.name])
-            symbolic = any(not isinstance(d, int) for d in meta.shape)
-            example = meta if symbolic else torch.zeros(f.shape, dtype=f.dtype, device=meta.device)
-            state += [example] * plan.forecaster.num_slots
-        scalars = [torch.tensor(1.0) for _ in variant.scalar_names]
         device = next(x.device for x in example_inputs if isinstance(x, torch.Tensor))
-        scalars = [s.to(device) for s in scalars]
-        examples = [*example_inputs, *state, *scalars]
-        fn = self._lower(variant.gm, examples)
-        return LoweredVariant(fn, variant.scalar_names, variant.num_outputs, LazyFlops(variant.gm, examples))
+        examples = {WEIGHTS: torch.ones(plan.num_slots, device=device)}
+        for feature in plan.features:
+            meta = tensor_meta(by_name[feature.name])
+            symbolic = any(not isinstance(d, int) for d in meta.shape)
+            example = meta if symbolic else torch.zeros(feature.shape, dtype=feature.dtype, device=device)
+            examples.update({f"{feature.name}@{age}": example for age in range(plan.num_slots)})
+        full_examples = [*example_inputs, *(examples[name] for name in variant.inputs)]
+        fn = self._lower(variant.gm, full_examples, self.settings)
+        return LoweredVariant(variant.kind, fn, variant.num_outputs, variant.inputs, variant.outputs,
+                              LazyFlops(variant.gm, full_examples))
 
-    def _uncached(self, gm: fx.GraphModule, example_inputs: Sequence):
-        fn = self._lower(gm, list(example_inputs))
-        stats = self._stats
+    def _not_cacheable(self, gm, example_inputs, analysis: GraphAnalysis, split: bool):
+        reasons = "; ".join(analysis.problems) or "no stack output reaches the graph's outputs"
+        if self.strict:
+            raise NotCacheableError(f"nothing to cache in this graph: {reasons}")
+        if split or self._graphs > 1:
+            return self._uncached(gm, example_inputs, split_reason=reasons)
+        self._warn(reasons, f"c4d: running a graph without cache: {reasons}")
+        return self._uncached(gm, example_inputs)
+
+    def _give_up(self, gm, example_inputs, why: str):
+        self._warn(why, f"c4d: {why}; this graph runs compiled without a cache (strict=True raises instead)")
+        return self._uncached(gm, example_inputs)
+
+    def _uncached(self, gm: fx.GraphModule, example_inputs: Sequence, split_reason: str | None = None):
+        try:
+            fn = self._lower(gm, list(example_inputs), self.settings)
+        except Exception as err:  # the lowering cannot take this graph either: run it as Python
+            self._warn("lowering " + type(err).__name__,
+                       f"c4d: {self.lowering} could not compile a graph ({type(err).__name__}: {err}); it runs eagerly")
+            fn = gm.forward
+        recorder, calls = self.recorder, [0]
 
         def run(*args):
-            stats.uncached_calls += 1
+            recorder.uncached()
+            calls[0] += 1
+            if split_reason is not None and calls[0] == 2:  # by the second forward every fragment is compiled
+                self._warn(
+                    "split",
+                    f"c4d: graph breaks split this model into {self._graphs} graphs and its block stack across "
+                    f"several of them ({split_reason}); they run uncached. Compile with fullgraph=True to see where "
+                    "the graph breaks",
+                )
             return fn(*args)
 
         return run
@@ -148,6 +200,25 @@ class C4DBackend:
                     runtime.enabled = False
         return analysis.split
 
+    def _warn_coarsened(self, analysis: GraphAnalysis) -> None:
+        coarse = [bb for bb in analysis.branches if not bb.proven]
+        if coarse and self.policy.region.value == "branch":
+            names = ", ".join(f"{bb.block} ({bb.reason})" for bb in coarse)
+            self._warn("coarse", f"c4d: {len(coarse)} block(s) are not provably 'stream + residual branches' and are "
+                                 f"cached as whole-block residuals instead: {names}")
+
+    def context_label(self, model: object, context: str) -> str:
+        """The context's name in stats; the second and later models a backend serves are told apart."""
+        index = self._models.setdefault(model, len(self._models))
+        return context if index == 0 else f"{context}[model {index}]"
+
+    def note_no_step_count(self, schedule) -> None:
+        """The Runtime found no step count; a schedule that can do without says what it does instead."""
+        if schedule.without_step_count:
+            self._warn("steps", f"c4d: the number of steps is unknown, so the {schedule.kind!r} schedule runs "
+                                f"{schedule.without_step_count}; pass num_steps=, call backend.begin_generation"
+                                "(timesteps), or use c4d_compile.enable_cache(pipe, ...)")
+
     def _warn(self, key: str, message: str) -> None:
         if key not in self._warned:
             self._warned.add(key)
@@ -155,38 +226,65 @@ class C4DBackend:
 
     # -- user API -----------------------------------------------------------------------------
     def stats(self) -> CacheStats:
-        return self._stats
+        """Totals since the last ``reset(stats=True)``; ``stats().last`` is the newest generation alone."""
+        kinds = {e.name: e.kind for r in self.runtimes for e in r.plan.state}
+        held = self.states.held_bytes(kinds)
+        total = self.recorder.total
+        total.cache_bytes_by_kind = self.recorder.last.cache_bytes_by_kind = held
+        total.last = self.recorder.last
+        return total
 
     def reset(self, *, stats: bool = False) -> None:
-        """Forget every cache: the next call starts a new generation. ``stats=True`` also zeroes the stats.
-
-        ``torch._dynamo.reset()`` calls this too (it resets every backend it has cached), so stats
-        survive it unless asked.
-        """
-        self.tracker.reset()
-        for runtime in self.runtimes:
-            runtime.states.clear()
+        """Forget every cache and clock: the next call starts a new generation at step 0 (also in the
+        middle of one). ``stats=True`` also zeroes the stats. ``torch._dynamo.reset()`` calls this too."""
+        self.clocks.reset()
+        self.states.clear()
         if stats:
-            planned = self._stats.planned_bytes_per_context
-            self._stats = CacheStats(planned_bytes_per_context=planned)
-            for runtime in self.runtimes:
-                runtime.stats = self._stats
+            planned = self.recorder.total.planned_bytes_per_context
+            self.recorder = StatsRecorder()
+            self.recorder.total.planned_bytes_per_context = planned
+            self.recorder.total.schedule = self.recorder.last.schedule = self.policy.schedule.describe()
 
-    @contextlib.contextmanager
-    def cache_context(self, name: str) -> Iterator[None]:
-        """Calls inside use the cache of context ``name`` (e.g. "cond" / "uncond")."""
-        previous, self.tracker.explicit_context = self.tracker.explicit_context, name
-        try:
-            yield
-        finally:
-            self.tracker.explicit_context = previous
+    def cache_context(self, name: str, step_index: int | None = None, num_steps: int | None = None):
+        """Calls inside use the cache of context ``name`` (e.g. "cond" / "uncond"); see ``contexts.py``."""
+        return call_context(name, step_index, num_steps)
+
+    def begin_generation(self, timesteps: Sequence | torch.Tensor | None = None, *, num_steps: int | None = None):
+        """The next calls are a new generation of ``len(timesteps)`` step calls per context (or ``num_steps``).
+
+        Per thread: the caches of this thread's previous generation are freed.
+        """
+        if timesteps is not None:
+            num_steps = len(timesteps)
+        if num_steps is not None and (isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1):
+            raise InvalidValueError("num_steps", num_steps, "an integer >= 1")
+        previous = self.clocks.generation_var.get()
+        if previous is not None:
+            self.states.forget(lambda slot: slot[2] == previous.number)
+        self.clocks.begin(new_generation(num_steps))
 
     def __repr__(self) -> str:
-        return f"C4DBackend(policy={self.policy.name!r}, lowering={self.lowering!r}, options={self.policy.options()})"
+        return f"C4DBackend(policy={self.policy.name!r}, settings={self.settings}, options={self.policy.options()})"
 
 
-def c4d_backend(
-    policy: str | Policy, *, lowering: str = "inductor", strict: bool = False, **overrides: Any
-) -> C4DBackend:
-    """The one verb: a torch.compile backend that caches with ``policy`` (a preset name or a Policy)."""
-    return C4DBackend(policy, lowering=lowering, strict=strict, **overrides)
+def _signature(gm: fx.GraphModule, analysis: GraphAnalysis) -> CallSignature:
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    inputs = set(user_inputs(gm))
+    latent = next(n for n in placeholders if n in inputs and (m := tensor_meta(n)) is not None
+                  and m.is_floating_point() and m.dim() >= 2)
+    return CallSignature(
+        timesteps=tuple(t.position for t in analysis.timesteps),
+        parameter=next((i for i, n in enumerate(placeholders) if is_parameter_input(n)), None),
+        sized=tuple(i for i, n in enumerate(placeholders) if n in inputs and tensor_meta(n) is not None),
+        sizes=tuple(i for i, n in enumerate(placeholders) if isinstance(example_value(n), torch.SymInt)),
+        device=placeholders.index(latent),
+    )
+
+
+def c4d_backend(policy: str | Policy, *, settings: Settings | None = None, **options: Any) -> C4DBackend:
+    """The one verb: a torch.compile backend that caches with ``policy`` (a preset name or a Policy).
+
+    ``options`` are policy overrides (``budget=8``, ``order=2``, ...) and settings (``lowering``,
+    ``strict``, ``mode``, ``inductor_options``); unknown names are rejected with the valid ones.
+    """
+    return C4DBackend(policy, settings=settings, **options)

@@ -1,4 +1,4 @@
-"""``c4d`` command line: ``c4d inspect MODEL``, ``c4d policies``, ``c4d demo``, ``c4d bench``."""
+"""``c4d`` command line: ``c4d inspect``, ``c4d policies``, ``c4d demo``, ``c4d bench``, ``c4d calibrate``."""
 
 from __future__ import annotations
 
@@ -45,6 +45,18 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    from .calibration import calibrate
+    from .calibration.targets import load_target
+
+    model, run = load_target(args.model, args.steps, args.seeds, args.per_class, args.shift)
+    result = calibrate(model, run, args.policy, budget=args.budget, out=args.out, **dict(args.set))
+    print(f"{result.policy.name}, budget {result.budget} of {result.num_steps} steps: full steps "
+          f"{list(result.full_steps)} (forecast error {result.error:.4g}); wrote {result.path}")
+    print(f"use it: c4d_backend({result.policy.name!r}, schedule={str(result.path)!r})")
+    return 0
+
+
 def _option(text: str) -> tuple[str, object]:
     """``KEY=VALUE`` with VALUE read as a Python literal where it is one (6, 0.5, True), else as text."""
     import ast
@@ -64,13 +76,15 @@ def _bench(args: argparse.Namespace) -> int:
     import torch
 
     from .bench.matrix import run_matrix
-    from .bench.plans import FULL, QUICK
+    from .bench.plans import BUDGETS, FULL, QUICK
     from .bench.report import markdown, plot_pareto, write_json
 
-    plan = (QUICK if args.quick else FULL).with_overrides(
+    base = QUICK if args.quick else BUDGETS if args.budgets else FULL
+    plan = base.with_overrides(
         models=args.models and tuple(args.models), policies=args.policies and tuple(args.policies),
         peers=args.peers if args.peers is None else tuple(args.peers), repeats=args.repeats,
         per_class=args.per_class, lowering=args.lowering, steps=args.steps, overrides=tuple(args.set) or None,
+        budgets=args.budgets and tuple(args.budgets), shifts=args.shifts and tuple(args.shifts),
     )
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -83,8 +97,8 @@ def _bench(args: argparse.Namespace) -> int:
         write_json(result, out / "bench.json")
         plot_pareto(result, out / "pareto.png")
 
-    result = run_matrix(list(plan.models), methods, on_model=write, repeats=plan.repeats, steps=plan.steps,
-                        lowering=plan.lowering, per_class=plan.per_class)
+    result = run_matrix(list(plan.models), methods, on_model=write, shifts=plan.shifts, repeats=plan.repeats,
+                        steps=plan.steps, lowering=plan.lowering, per_class=plan.per_class)
     print(markdown(result))
     print(f"wrote {out / 'bench.md'}, {out / 'bench.json'}, {out / 'pareto.png'}")
     return 0
@@ -98,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--policy", default="taylorseer-lite", help="policy whose cache plan to show")
     inspect.set_defaults(func=_inspect)
     demo = sub.add_parser("demo", help="digits from a trained reference model: uncached, cached, fewer steps")
-    demo.add_argument("--model", default="flux", help="reference model: flux or dit")
+    demo.add_argument("--model", default="flux", help="reference model: flux, dit or dit-eps")
     demo.add_argument("--policy", default="taylorseer")
     demo.add_argument("--steps", type=int, default=50)
     demo.add_argument("--per-class", type=int, default=2)
@@ -108,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
     bench = sub.add_parser("bench", help="models x methods: speed and fidelity vs uncached, fewer steps and peers")
     bench.add_argument("--quick", action="store_true", help="two reference models, a few methods, one repeat")
-    bench.add_argument("--models", nargs="+", help="default: dit flux flux-bench wan")
+    bench.add_argument("--models", nargs="+", help="default: dit flux dit-eps flux-bench wan (with --budgets: the "
+                       "trained models)")
     bench.add_argument("--policies", nargs="+", help="c4d presets (default: all; see `c4d policies`)")
     bench.add_argument("--peers", nargs="*", help="peer caches (default: all registered; none: --peers)")
     bench.add_argument("--repeats", type=int, help="alternated timed runs per method")
@@ -118,9 +133,26 @@ def build_parser() -> argparse.ArgumentParser:
                        help="auto: inductor for random-weight speed configs, eager for reference models")
     bench.add_argument("--set", nargs="+", type=_option, default=[], metavar="KEY=VALUE",
                        help="override for every c4d preset, e.g. --set interval=6 warmup=3")
+    bench.add_argument("--budgets", type=int, nargs="+", help="equal-compute study: every preset (default, paper "
+                       "and calibrated schedule) and the peers' TaylorSeer at these full computations per generation")
+    bench.add_argument("--shifts", type=float, nargs="+", help="sampler grids of the trained flow models (time "
+                       "shift; 1 = uniform; default 1, and 1 3 with --budgets)")
     bench.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     bench.add_argument("--out", default="bench-out", help="folder for bench.md, bench.json, pareto.png")
     bench.set_defaults(func=_bench)
+    calibrate = sub.add_parser("calibrate", help="choose the full steps of a budget on a model, by exact search")
+    calibrate.add_argument("model", help="a trained reference model (dit, flux, ...) or module:factory -> (model, run)")
+    calibrate.add_argument("--policy", default="taylorseer")
+    calibrate.add_argument("--budget", type=int, required=True, help="full computations per generation")
+    calibrate.add_argument("--steps", type=int, default=50, help="sampler steps (reference models)")
+    calibrate.add_argument("--seeds", type=int, nargs="+", default=[1], help="seeds recorded (reference models); "
+                           "keep them apart from the seeds you evaluate on")
+    calibrate.add_argument("--per-class", type=int, default=1, help="images per digit (reference models)")
+    calibrate.add_argument("--shift", type=float, default=1.0, help="sampler time shift (flow reference models)")
+    calibrate.add_argument("--set", nargs="+", type=_option, default=[], metavar="KEY=VALUE",
+                           help="policy options searched with, e.g. --set region=output order=1")
+    calibrate.add_argument("--out", required=True, help="the schedule file to write (.json)")
+    calibrate.set_defaults(func=_calibrate)
     policies = sub.add_parser("policies", help="list the presets and their options")
     policies.set_defaults(func=_policies)
     return parser

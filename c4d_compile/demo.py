@@ -56,7 +56,7 @@ def run_demo(
 ) -> dict:
     model = load_reference_model(model_name)
     labels = class_labels(per_class)
-    backend = c4d_backend(policy, lowering=lowering, **overrides)
+    backend = c4d_backend(policy, lowering=lowering, **{"num_steps": steps, **overrides})
     cached_call = torch.compile(model.transformer, backend=backend)
     plain_call = torch.compile(model.transformer, backend=lowering)
     runs = {

@@ -47,5 +47,5 @@ def inspect_target(target: str, policy: str = "taylorseer-lite") -> list[tuple[G
     results = []
     for gm in trace_graphs(model, inputs):
         analysis = analyze(gm)
-        results.append((analysis, make_plan(analysis, resolved) if analysis.cacheable else None))
+        results.append((analysis, make_plan(gm, analysis, resolved) if analysis.cacheable else None))
     return results

@@ -1,18 +1,20 @@
-"""Plan: which values a policy caches, their state tensors and their memory, before step one."""
+"""Plan: which values a policy caches, the state tensors that hold them, and their memory, before step one."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
+import torch.fx as fx
 
 from .passes.analyze import GraphAnalysis
 from .passes.find_stream import StreamValue
 from .passes.graph_utils import size_hint
 from .policies.config import Policy, Region
+from .step_program import StateTensor, VariantKind
 
 
 @dataclass(frozen=True)
@@ -20,23 +22,39 @@ class CachedFeature:
     name: str  # graph value that is cached
     shape: tuple[int, ...]
     dtype: torch.dtype
-    residual_of: str | None = None  # cache `name - residual_of` (stack residual) instead of the value
+    residual_of: str | None = None  # cache `name - residual_of` (a residual) instead of the value
     kind: str = "value"  # what it is: output, stack, branch, block (for per-region memory)
 
     @property
     def numel(self) -> int:
         return math.prod(self.shape)
 
-    @property
-    def nbytes(self) -> int:
-        return self.numel * torch.empty((), dtype=self.dtype).element_size()
+
+def history_names(feature: CachedFeature, slots: int) -> list[str]:
+    """State names of a feature's history, newest first."""
+    return [f"{feature.name}@{age}" for age in range(slots)]
 
 
 @dataclass(frozen=True)
 class CachePlan:
     region: Region
     features: tuple[CachedFeature, ...]
-    forecaster: Any
+    num_slots: int  # history length per feature (the forecaster's)
+    fingerprint: dict  # the graph and feature shapes the plan was made for (calibration files check it)
+    variant_kinds: tuple[VariantKind, ...] = (VariantKind.FULL, VariantKind.CACHED)
+
+    @property
+    def state(self) -> tuple[StateTensor, ...]:
+        """Per feature, its history: age 0 written by FULL, older ages shifted from younger ones."""
+        entries = []
+        for f in self.features:
+            names = history_names(f, self.num_slots)
+            for age, name in enumerate(names):
+                entries.append(StateTensor(
+                    name, f.shape, f.dtype, f.kind, written_by=(VariantKind.FULL,), read_by=(VariantKind.CACHED,),
+                    shifts_from=names[age - 1] if age else None,
+                ))
+        return tuple(entries)
 
     @property
     def state_bytes(self) -> int:
@@ -47,16 +65,17 @@ class CachePlan:
     def bytes_by_kind(self) -> dict[str, int]:
         """Bytes of cache state for one guidance context, per kind of feature (branch, block, ...)."""
         out: dict[str, int] = {}
-        for f in self.features:
-            out[f.kind] = out.get(f.kind, 0) + f.nbytes * self.forecaster.num_slots
+        for entry in self.state:
+            out[entry.kind] = out.get(entry.kind, 0) + entry.nbytes
         return out
 
     def describe(self) -> str:
-        lines = [f"region {self.region.value}: {len(self.features)} feature(s) x {self.forecaster.num_slots} slot(s), "
-                 f"{self.state_bytes / 2**20:.3f} MiB per context"]
+        lines = [f"region {self.region.value}: {len(self.features)} feature(s) x {self.num_slots} history slot(s), "
+                 f"{self.state_bytes / 2**20:.3f} MiB per context; variants "
+                 + ", ".join(k.value for k in self.variant_kinds)]
         for f in self.features:
             kind = f"residual vs {f.residual_of}" if f.residual_of else "value"
-            lines.append(f"  {f.name} {list(f.shape)} {str(f.dtype).replace('torch.', '')} ({kind})")
+            lines.append(f"  {f.name} {list(f.shape)} {str(f.dtype).replace('torch.', '')} ({f.kind} {kind})")
         return "\n".join(lines)
 
 
@@ -80,23 +99,9 @@ def _branch_features(analysis: GraphAnalysis) -> list[CachedFeature]:
         if bb.proven:
             features += [_feature(StreamValue(b.feature, b.shape, b.dtype), "branch") for b in bb.branches]
         else:
-            features += _block_residuals(analysis, bb)
-    return features
-
-
-def _block_residuals(analysis: GraphAnalysis, bb) -> list[CachedFeature]:
-    values = {v.name: v for boundary in analysis.stream.boundaries for v in boundary}
-    values.update({v.name: v for v in analysis.stream.inputs})
-    inputs = [values[name] for name in bb.inputs if name in values]
-    features = []
-    for name in bb.outputs:
-        out = values.get(name)
-        if out is None:
-            continue
-        partner = next((i for i in inputs if (i.shape, i.dtype) == (out.shape, out.dtype)), None)
-        if partner is not None:
-            inputs.remove(partner)
-        features.append(_feature(out, "block", partner.name if partner else None))
+            values = {v.name: v for boundary in analysis.stream.boundaries for v in boundary}
+            values.update({v.name: v for v in analysis.stream.inputs})
+            features += [_feature(values[out], "block", partner) for out, partner in bb.residual_pairs if out in values]
     return features
 
 
@@ -107,5 +112,17 @@ REGION_FEATURES: dict[Region, Callable[[GraphAnalysis], list[CachedFeature]]] = 
 }
 
 
-def make_plan(analysis: GraphAnalysis, policy: Policy) -> CachePlan:
-    return CachePlan(policy.region, tuple(REGION_FEATURES[policy.region](analysis)), policy.forecaster)
+def graph_fingerprint(gm: fx.GraphModule, features: tuple[CachedFeature, ...]) -> dict:
+    """What a calibrated schedule is checked against: the graph's structure and the cached shapes."""
+    ops = "\n".join(f"{n.op}:{getattr(n.target, '__name__', n.target)}" for n in gm.graph.nodes)
+    return {
+        "graph": hashlib.sha256(ops.encode()).hexdigest()[:16],
+        "features": [[f.kind, list(f.shape), str(f.dtype).replace("torch.", "")] for f in features],
+    }
+
+
+def make_plan(gm: fx.GraphModule, analysis: GraphAnalysis, policy: Policy) -> CachePlan:
+    features = tuple(REGION_FEATURES[policy.region](analysis))
+    plan = CachePlan(policy.region, features, policy.forecaster.num_slots, graph_fingerprint(gm, features))
+    policy.schedule.check_plan(plan.fingerprint)
+    return plan

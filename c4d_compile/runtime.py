@@ -1,129 +1,155 @@
-"""The callable handed back to Dynamo: per step call, pick the context and step, ask the schedule,
-run exactly one variant, keep its state.
+"""The callable handed back to Dynamo: it walks the step program once per step call.
 
-Kept thin on purpose — it runs once per denoising step: one host read of the timestep, a dict
-lookup, the schedule's integer test, one compiled call.
+Per call: read the timestep (one host read), find the model, context and step (``clock.py``), the
+state of that slot (``state.py``), ask the schedule which variant to run, resolve the variant's named
+inputs (state tensors, host inputs such as the forecast weights), run it, store the state it
+writes, count it. Nothing here knows which kinds of variant exist: a variant is a compiled callable
+with named inputs and outputs (``passes/variants.py``). Kept thin on purpose — it runs once per
+denoising step.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from .flops import LazyFlops
+from .passes.variants import WEIGHTS
 from .plan import CachePlan
-from .policies.config import FixedSchedule
-from .stats import CacheStats
-from .steps import StepTracker
+from .policies.config import Policy
+from .policies.variable import coordinates
+from .state import ContextState
+from .step_program import StepInfo, VariantKind
 
-
-@dataclass
-class ContextState:
-    generation: int
-    shape_key: tuple
-    slots: list = field(default_factory=list)
-    full_steps: list[int] = field(default_factory=list)
+if TYPE_CHECKING:
+    from .backend import C4DBackend
 
 
 @dataclass(frozen=True)
 class LoweredVariant:
+    kind: VariantKind
     fn: Callable
-    scalar_names: tuple[str, ...]
     num_outputs: int
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
     flops: LazyFlops
 
 
+@dataclass(frozen=True)
+class CallSignature:
+    """Where the Runtime finds what it needs among a call's positional arguments."""
+
+    timesteps: tuple[int, ...]  # timestep inputs (the clock and the forecast variable read them)
+    parameter: int | None  # one parameter of the model: its identity tells two models apart
+    sized: tuple[int, ...]  # tensor inputs whose sizes key the state
+    sizes: tuple[int, ...]  # int inputs of a dynamic-shape graph (sizes that vary between calls)
+    device: int  # an input on the model's device (host inputs are put there)
+
+
 class Runtime:
-    def __init__(
-        self,
-        plan: CachePlan,
-        schedule: FixedSchedule,
-        full: LoweredVariant,
-        cached: LoweredVariant,
-        timestep_positions: Sequence[int],
-        tracker: StepTracker,
-        stats: CacheStats,
-        state_shapes: Callable[[tuple], list[tuple[int, ...]]],
-        device_position: int,
-        size_positions: Sequence[int] = (),
-    ):
+    def __init__(self, backend: C4DBackend, policy: Policy, plan: CachePlan,
+                 variants: dict[VariantKind, LoweredVariant], signature: CallSignature):
+        self.backend = backend
+        self.policy = policy
         self.plan = plan
-        self.schedule = schedule
-        self.full = full
-        self.cached = cached
-        self.timestep_positions = tuple(timestep_positions)
-        self.tracker = tracker
-        self.stats = stats
-        self.state_shapes = state_shapes  # feature shapes of a call (dynamic graphs: from its size args)
-        self.device_position = device_position
-        self.size_positions = tuple(size_positions)  # int arguments of a dynamic-shape graph
+        self.variants = variants
+        self.full = variants[VariantKind.FULL]
+        self.signature = signature
         self.enabled = True
-        self.states: dict[str, ContextState] = {}
-        self._scalar_cache: dict[tuple, torch.Tensor] = {}
-
-    def _scalar(self, value: float, device: torch.device) -> torch.Tensor:
-        key = (value, device)
-        tensor = self._scalar_cache.get(key)
-        if tensor is None:
-            tensor = self._scalar_cache[key] = torch.tensor(value, dtype=torch.float32, device=device)
-        return tensor
-
-    def _held_bytes(self) -> dict[str, int]:
-        slots = self.plan.forecaster.num_slots
-        held: dict[str, int] = {}
-        for state in self.states.values():
-            for i, tensor in enumerate(state.slots):
-                kind = self.plan.features[i // slots].kind
-                held[kind] = held.get(kind, 0) + tensor.numel() * tensor.element_size()
-        return held
+        # state entries that shift when a variant writes their source, oldest first: (dst, src)
+        shifts = {e.shifts_from: e.name for e in plan.state if e.shifts_from}
+        self._shifts = {kind: _shift_order(v.outputs, shifts) for kind, v in variants.items()}
+        self._fallback = {e.name: e.shifts_from for e in plan.state if e.shifts_from}  # read of a missing slot
+        self._weights: dict[tuple, torch.Tensor] = {}
 
     def __call__(self, *args):
         if not self.enabled:  # the stack turned out to be split across graphs: compute, never cache
-            self.stats.uncached_calls += 1
-            return self.full.fn(*args, *self._zero_state(args), *self._update_scalars([0], args))[
-                : self.full.num_outputs
-            ]
-        timesteps = [args[i] for i in self.timestep_positions]
-        key = tuple(float(t.reshape(-1)[0]) for t in timesteps)  # one host read per call
-        context, clock = self.tracker.observe(key)
-        # Dynamic-shape graphs take sizes as int arguments: a state is valid only for its sizes.
-        shape_key = tuple(args[i] for i in self.size_positions)
-        state = self.states.get(context)
-        if state is None or state.generation != clock.generation or state.shape_key != shape_key:
-            state = self.states[context] = ContextState(clock.generation, shape_key)
+            return self._uncached(args)
+        sig = self.signature
+        key = []
+        for i in sig.timesteps:  # the one host read of the call
+            values = args[i].reshape(-1).tolist()
+            if values.count(values[0]) != len(values):
+                return self._uncached(args)  # per-sample timesteps: one batch, several steps; no cache
+            key.append(values[0])
+        key = tuple(key)
+        model = id(args[sig.parameter]) if sig.parameter is not None else None
+        backend = self.backend
+        tick = backend.clocks.observe(model, key)
+        clock = tick.clock
+        shape_key = tuple(args[i].shape for i in sig.sized) + tuple(args[i] for i in sig.sizes)
+        scope = clock.scope.number if clock.scope is not None else None
+        state = backend.states.get((model, tick.context, scope), self, shape_key, clock.generation)
+        num_steps = tick.num_steps or self.policy.num_steps
+        if num_steps is None:
+            backend.note_no_step_count(self.policy.schedule)
         step = clock.step
-        last_full = state.full_steps[-1] if state.full_steps else None
-        if self.schedule.is_full(step, last_full):
+        kind = self.policy.schedule.decide(StepInfo(step, num_steps, state.full_steps))
+        variant = self.variants[kind]
+        inputs = [self._resolve(name, state, step, key, clock, args) for name in variant.inputs]
+        outs = variant.fn(*args, *inputs)
+        n = variant.num_outputs
+        if variant.outputs:
+            tensors = state.tensors
+            for dst, src in self._shifts[kind]:
+                if src in tensors:
+                    tensors[dst] = tensors[src]
+            for name, value in zip(variant.outputs, outs[n:]):
+                tensors[name] = value
+        if kind is VariantKind.FULL:
+            for recorder in backend.recorders:  # calibration: the trajectory of the cached features
+                recorder(self.plan, clock.generation, tick.context, clock, step, key, outs[n:])
             state.full_steps.append(step)
-            slots = state.slots or self._zero_state(args)
-            outs = self.full.fn(*args, *slots, *self._update_scalars(state.full_steps, args))
-            n = self.full.num_outputs
-            state.slots = list(outs[n:])
-            del state.full_steps[:-8]  # forecasters look back a few full steps at most
-            result = outs[:n]
-            variant = self.full
-        else:
-            values = self.plan.forecaster.predict_scalars(step, state.full_steps)
-            device = args[self.device_position].device
-            scalars = [self._scalar(values[k], device) for k in self.cached.scalar_names]
-            result = self.cached.fn(*args, *state.slots, *scalars)
-            variant = self.cached
-        self.stats.record(context, variant is self.full, variant.flops, self.full.flops)
-        if variant is self.full:  # state changes only on full steps
-            self.stats.cache_bytes_by_kind = self._held_bytes()
-        return result
+            state.full_keys.append(key)
+            if len(state.full_steps) > self.plan.num_slots:
+                del state.full_steps[0], state.full_keys[0]
+        backend.recorder.record(clock.generation, backend.context_label(model, tick.context), step, kind.value,
+                                kind is VariantKind.FULL, variant.flops, self.full.flops)
+        return outs[:n] if len(outs) != n else outs
 
-    def _update_scalars(self, full_steps: list[int], args) -> list[torch.Tensor]:
-        values = self.plan.forecaster.update_scalars(full_steps)
-        device = args[self.device_position].device
-        return [self._scalar(values[k], device) for k in self.full.scalar_names]
+    def _resolve(self, name: str, state: ContextState, step: int, key: tuple, clock, args) -> torch.Tensor:
+        tensors = state.tensors
+        found = tensors.get(name)
+        while found is None and name in self._fallback:  # a history slot not written yet
+            name = self._fallback[name]
+            found = tensors.get(name)
+        if found is not None:
+            return found
+        if name == WEIGHTS:
+            return self._forecast_weights(state, step, key, clock, args[self.signature.device].device)
+        raise KeyError(f"c4d: variant input {name!r} has no value")  # a plan/variant mismatch: a bug
 
-    def _zero_state(self, args) -> list[torch.Tensor]:
-        device = args[self.device_position].device
-        return [
-            torch.zeros(shape, dtype=f.dtype, device=device)
-            for f, shape in zip(self.plan.features, self.state_shapes(args))
-            for _ in range(self.plan.forecaster.num_slots)
-        ]
+    def _forecast_weights(self, state: ContextState, step: int, key: tuple, clock, device) -> torch.Tensor:
+        # The time is the timestep input that moves (a guidance-scale input next to it stays put).
+        i = next((i for i, (a, b) in enumerate(zip(clock.first_key, key)) if a != b), 0)
+        target, coords = coordinates(self.policy.variable, step, key[i], clock.first_step, clock.first_key[i],
+                                     state.full_steps[::-1], [k[i] for k in reversed(state.full_keys)])
+        values = self.policy.forecaster.weights(target, coords)
+        values = tuple(values) + (0.0,) * (self.plan.num_slots - len(values))
+        cache_key = (values, device)
+        tensor = self._weights.get(cache_key)
+        if tensor is None:
+            if len(self._weights) > 4096:  # timestep-dependent weights of many generations: stay bounded
+                self._weights.clear()
+            tensor = self._weights[cache_key] = torch.tensor(values, dtype=torch.float32, device=device)
+        return tensor
+
+    def _uncached(self, args):
+        self.backend.recorder.uncached()
+        outs = self.full.fn(*args)
+        return outs[: self.full.num_outputs]
+
+
+def _shift_order(written: Sequence[str], shifts: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """For each written entry, the chain of entries that shift behind it, oldest move first."""
+    order = []
+    for name in written:
+        chain, src = [], name
+        while src in shifts:
+            chain.append((shifts[src], src))
+            src = shifts[src]
+        order += reversed(chain)
+    return tuple(order)

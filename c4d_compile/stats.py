@@ -1,5 +1,6 @@
-"""What the backend did: steps computed and forecast per guidance context, cache memory, and the
-ideal speedup of the schedule actually run (counted FLOPs, not time)."""
+"""What the backend did: per guidance context, the steps computed and forecast and which ones; cache
+memory; the ideal speedup of what actually ran (counted FLOPs, not time). ``backend.stats()`` gives
+the totals since the last ``reset(stats=True)``, and ``.last`` the newest generation on its own."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ class ContextStats:
     steps: int = 0
     full_steps: int = 0
     cached_steps: int = 0
+    # per call, in order, for one generation (``stats().last``; the totals keep counts only)
+    kinds: list[str] = field(default_factory=list)  # the variant kind each call ran
+    computed: list[int] = field(default_factory=list)  # the steps computed in full: the schedule that ran
 
 
 @dataclass
@@ -20,10 +24,12 @@ class CacheStats:
     contexts: dict[str, ContextStats] = field(default_factory=dict)
     cache_bytes_by_kind: dict[str, int] = field(default_factory=dict)  # state held now, per kind of feature
     planned_bytes_per_context: int = 0
-    uncached_calls: int = 0  # calls of graphs that are not cached (no stack, split stack, ...)
+    schedule: str = ""  # the schedule that ran, as it describes itself
+    uncached_calls: int = 0  # calls of graphs that are not cached (no stack, split stack, mixed timesteps...)
     # how often each variant ran, and how often its graph's FULL variant would have (LazyFlops keys)
     runs: Counter = field(default_factory=Counter)
     runs_uncached: Counter = field(default_factory=Counter)
+    last: CacheStats | None = field(default=None, repr=False)  # the newest generation alone (totals only)
 
     @property
     def flops_run(self) -> int:
@@ -57,13 +63,20 @@ class CacheStats:
         run = self.flops_run
         return self.flops_uncached / run if run else 1.0
 
-    def record(self, context: str, full: bool, flops: Any, full_flops: Any) -> None:
+    def record(
+        self, context: str, step: int, kind: str, full: bool, flops: Any, full_flops: Any, detail: bool = True
+    ) -> None:
+        """One call. ``detail`` keeps the per-call kinds and computed steps (one generation's worth)."""
         ctx = self.contexts.get(context)
         if ctx is None:
             ctx = self.contexts[context] = ContextStats()
         ctx.steps += 1
         ctx.full_steps += full
         ctx.cached_steps += not full
+        if detail:
+            ctx.kinds.append(kind)
+            if full:
+                ctx.computed.append(step)
         self.runs[flops] += 1
         self.runs_uncached[full_flops] += 1
 
@@ -76,6 +89,7 @@ class CacheStats:
             "cache_bytes": self.cache_bytes,
             "cache_bytes_by_kind": dict(self.cache_bytes_by_kind),
             "planned_bytes_per_context": self.planned_bytes_per_context,
+            "schedule": self.schedule,
             "ideal_speedup": round(self.ideal_speedup, 4),
             "uncached_calls": self.uncached_calls,
         }
@@ -85,7 +99,29 @@ class CacheStats:
             f"steps {self.steps} (full {self.full_steps}, cached {self.cached_steps}), "
             f"ideal speedup {self.ideal_speedup:.2f}x, cache {self.cache_bytes / 2**20:.2f} MiB"
         )
-        rows = [f"  {name}: {c.steps} steps, {c.full_steps} full, {c.cached_steps} cached"
-                for name, c in self.contexts.items()]
+        rows = [f"  schedule: {self.schedule}"] if self.schedule else []
+        rows += [f"  {name}: {c.steps} steps, {c.full_steps} full" + (f" {c.computed}" if c.computed else "")
+                 + f", {c.cached_steps} cached" for name, c in self.contexts.items()]
         rows += [f"  cache {kind}: {n / 2**20:.2f} MiB" for kind, n in self.cache_bytes_by_kind.items()]
         return "\n".join([head, *rows])
+
+
+class StatsRecorder:
+    """Totals plus the newest generation on its own; the Runtime records every call here."""
+
+    def __init__(self) -> None:
+        self.total = CacheStats()
+        self.last = CacheStats()
+        self._generation: int | None = None
+
+    def record(self, generation: int, context: str, step: int, kind: str, full: bool, flops, full_flops) -> None:
+        if generation != self._generation:
+            self._generation = generation
+            self.last = CacheStats(planned_bytes_per_context=self.total.planned_bytes_per_context,
+                                   schedule=self.total.schedule)
+        self.total.record(context, step, kind, full, flops, full_flops, detail=False)
+        self.last.record(context, step, kind, full, flops, full_flops)
+
+    def uncached(self) -> None:
+        self.total.uncached_calls += 1
+        self.last.uncached_calls += 1

@@ -37,7 +37,7 @@ def measure_compile(side: str, policy: str, steps: int) -> float:
     model = spec.build()
     inputs = spec.make_inputs()
     torch.compile(lambda x: x * 2 + 1, backend="inductor")(torch.ones(4))
-    compiled = torch.compile(model, backend=c4d_backend(policy) if side == "c4d" else "inductor")
+    compiled = torch.compile(model, backend=c4d_backend(policy, num_steps=steps) if side == "c4d" else "inductor")
     _, first = timed(lambda: generate(compiled, spec, inputs, steps))
     _, steady = timed(lambda: generate(compiled, spec, inputs, steps))
     return first - steady
@@ -73,7 +73,7 @@ def main() -> None:
 
     eager_ref, eager_s = timed(lambda: run(model))
     plain = torch.compile(model, backend="inductor")
-    backend = c4d_backend(args.policy)
+    backend = c4d_backend(args.policy, num_steps=args.steps)
     cached = torch.compile(model, backend=backend)
 
     run(plain), run(cached)  # compile both here; compile times are measured apart, below

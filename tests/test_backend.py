@@ -6,7 +6,7 @@ import pytest
 import torch
 from support.sampling import sample
 
-from c4d_compile import C4DWarning, NotCacheableError, c4d_backend
+from c4d_compile import C4DCompileError, C4DWarning, MissingStepCountError, NotCacheableError, c4d_backend
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 
 
@@ -22,13 +22,43 @@ def compiled(model, backend):
 
 def test_cached_run_counts_steps_and_skips_work(flux):
     spec, model = flux
-    backend = c4d_backend("taylorseer-lite", lowering="eager")
+    backend = c4d_backend("taylorseer-lite", lowering="eager", schedule="paper")
     sample(compiled(model, backend), spec, num_steps=13)
     stats = backend.stats()
     # W=3, N=5 over 13 steps: full at 0, 1, 2, 7, 12
     assert (stats.steps, stats.full_steps, stats.cached_steps) == (13, 5, 8)
+    assert stats.last.contexts["branch0"].computed == [0, 1, 2, 7, 12]
     assert stats.ideal_speedup > 2.0
-    assert stats.cache_bytes == backend.plan.state_bytes > 0
+    assert stats.cache_bytes == backend.plan.state_bytes > 0  # three full steps fill the order-2 history
+
+
+def test_default_preset_spreads_its_full_steps_when_it_knows_the_step_count(flux):
+    spec, model = flux
+    backend = c4d_backend("taylorseer", lowering="eager", num_steps=20)
+    sample(compiled(model, backend), spec, num_steps=20)
+    assert backend.stats().last.contexts["branch0"].computed == [0, 6, 13, 19]  # 4 = 20 / 5, first and last
+    assert "spread" in backend.stats().schedule
+
+
+def test_default_preset_without_a_step_count_warns_once_and_says_what_it_runs(flux):
+    spec, model = flux
+    backend = c4d_backend("taylorseer", lowering="eager")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sample(compiled(model, backend), spec, num_steps=12)
+    messages = [str(w.message) for w in caught if issubclass(w.category, C4DWarning)]
+    assert len(messages) == 1 and "num_steps" in messages[0] and "enable_cache" in messages[0]
+    assert backend.stats().last.contexts["branch0"].computed == [0, 5, 10]
+
+
+def test_budget_without_a_step_count_is_a_typed_error_at_the_first_call(flux):
+    spec, model = flux
+    backend = c4d_backend("taylorseer", lowering="eager", budget=4)
+    with pytest.raises(MissingStepCountError, match="begin_generation"):
+        sample(compiled(model, backend), spec, num_steps=6)
+    backend.begin_generation(num_steps=6)
+    sample(compiled(model, backend), spec, num_steps=6)
+    assert backend.stats().last.contexts["branch0"].computed == [0, 2, 3, 5]
 
 
 def test_interval_one_is_bit_exact(flux):
@@ -53,12 +83,12 @@ def test_cached_steps_change_the_result_but_stay_close(flux):
 
 def test_separate_cfg_calls_keep_two_caches(flux):
     spec, model = flux
-    backend = c4d_backend("taylorseer-lite", lowering="eager")
+    backend = c4d_backend("taylorseer-lite", lowering="eager", schedule="paper")
     sample(compiled(model, backend), spec, num_steps=8, guidance_calls=2)
     contexts = backend.stats().contexts
     assert set(contexts) == {"branch0", "branch1"}
     assert all(c.steps == 8 and c.full_steps == 4 for c in contexts.values())  # full at 0,1,2,7
-    assert len(backend.runtimes[0].states) == 2
+    assert len(backend.states.states) == 2
 
 
 def test_explicit_cache_context_names_the_cache(flux):
@@ -72,7 +102,7 @@ def test_explicit_cache_context_names_the_cache(flux):
 
 def test_a_new_generation_resets_the_cache(flux):
     spec, model = flux
-    backend = c4d_backend("taylorseer-lite", lowering="eager")
+    backend = c4d_backend("taylorseer-lite", lowering="eager", schedule="paper")
     cm = compiled(model, backend)
     sample(cm, spec, num_steps=6)
     sample(cm, spec, num_steps=6)  # timesteps jump back up: new generation
@@ -80,7 +110,7 @@ def test_a_new_generation_resets_the_cache(flux):
     assert ctx.steps == 12 and ctx.full_steps == 6  # W=3, N=5: steps 0, 1, 2 of each run
     # the second run equals a fresh backend's run
     torch._dynamo.reset()
-    fresh = c4d_backend("taylorseer-lite", lowering="eager")
+    fresh = c4d_backend("taylorseer-lite", lowering="eager", schedule="paper")
     a, _ = sample(compiled(model, fresh), spec, num_steps=6)
     b, _ = sample(cm, spec, num_steps=6)
     assert torch.equal(a, b)
@@ -92,7 +122,7 @@ def test_reset_clears_caches_and_stats(flux):
     cm = compiled(model, backend)
     sample(cm, spec, num_steps=4)
     backend.reset()
-    assert all(not r.states for r in backend.runtimes)
+    assert not backend.states.states
     assert backend.stats().steps == 4  # stats survive a cache reset unless asked
     backend.reset(stats=True)
     assert backend.stats().steps == 0 and backend.stats().cache_bytes == 0
@@ -100,7 +130,7 @@ def test_reset_clears_caches_and_stats(flux):
 
 def test_two_backends_never_share_state(flux):
     spec, model = flux
-    a = c4d_backend("taylorseer-lite", lowering="eager")
+    a = c4d_backend("taylorseer-lite", lowering="eager", schedule="paper")
     b = c4d_backend("taylorseer-lite", lowering="eager", interval=1)
     ca, cb = compiled(model, a), compiled(model, b)
     inputs = spec.make_inputs()
@@ -146,8 +176,8 @@ def test_bf16_inputs_keep_bf16_caches(flux):
     backend = c4d_backend("taylorseer-lite", lowering="eager")
     out, _ = sample(compiled(model_bf16, backend), spec, num_steps=6, dtype=torch.bfloat16)
     assert out.dtype == torch.bfloat16
-    slots = next(iter(backend.runtimes[0].states.values())).slots
-    assert slots and all(s.dtype == torch.bfloat16 for s in slots)
+    tensors = next(iter(backend.states.states.values())).tensors
+    assert tensors and all(t.dtype == torch.bfloat16 for t in tensors.values())
 
 
 class PlainMLP(torch.nn.Module):
@@ -172,6 +202,29 @@ def test_graph_without_block_stack_runs_uncached_with_one_warning():
     assert len(messages) == 1 and "no block stack" in messages[0] and "ModuleList" in messages[0]
     torch.testing.assert_close(out, model(x, t), rtol=0, atol=0)
     assert backend.stats().uncached_calls == 3
+
+
+def test_a_failing_stage_costs_the_cache_not_the_model(flux, monkeypatch):
+    import c4d_compile.backend as backend_module
+
+    def broken(*args):
+        raise RuntimeError("a bug in a rewrite pass")
+
+    spec, model = flux
+    monkeypatch.setattr(backend_module, "build_variants", broken)
+    reference, _ = sample(model, spec, num_steps=5)
+    backend = c4d_backend("taylorseer", lowering="eager")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got, _ = sample(compiled(model, backend), spec, num_steps=5)
+    assert torch.equal(got, reference) and backend.stats().uncached_calls == 5
+    text = " ".join(str(w.message) for w in caught if issubclass(w.category, C4DWarning))
+    assert "rewrite failed" in text and "a bug in a rewrite pass" in text
+    torch._dynamo.reset()
+    with pytest.raises(Exception) as err:
+        sample(compiled(model, c4d_backend("taylorseer", lowering="eager", strict=True)), spec, num_steps=2)
+    inner = getattr(err.value, "inner_exception", err.value)
+    assert isinstance(inner, C4DCompileError) and "rewrite" in str(inner)
 
 
 def test_strict_raises_when_nothing_can_be_cached():

@@ -41,7 +41,8 @@ def test_cached_steps_match_the_reference(name, order, interval, warmup):
     spec = get_tiny_model(name)
     model = spec.build()
     ref_out, ref_preds = sample(TaylorSeerLiteReference(model, order, interval, warmup), spec, num_steps=12)
-    backend = c4d_backend("taylorseer-lite", lowering="eager", order=order, interval=interval, warmup=warmup)
+    backend = c4d_backend("taylorseer-lite", lowering="eager", order=order, interval=interval, warmup=warmup,
+                          variable="step")
     got_out, got_preds = sample(torch.compile(model, backend=backend, fullgraph=True), spec, num_steps=12)
     assert backend.stats().cached_steps >= 5
     for ref, got in zip(ref_preds, got_preds):

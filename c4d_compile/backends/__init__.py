@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch.fx as fx
 
-from ..errors import InvalidValueError
 from .eager import lower_eager
 from .inductor import lower_inductor
 
-Lowering = Callable[[fx.GraphModule, Sequence], Callable]
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+Lowering = Callable[[fx.GraphModule, Sequence, "Settings"], Callable]
 
 LOWERINGS: dict[str, Lowering] = {"eager": lower_eager, "inductor": lower_inductor}
 
 
-def get_lowering(name: str) -> Lowering:
-    if name not in LOWERINGS:
-        raise InvalidValueError("lowering", name, f"one of {sorted(LOWERINGS)}")
-    return LOWERINGS[name]
+def get_lowering(settings: Settings) -> Lowering:
+    return LOWERINGS[settings.lowering]  # Settings validated the name against settings.LOWERINGS

@@ -7,5 +7,5 @@ from collections.abc import Callable, Sequence
 import torch.fx as fx
 
 
-def lower_eager(gm: fx.GraphModule, example_inputs: Sequence) -> Callable:
+def lower_eager(gm: fx.GraphModule, example_inputs: Sequence, settings) -> Callable:
     return gm.forward

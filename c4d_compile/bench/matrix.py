@@ -112,17 +112,19 @@ def bench_model(
     per_class: int = 4,
     seed: int = 0,
     progress: bool = True,
+    shift: float = 1.0,
 ) -> BenchResult:
-    """All ``methods`` on one model, plus the uncached row and the fewer-steps baselines they call for."""
+    """All ``methods`` on one model (on the sampler grid of ``shift``), plus the uncached row and the
+    fewer-steps baselines they call for."""
     with torch._dynamo.config.patch(**_DYNAMO_LIMITS):
-        return _bench_model(model, methods, repeats, steps, lowering, per_class, seed, progress)
+        return _bench_model(model, methods, repeats, steps, lowering, per_class, seed, progress, shift)
 
 
-def _bench_model(model, methods, repeats, steps, lowering, per_class, seed, progress) -> BenchResult:
+def _bench_model(model, methods, repeats, steps, lowering, per_class, seed, progress, shift) -> BenchResult:
     if repeats < 1:
         raise InvalidValueError("repeats", repeats, "an integer >= 1")
     resolve_lowering(lowering, None)  # reject a bad name before loading anything
-    workload = load_workload(model, per_class=per_class, seed=seed)
+    workload = load_workload(model, per_class=per_class, seed=seed, shift=shift)
     lowering = resolve_lowering(lowering, workload)
     steps = steps or workload.default_steps
     result = BenchResult()
@@ -230,16 +232,24 @@ def mark_pareto_front(rows: list[BenchRow]) -> None:
         )
 
 
-def run_matrix(models: list[str], methods: list[Method], on_model=None, **options) -> BenchResult:
-    """``bench_model`` over ``models``; rows and skipped entries concatenated in model order.
+def run_matrix(models: list[str], methods: list[Method], on_model=None, shifts=(1.0,), **options) -> BenchResult:
+    """``bench_model`` over ``models`` and sampler grids; rows and skipped entries concatenated in order.
+    A grid a model cannot sample (a shift for a random-weight or ε-prediction model) is a skipped entry.
 
     ``on_model(result_so_far)`` runs after each model, so a long matrix can write what it has.
     """
     total = BenchResult()
     for model in models:
-        part = bench_model(model, methods, **options)
-        total.rows += part.rows
-        total.skipped += part.skipped
-        if on_model is not None:
-            on_model(total)
+        for shift in shifts:
+            try:
+                part = bench_model(model, methods, shift=shift, **options)
+            except InvalidValueError as err:
+                if shift == 1.0 or err.field != "shift":
+                    raise
+                total.skipped.append(Skipped(model, f"shift {shift:g}", str(err)))
+                continue
+            total.rows += part.rows
+            total.skipped += part.skipped
+            if on_model is not None:
+                on_model(total)
     return total

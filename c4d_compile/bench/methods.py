@@ -8,14 +8,18 @@ FLOPs counted over an eager generation (``flop_call``).
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
 import torch
 
 from ..backend import c4d_backend
+from ..errors import InvalidValueError
+from ..policies import get_policy
 from .workloads import TransformerCall, Workload
 
 FAMILIES = ("uncached", "fewer steps", "c4d", "diffusers", "cache-dit")
@@ -91,18 +95,64 @@ class C4DPreset:
     preset: str
     overrides: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     family: str = "c4d"
+    tag: str = ""  # shown instead of the overrides in the label (e.g. "paper@10")
 
     @property
     def label(self) -> str:
+        if self.tag:
+            return f"{self.preset} {self.tag}"
         extra = ",".join(f"{k}={v}" for k, v in sorted(self.overrides.items()))
         return f"{self.preset}[{extra}]" if extra else self.preset
 
     def prepare(self, workload: Workload, lowering: str, steps: int) -> Prepared:
-        backend = c4d_backend(self.preset, lowering=lowering, **dict(self.overrides))
+        # the bench's samplers are bare loops: the step count is passed as a bare loop would pass it
+        backend = c4d_backend(self.preset, lowering=lowering, **{"num_steps": steps, **self.overrides})
         stats = backend.stats
         return Prepared(
             call=torch.compile(workload.transformer, backend=backend), steps=steps,
-            settings=backend.policy.options(), begin=lambda: backend.reset(stats=True),
-            full_steps=lambda: stats().full_steps, ideal_speedup=lambda: stats().ideal_speedup,
-            cache_bytes=lambda: stats().cache_bytes,
+            settings={**backend.policy.options(), "schedule": backend.policy.schedule.describe()},
+            begin=lambda: backend.reset(stats=True), full_steps=lambda: stats().full_steps,
+            ideal_speedup=lambda: stats().ideal_speedup, cache_bytes=lambda: stats().cache_bytes,
         )
+
+
+@dataclass(frozen=True)
+class C4DCalibrated:
+    """A c4d preset on the schedule ``c4d calibrate`` picks for a budget, searched on the workload's
+    calibration seed (a generation the bench never scores)."""
+
+    preset: str
+    budget: int
+    overrides: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    family: str = "c4d"
+
+    @property
+    def label(self) -> str:
+        return f"{self.preset} calibrated@{self.budget}"
+
+    def prepare(self, workload: Workload, lowering: str, steps: int) -> Prepared:
+        from ..calibration import calibrate
+
+        run = workload.calibration_run
+        if run is None:
+            raise InvalidValueError("workload", workload.name, "a workload with a calibration run")
+        folder = Path(tempfile.mkdtemp(prefix="c4d-bench-"))
+        result = calibrate(workload.transformer, lambda call: run(call, steps), self.preset, budget=self.budget,
+                           out=folder / f"{self.preset}-{self.budget}.json", **dict(self.overrides))
+        torch._dynamo.reset()  # the recording graphs are done with
+        overrides = {**self.overrides, "schedule": str(result.path)}
+        prepared = C4DPreset(self.preset, overrides).prepare(workload, lowering, steps)
+        prepared.settings["calibrated_full_steps"] = list(result.full_steps)
+        return prepared
+
+
+def paper_at_budget(preset: str, budget: int, steps: int) -> dict[str, Any]:
+    """The paper's schedule shape (warm-up + interval) at about ``budget`` full steps: the paper's warm-up
+    (fewer if the budget is smaller) and the smallest interval that does not exceed the budget."""
+    paper = get_policy(preset, schedule="paper")
+    warmup = min(getattr(paper.schedule, "warmup", 1), budget - 1)
+    for interval in range(1, steps + 1):
+        planned = get_policy(preset, schedule="paper", interval=interval, warmup=warmup).schedule.planned(steps)
+        if len(planned) <= budget:
+            return {"schedule": "paper", "interval": interval, "warmup": warmup}
+    return {"schedule": "paper", "interval": steps, "warmup": warmup}

@@ -1,4 +1,12 @@
-"""The two matrices ``c4d bench`` knows (full and ``--quick``), and turning names into methods."""
+"""The matrices ``c4d bench`` knows, and turning names into methods.
+
+* FULL / QUICK: every preset at its defaults and every peer at its own settings.
+* BUDGETS: equal compute. Per budget n (full computations of a 50-step run), every preset with its
+  default schedule (``budget=n``), with the paper's schedule shape at n (``schedule="paper"``) and with a
+  schedule calibrated at n on a seed the bench never scores, against the peers' TaylorSeer variants set
+  to n and the uncached model run with n steps; on the trained models, on the uniform and the shifted
+  (Flux-style, shift 3) sampler grid.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +16,12 @@ from typing import Any
 
 from ..errors import InvalidValueError
 from ..policies import get_policy, list_policies
-from .methods import C4DPreset, Method
-from .peers import PEERS
+from ..reference.registry import REFERENCE_MODELS
+from .methods import C4DCalibrated, C4DPreset, Method, paper_at_budget
+from .peers import PEERS, peers_at_budget
 from .workloads import BENCH_MODELS, VALID_MODELS
+
+DEFAULT_STEPS = 50  # the reference models' step count, which budgets are stated against
 
 
 @dataclass(frozen=True)
@@ -23,6 +34,8 @@ class BenchPlan:
     lowering: str  # "auto", "eager" or "inductor"
     steps: int | None = None  # None: each model's default (50 for the reference models and Wan, 28 for Flux)
     overrides: tuple[tuple[str, Any], ...] = ()  # applied to every c4d preset, e.g. (("interval", 6),)
+    budgets: tuple[int, ...] = ()  # equal-compute study at these budgets instead of the presets' defaults
+    shifts: tuple[float, ...] = (1.0,)  # sampler grids of the trained flow models (1 = uniform)
 
     def with_overrides(self, **overrides: Any) -> BenchPlan:
         """Fields given as None keep the plan's value; unknown names are rejected."""
@@ -42,7 +55,24 @@ class BenchPlan:
         for name in self.models:
             if name not in VALID_MODELS:
                 raise InvalidValueError("model", name, f"one of {', '.join(VALID_MODELS)}")
+        if self.budgets:
+            return self._budget_methods(options)
         return [*(C4DPreset(p, options) for p in self.policies), *(PEERS[p] for p in self.peers)]
+
+    def _budget_methods(self, options: dict[str, Any]) -> list[Method]:
+        steps = self.steps or DEFAULT_STEPS
+        methods: list[Method] = []
+        for budget in self.budgets:
+            if not 2 <= budget <= steps:
+                raise InvalidValueError("budget", budget, f"an integer in 2..{steps}")
+            for name in self.policies:
+                methods.append(C4DPreset(name, {**options, "budget": budget}, tag=f"@{budget}"))
+                paper = paper_at_budget(name, budget, steps)
+                methods.append(C4DPreset(name, {**options, **paper}, tag=f"paper@{budget}"))
+                methods.append(C4DCalibrated(name, budget, options))
+            if self.peers:  # with budgets, the peers are their TaylorSeer variants set to each budget
+                methods += peers_at_budget(budget)
+        return methods
 
 
 FULL = BenchPlan(
@@ -54,4 +84,9 @@ QUICK = BenchPlan(
     models=("dit", "flux"), policies=("taylorseer", "taylorseer-lite"),
     peers=tuple(p for p in ("diffusers-taylorseer", "diffusers-fbcache", "cache-dit-dbcache") if p in PEERS),
     repeats=1, per_class=1, lowering="eager",
+)
+
+BUDGETS = BenchPlan(
+    models=REFERENCE_MODELS, policies=tuple(list_policies()), peers=tuple(PEERS), repeats=1, per_class=4,
+    lowering="eager", budgets=(10, 5), shifts=(1.0, 3.0),
 )

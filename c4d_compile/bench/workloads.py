@@ -43,6 +43,8 @@ class Workload:
     score: Callable[[torch.Tensor, torch.Tensor], Scores]
     # Multiplier taking the ``timestep`` kwarg to the 0..1000 scale that peers' timestep windows assume.
     timestep_scale: float = 1.0
+    # run(call, steps) on seeds the workload never scores: what calibrated schedules are searched on
+    calibration_run: Callable[[TransformerCall, int], object] | None = None
     _plain: dict[str, TransformerCall] = field(default_factory=dict, repr=False)
 
     def plain_compiled(self, lowering: str) -> TransformerCall:
@@ -53,7 +55,10 @@ class Workload:
         return self._plain[lowering]
 
 
-def _reference_workload(name: str, per_class: int, seed: int) -> Workload:
+CALIBRATION_SEED = 1000  # the reference workloads score seed 0..; calibration records this seed, never scored
+
+
+def _reference_workload(name: str, per_class: int, seed: int, shift: float) -> Workload:
     from ..reference import metrics
     from ..reference.data import digits_tensors
     from ..reference.registry import load_classifier, load_reference_model
@@ -64,9 +69,13 @@ def _reference_workload(name: str, per_class: int, seed: int) -> Workload:
     labels = class_labels(per_class)
     with torch.no_grad():
         real_features = classifier.features(digits_tensors("test")[0])
+    sample(model, labels[:1], 1, seed, shift=shift)  # a grid this model cannot sample fails here, not mid-run
 
     def run(call: TransformerCall, steps: int) -> torch.Tensor:
-        return sample(model, labels, steps, seed, transformer_call=call)
+        return sample(model, labels, steps, seed, transformer_call=call, shift=shift)
+
+    def calibration_run(call: TransformerCall, steps: int) -> torch.Tensor:
+        return sample(model, class_labels(1), steps, CALIBRATION_SEED, transformer_call=call, shift=shift)
 
     def score(images: torch.Tensor, reference: torch.Tensor) -> Scores:
         with torch.no_grad():
@@ -79,8 +88,10 @@ def _reference_workload(name: str, per_class: int, seed: int) -> Workload:
             frechet=metrics.frechet_distance(features, real_features) if labels.numel() >= 2 else None,
         )
 
-    return Workload(name=f"{name} (trained)", kind="reference", transformer=model.transformer, default_steps=50,
-                    run=run, score=score, timestep_scale=model.timestep_scale)
+    grid = "" if shift == 1.0 else f", shift {shift:g}"
+    return Workload(name=f"{name} (trained{grid})", kind="reference", transformer=model.transformer,
+                    default_steps=50, run=run, score=score, timestep_scale=model.timestep_scale,
+                    calibration_run=calibration_run)
 
 
 # Sampler steps of the random-weight configs: FluxPipeline's default of 28 for the Flux speed config (the
@@ -99,6 +110,8 @@ def _random_workload(name: str, seed: int) -> Workload:
     def run(call: TransformerCall, steps: int) -> torch.Tensor:
         return generate(call, spec, inputs, steps)
 
+    calibration_inputs = spec.make_inputs(seed=seed + CALIBRATION_SEED)
+
     def score(result: torch.Tensor, reference: torch.Tensor) -> Scores:
         # PSNR per batch item over the latent, peak = the reference item's range.
         err = ((result.double() - reference.double()) ** 2).flatten(1).mean(1)
@@ -109,17 +122,21 @@ def _random_workload(name: str, seed: int) -> Workload:
 
     return Workload(name=name, kind="random", transformer=model, default_steps=_RANDOM_STEPS.get(name, 50),
                     run=run, score=score,
-                    timestep_scale=1000.0 if spec.timestep_kind == "sigma" else 1.0)
+                    timestep_scale=1000.0 if spec.timestep_kind == "sigma" else 1.0,
+                    calibration_run=lambda call, steps: generate(call, spec, calibration_inputs, steps))
 
 
 BENCH_MODELS = (*REFERENCE_MODELS, "flux-bench", "wan")  # the default matrix
 VALID_MODELS = (*REFERENCE_MODELS, *sorted(TINY_MODELS))
 
 
-def load_workload(name: str, per_class: int = 4, seed: int = 0) -> Workload:
-    """``dit`` / ``flux``: the trained reference models; any tiny zoo name: its random-weight config."""
+def load_workload(name: str, per_class: int = 4, seed: int = 0, shift: float = 1.0) -> Workload:
+    """A trained reference model (``dit``, ``flux``, ``dit-eps``) sampled on the grid of ``shift`` (the
+    Flux/SD3 time shift; flow models only), or any tiny zoo name: its random-weight config."""
     if name in REFERENCE_MODELS:
-        return _reference_workload(name, per_class, seed)
+        return _reference_workload(name, per_class, seed, shift)
+    if shift != 1.0:
+        raise InvalidValueError("shift", shift, f"1.0 for {name!r} (only the trained flow models take a grid shift)")
     if name in TINY_MODELS:
         return _random_workload(name, seed)
     raise InvalidValueError("model", name, f"one of {', '.join(VALID_MODELS)}")

@@ -3,8 +3,10 @@
 Why from ``nn_module_stack``: Dynamo records for every traced node the module call it came from,
 so block i of any ModuleList is the run of nodes whose module path passes through ``<list>.<i>``.
 That needs no attribute names, no class names and no copied forward. A list counts as a block list
-when at least one item does real work (two or more matrix products / attention calls); a
-Sequential of single layers in the embedders does not. The top-most list wins, so
+when at least one item does real work (two or more matrix products / attention calls) on the data:
+a Sequential of single layers in the embedders does not, and neither does a list that only reads
+the timestep and constants (Chroma's conditioning network, a stack of MLPs turning the timestep
+into modulation vectors, which must be recomputed every step). The top-most list wins, so
 ``blocks.3.attn.to_out.0`` belongs to block 3 of ``blocks``.
 """
 
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 
 import torch.fx as fx
 
-from .graph_utils import is_matmul, module_path
+from .graph_utils import is_matmul, module_path, tensor_meta, user_inputs
 
 MIN_MATMULS_PER_BLOCK = 2
 
@@ -81,6 +83,17 @@ def _item_runs(gm: fx.GraphModule) -> list[tuple[tuple[str, int], int, int, int]
     return [tuple(r) for r in runs]
 
 
+def _data_dependent(gm: fx.GraphModule) -> set[fx.Node]:
+    """Tensors computed from a data input: a floating-point user input of rank >= 2 (latents, text
+    embeddings), as opposed to the timestep, guidance scale, ids and constants. Only tensors carry
+    the dependency: reading a data input's size (to repeat an embedding per batch item) does not."""
+    data = {n for n in user_inputs(gm) if (m := tensor_meta(n)) is not None and m.is_floating_point() and m.dim() >= 2}
+    for n in gm.graph.nodes:
+        if n not in data and tensor_meta(n) is not None and any(a in data for a in n.all_input_nodes):
+            data.add(n)
+    return data
+
+
 def find_blocks(gm: fx.GraphModule) -> BlockStack:
     # A block is the longest run of its item's nodes. Shorter runs elsewhere are the model reusing
     # a block's submodule outside the block (DiT's epilogue calls block 0's embedding): glue.
@@ -91,6 +104,10 @@ def find_blocks(gm: fx.GraphModule) -> BlockStack:
             spans[item] = [start, end]
             matmuls[item] = count
     working = {name for (name, _), count in matmuls.items() if count >= MIN_MATMULS_PER_BLOCK}
+    data = _data_dependent(gm)
+    nodes = list(gm.graph.nodes)
+    on_data = {name for (name, _), (start, end) in spans.items() if any(n in data for n in nodes[start : end + 1])}
+    working &= on_data
     blocks = sorted(
         (Block(name, idx, s, e, matmuls[(name, idx)]) for (name, idx), (s, e) in spans.items() if name in working),
         key=lambda b: b.start,

@@ -26,7 +26,7 @@ import torch
 import torch.fx as fx
 
 from .find_blocks import BlockStack
-from .find_stream import StreamFacts
+from .find_stream import StreamFacts, pair_residuals
 from .graph_utils import ADDS, tensor_meta
 
 _MULS = {operator.mul, torch.mul, operator.imul}
@@ -56,8 +56,8 @@ class BlockBranches:
     branches: tuple[Branch, ...]
     proven: bool
     reason: str = ""  # why a block is not proven
-    outputs: tuple[str, ...] = ()  # values the block hands on (for the block-residual fallback)
-    inputs: tuple[str, ...] = ()  # stream values entering the block
+    # (value handed on, stream input it is a residual against or None) for the block-residual fallback
+    residual_pairs: tuple[tuple[str, str | None], ...] = ()
 
 
 def _is_pass_through(node: fx.Node) -> bool:
@@ -137,11 +137,13 @@ def _analyze_block(nodes: list[fx.Node], stream_in: set[fx.Node], inside: set[fx
             if n in stream_dep and n not in chain and n not in skeleton:
                 reason = f"{n.name} is stream-dependent but not part of a residual branch"
             todo.extend(n.all_input_nodes)
-    return branches, reason, stream_outputs, sorted(frontier, key=lambda n: n.name)
+    entering = sorted((n for n in frontier if tensor_meta(n) is not None), key=lambda n: n.name)
+    return branches, reason, stream_outputs, entering
 
 
 def find_branches(gm: fx.GraphModule, stack: BlockStack, stream: StreamFacts) -> tuple[BlockBranches, ...]:
     nodes = list(gm.graph.nodes)
+    pos = {n: i for i, n in enumerate(nodes)}
     stream_in = {n for n in nodes if n.name in {v.name for v in stream.inputs}}
     # Values computed from any block are stream for the blocks after it.
     block_nodes = {n for b in stack.blocks for n in nodes[b.start : b.end + 1]}
@@ -160,9 +162,10 @@ def find_branches(gm: fx.GraphModule, stack: BlockStack, stream: StreamFacts) ->
             for add, f, g in branches
             if (meta := tensor_meta(f)) is not None
         )
-        result.append(
-            BlockBranches(
-                block.name, found, not reason, reason, tuple(n.name for n in outputs), tuple(n.name for n in frontier)
-            )
+        pairs = () if not reason else tuple(
+            (out.name, partner.name if partner is not None else None)
+            for out, partner in pair_residuals([n for n in outputs if tensor_meta(n) is not None], frontier, pos,
+                                               block.start)
         )
+        result.append(BlockBranches(block.name, found, not reason, reason, pairs))
     return tuple(result)

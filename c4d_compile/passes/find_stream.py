@@ -23,7 +23,7 @@ import torch
 import torch.fx as fx
 
 from .find_blocks import BlockStack
-from .graph_utils import ADDS, is_parameter_input, output_values, tensor_meta
+from .graph_utils import ADDS, is_module_state, output_values, tensor_meta
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,28 @@ def _skip_path_root(node: fx.Node, pos: dict[fx.Node, int], stop: int) -> fx.Nod
     return node
 
 
+def pair_residuals(
+    outputs: list[fx.Node], inputs: list[fx.Node], pos: dict[fx.Node, int], start: int
+) -> list[tuple[fx.Node, fx.Node | None]]:
+    """Pair each output of a span (the stack, or one block) with the input it is a residual against.
+
+    Candidates have the output's shape and dtype; when several do (two streams of equal token counts),
+    the one reached by walking back the skip path wins. Each input pairs at most once.
+    """
+    pairs, free = [], list(inputs)
+    for out in outputs:
+        meta = tensor_meta(out)
+        fits = [i for i in free if (tensor_meta(i).shape, tensor_meta(i).dtype) == (meta.shape, meta.dtype)]
+        if len(fits) > 1:
+            root = _skip_path_root(out, pos, start)
+            fits = [root] if root in fits else fits
+        partner = fits[0] if fits else None
+        if partner is not None:
+            free.remove(partner)
+        pairs.append((out, partner))
+    return pairs
+
+
 def find_stream(gm: fx.GraphModule, stack: BlockStack) -> StreamFacts:
     if stack.span is None:
         return StreamFacts((), (), (), (), (), (), (), ("no block stack",))
@@ -94,25 +116,17 @@ def find_stream(gm: fx.GraphModule, stack: BlockStack) -> StreamFacts:
     inputs, invariants = [], []
     for n in nodes[:start]:
         readers = {block_of.get(pos[u], "glue") for u in n.users if start <= pos[u] <= end}
-        if not readers or tensor_meta(n) is None or is_parameter_input(n):
+        if not readers or tensor_meta(n) is None or is_module_state(n):
             continue
         if len(readers) == 1 and last_use[n] <= end and tensor_meta(n).is_floating_point():
             inputs.append(n)
         else:
             invariants.append(n)
 
-    pairs, free, problems = [], list(inputs), []
-    for out in outputs:
-        meta = tensor_meta(out)
-        fits = [i for i in free if (tensor_meta(i).shape, tensor_meta(i).dtype) == (meta.shape, meta.dtype)]
-        if len(fits) > 1:
-            root = _skip_path_root(out, pos, start)
-            fits = [root] if root in fits else fits
-        partner = fits[0] if fits else None
+    pairs, problems = [], []
+    for out, partner in pair_residuals(outputs, inputs, pos, start):
         if partner is None:
             problems.append(f"stack output {out.name} has no input of its shape: cached as a value")
-        else:
-            free.remove(partner)
         pairs.append((out.name, partner.name if partner else None))
 
     boundaries = []

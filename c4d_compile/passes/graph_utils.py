@@ -37,9 +37,18 @@ def is_parameter_input(node: fx.Node) -> bool:
     return node.op == "placeholder" and isinstance(example_value(node), torch.nn.Parameter)
 
 
+def is_module_state(node: fx.Node) -> bool:
+    """A placeholder carrying a parameter or a buffer of the traced module (Dynamo lifts both to inputs)."""
+    if is_parameter_input(node):
+        return True
+    source = getattr(node.meta.get("grapharg"), "source", None)
+    name = source.name if source is not None and hasattr(source, "name") else ""
+    return node.op == "placeholder" and ("._buffers[" in name or "['_buffers']" in name)
+
+
 def user_inputs(gm: fx.GraphModule) -> list[fx.Node]:
     """Placeholders that are not parameters or buffers of the traced module."""
-    return [n for n in gm.graph.nodes if n.op == "placeholder" and not is_parameter_input(n)]
+    return [n for n in gm.graph.nodes if n.op == "placeholder" and not is_module_state(n)]
 
 
 def tensor_meta(node: fx.Node) -> torch.Tensor | None:

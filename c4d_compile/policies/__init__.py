@@ -1,7 +1,19 @@
-"""Policies: forecasters, schedules and the named presets (importing a method module registers it)."""
+"""Policies: forecasters, schedules, the forecast variable and the named presets (a registry)."""
 
-from . import adams_bashforth, foca, hermite, reuse, taylor  # noqa: F401  (registers presets)
-from .config import FixedSchedule, Policy, Region
+from . import presets  # noqa: F401  (registers the presets)
+from .config import Policy, Region, forecaster_spec
 from .registry import get_policy, list_policies, register
+from .schedules import (
+    BudgetSchedule,
+    CalibratedSchedule,
+    ExplicitSchedule,
+    IntervalSchedule,
+    MissingStepCountError,
+    SpreadSchedule,
+)
+from .variable import Variable
 
-__all__ = ["FixedSchedule", "Policy", "Region", "get_policy", "list_policies", "register"]
+__all__ = [
+    "BudgetSchedule", "CalibratedSchedule", "ExplicitSchedule", "IntervalSchedule", "MissingStepCountError",
+    "Policy", "Region", "SpreadSchedule", "Variable", "forecaster_spec", "get_policy", "list_policies", "register",
+]

@@ -1,25 +1,35 @@
-"""Policy = region + forecaster + scheduler, as frozen dataclasses.
+"""Policy = region + forecaster + schedule + the forecast variable, as frozen dataclasses.
 
 Every field that changes the compiled variants or the schedule is explicit here. Overrides are
-flat keyword arguments (``interval=4, order=2``) routed to the one sub-config that owns the field;
-an unknown name is rejected with the list of valid ones, never dropped.
+flat keyword arguments (``budget=8, order=2``) routed to the one part that owns the field; an
+unknown name is rejected with the list of valid ones, never dropped. Schedule fields select the
+schedule kind that owns them (``budget=`` a budget, ``full_steps=`` an explicit set, ``warmup=`` the
+papers' warm-up + interval); ``schedule="paper"`` restores the paper's settings of the preset and
+``schedule="file.json"`` loads a calibrated schedule.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
-from ..errors import InvalidValueError, UnknownOptionError
+from ..errors import ConfigError, InvalidValueError, UnknownOptionError
+from .forecasters import Forecaster
+from .schedules import SCHEDULE_KINDS, CalibratedSchedule, Schedule
+from .validate import check_int
+from .variable import Variable
 
 
 class Region(str, enum.Enum):
-    """What a policy caches (design.md §2)."""
+    """What a policy caches."""
 
-    OUTPUT = "output"  # the model output (TaylorSeer-Lite)
-    STACK = "stack"  # the residual of the whole block stack
+    OUTPUT = "output"  # the model output (TaylorSeer-Lite, AB-Cache)
+    STACK = "stack"  # the residual of the whole block stack (TeaCache / MagCache region)
     BRANCH = "branch"  # every residual branch F of every block (TaylorSeer, FoCa, ...)
 
     @classmethod
@@ -30,50 +40,17 @@ class Region(str, enum.Enum):
             raise InvalidValueError("region", value, f"one of {[r.value for r in cls]}") from None
 
 
-def check_int(field: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidValueError(field, value, f"an integer >= {minimum}")
+def _fields(obj: Any) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.compare}
 
 
-@dataclass(frozen=True)
-class FixedSchedule:
-    """Compute on the first ``warmup`` steps, then once every ``interval`` steps (methods.md §0.2).
+_SCHEDULE_FIELDS = {f.name for kind in SCHEDULE_KINDS for f in dataclasses.fields(kind)}
+_POLICY_FIELDS = ("region", "variable", "num_steps", "schedule")
 
-    ``last_step_full`` also computes the final step; it needs ``num_steps`` because a compiled
-    transformer cannot know where the sampler will stop.
-    """
 
-    interval: int = 1
-    warmup: int = 0
-    last_step_full: bool = False
-    num_steps: int | None = None
-
-    def __post_init__(self) -> None:
-        check_int("interval", self.interval, 1)
-        check_int("warmup", self.warmup, 0)
-        if not isinstance(self.last_step_full, bool):
-            raise InvalidValueError("last_step_full", self.last_step_full, "True or False")
-        if self.num_steps is not None:
-            check_int("num_steps", self.num_steps, 1)
-        if self.last_step_full and self.num_steps is None:
-            raise InvalidValueError("num_steps", None, "an integer >= 1 when last_step_full=True")
-
-    def is_full(self, step: int, last_full_step: int | None) -> bool:
-        """Host-side decision; ``last_full_step`` is None while nothing is cached yet."""
-        if last_full_step is None or step < self.warmup:
-            return True
-        if self.last_step_full and step == self.num_steps - 1:
-            return True
-        # Equivalent to the reference counter form: full when N-1 cached steps have passed.
-        return step - last_full_step >= self.interval
-
-    def full_steps(self, num_steps: int) -> int:
-        """How many steps of a ``num_steps`` run this schedule computes in full."""
-        last, count = None, 0
-        for step in range(num_steps):
-            if self.is_full(step, last):
-                last, count = step, count + 1
-        return count
+def forecaster_spec(forecaster: Forecaster) -> dict[str, Any]:
+    """The forecaster as data: its type and fields (what a calibration file records)."""
+    return {"type": type(forecaster).__name__, **_fields(forecaster)}
 
 
 @dataclass(frozen=True)
@@ -82,35 +59,81 @@ class Policy:
 
     name: str
     region: Region
-    forecaster: Any  # a frozen forecaster config from policies.forecasters
-    schedule: FixedSchedule
+    forecaster: Forecaster
+    schedule: Schedule
+    variable: Variable = Variable.STEP
+    num_steps: int | None = None  # sampler steps per generation, for bare loops that cannot say otherwise
+    paper: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # schedule="paper"
     description: str = ""
     source: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "region", Region.parse(self.region))
+        object.__setattr__(self, "variable", Variable.parse(self.variable))
+        if self.num_steps is not None:
+            check_int("num_steps", self.num_steps, 1)
+        if isinstance(self.schedule, CalibratedSchedule):
+            self.schedule.check_policy(self.region.value, forecaster_spec(self.forecaster), self.variable.value)
+
+    def valid_options(self) -> list[str]:
+        return sorted({*_POLICY_FIELDS, *_SCHEDULE_FIELDS, *_fields(self.forecaster)})
 
     def options(self) -> dict[str, Any]:
-        """Every overridable option and its current value."""
-        opts: dict[str, Any] = {"region": self.region.value}
-        for part in (self.forecaster, self.schedule):
-            opts.update({f.name: getattr(part, f.name) for f in dataclasses.fields(part)})
+        """Every option that is set, with its current value."""
+        opts: dict[str, Any] = {"region": self.region.value, "variable": self.variable.value,
+                                "num_steps": self.num_steps, "schedule": self.schedule.kind}
+        opts.update(_fields(self.schedule))
+        opts.update(_fields(self.forecaster))
         return opts
 
     def with_overrides(self, **overrides: Any) -> Policy:
         if not overrides:
             return self
-        valid = self.options()
+        valid = self.valid_options()
         for key in overrides:
             if key not in valid:
                 raise UnknownOptionError(key, valid)
+        policy = self
+        if "schedule" in overrides:
+            value = overrides.pop("schedule")
+            if isinstance(value, str) and value == "paper":  # the paper's settings, explicit overrides on top
+                return self.with_overrides(**{**self.paper, **overrides})
+            policy = dataclasses.replace(self, schedule=_schedule_from(value))
         changes: dict[str, Any] = {}
-        if "region" in overrides:
-            changes["region"] = Region.parse(overrides["region"])
-        for attr in ("forecaster", "schedule"):
-            part = getattr(self, attr)
-            names = {f.name for f in dataclasses.fields(part)}
-            mine = {k: v for k, v in overrides.items() if k in names}
-            if mine:
-                changes[attr] = dataclasses.replace(part, **mine)
-        return dataclasses.replace(self, **changes)
+        for key in ("region", "variable", "num_steps"):
+            if key in overrides:
+                changes[key] = overrides[key]
+        schedule_fields = {k: v for k, v in overrides.items() if k in _SCHEDULE_FIELDS}
+        if schedule_fields:
+            changes["schedule"] = _reschedule(policy.schedule, schedule_fields)
+        forecaster_fields = {k: v for k, v in overrides.items() if k in _fields(policy.forecaster)}
+        if forecaster_fields:
+            changes["forecaster"] = dataclasses.replace(policy.forecaster, **forecaster_fields)
+        return dataclasses.replace(policy, **changes)
+
+
+
+def _schedule_from(value: Any) -> Schedule:
+    if isinstance(value, (str, os.PathLike)) and str(value).endswith(".json"):
+        return CalibratedSchedule(str(value))
+    if not isinstance(value, str) and all(hasattr(value, name) for name in ("kind", "decide", "planned")):
+        return value
+    raise InvalidValueError(
+        "schedule", value, "'paper', the path of a calibrated schedule (.json), or a schedule object"
+    )
+
+
+def _reschedule(current: Schedule, fields: dict[str, Any]) -> Schedule:
+    """Apply schedule fields: to the current kind if it has them all, else to the kind that does."""
+    names = set(fields)
+    if dataclasses.is_dataclass(current) and names <= set(_fields(current)):
+        return dataclasses.replace(current, **fields)
+    owners = [kind for kind in SCHEDULE_KINDS if names <= {f.name for f in dataclasses.fields(kind)}]
+    if not owners:
+        by_kind = {kind.kind: sorted(names & {f.name for f in dataclasses.fields(kind)}) for kind in SCHEDULE_KINDS}
+        raise ConfigError(
+            f"options {sorted(names)} belong to different schedule kinds ({by_kind}); give the options of one kind"
+        )
+    kind = owners[0]
+    carried = {k: v for k, v in _fields(current).items() if k in {f.name for f in dataclasses.fields(kind)}}
+    return kind(**{**carried, **fields})

@@ -1,4 +1,4 @@
-"""Name -> preset registry. A new method registers its presets from its own module."""
+"""Name -> preset registry. A new method registers its presets from its own module in ``presets/``."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""How good are a reference model's samples, and how much do fewer Euler steps cost?
+"""How good are a reference model's samples, and how much do fewer sampler steps cost?
 
-``python -m c4d_compile.reference.evaluate {dit,flux}`` prints, per step count, the class accuracy of
-seeded samples (judged by the shipped classifier), their Fréchet distance to the test split in the
-classifier's feature space, and PSNR / SSIM against the same seeds sampled with the most steps.
+``python -m c4d_compile.reference.evaluate {dit,flux,dit-eps}`` prints, per step count, the class accuracy
+of seeded samples (judged by the shipped classifier), their Fréchet distance to the test split in the
+classifier's feature space, and PSNR / SSIM against the same seeds sampled with the most steps. The
+sampler is the model's own: Euler for the flow models (``--shift`` shifts its grid), DDIM for dit-eps.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def evaluate_steps(
     steps: Sequence[int] = (10, 20, 50),
     per_class: int = 10,
     seed: int = 0,
+    shift: float = 1.0,
 ) -> dict[str, dict[str, float]]:
     """Figures per step count; the largest count is the reference for PSNR and SSIM.
 
@@ -36,7 +38,7 @@ def evaluate_steps(
     64 dimensions the Fréchet distance carries a large small-sample bias, so real data is the yardstick.
     """
     labels = class_labels(per_class)
-    runs = {n: sample(model, labels, num_steps=n, seed=seed) for n in sorted(steps)}
+    runs = {n: sample(model, labels, num_steps=n, seed=seed, shift=shift) for n in sorted(steps)}
     reference = runs[max(runs)]
     test_features = classifier.features(digits_tensors("test")[0])
     real = _real_images(per_class, seed)
@@ -90,12 +92,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 20, 50])
     parser.add_argument("--per-class", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shift", type=float, default=1.0, help="time shift of the flow models' Euler grid")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    figures = evaluate_steps(load_reference_model(args.model), load_classifier(), args.steps, args.per_class, args.seed)
+    model, classifier = load_reference_model(args.model), load_classifier()
+    figures = evaluate_steps(model, classifier, args.steps, args.per_class, args.seed, args.shift)
     print(json.dumps(figures, indent=2) if args.json else format_figures(figures))
     return figures
 

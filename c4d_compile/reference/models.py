@@ -1,15 +1,18 @@
-"""Two class-conditional rectified-flow models built from diffusers transformers.
+"""Three class-conditional reference models built from diffusers transformers.
 
-Rectified flow: ``x_t = (1 - t) * x0 + t * noise`` for t in [0, 1], and the model predicts the
-velocity ``v = noise - x0`` (so ``dx_t/dt = v``; sampling integrates from t=1, pure noise, to t=0).
+"dit" and "flux" are rectified-flow models: ``x_t = (1 - t) * x0 + t * noise`` for t in [0, 1], and the
+model predicts the velocity ``v = noise - x0`` (so ``dx_t/dt = v``; sampling integrates from t=1, pure
+noise, to t=0). "dit-eps" is DiT as DiT-XL/2 was trained (arXiv 2212.09748): DDPM noise prediction on
+discrete steps 0..999 with a learned variance, sampled with DDIM (see ``ddpm`` and ``sampling``).
 
 Each wrapper keeps the diffusers transformer as ``.transformer``, untouched, because the caching
 backend compiles that module itself. Everything the wrapper adds lives around it:
 
     kwargs = model.transformer_inputs(x, t, labels)   # what a pipeline would pass
-    v = model.output_to_v(model.transformer(**kwargs))
+    prediction = model.output_to_prediction(model.transformer(**kwargs))   # v, or ε for "dit-eps"
 
-and ``model(x, t, labels)`` is exactly that composition.
+and ``model(x, t, labels)`` is exactly that composition. ``model.prediction`` says which of the two it is,
+and so which sampler applies.
 """
 
 from __future__ import annotations
@@ -20,25 +23,61 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from .data import IMAGE_SIZE, NUM_CLASSES
+from .ddpm import DDPMSchedule
 
-__all__ = ["DEFAULT_CONFIGS", "DiTReference", "FluxReference", "ReferenceModel", "build_reference_model"]
+__all__ = [
+    "DEFAULT_CONFIGS",
+    "DiTEpsReference",
+    "DiTReference",
+    "FluxReference",
+    "ReferenceModel",
+    "build_reference_model",
+]
+
+_DIT_TRANSFORMER: dict[str, Any] = {
+    "num_attention_heads": 2,
+    "attention_head_dim": 32,
+    "in_channels": 1,
+    # out_channels=1: the output *is* v. DiT checkpoints default to 2x channels (a learned sigma for
+    # DDPM's variance); rectified flow has no variance to learn, so those channels would be dead weight.
+    "out_channels": 1,
+    "num_layers": 4,
+    "sample_size": IMAGE_SIZE,
+    "patch_size": 2,  # 8x8 = 64 tokens
+    "num_embeds_ada_norm": NUM_CLASSES,  # DiT uses this as the number of classes of its label embedding
+}
 
 # Sizes picked so that training reaches >= 90 % classifier-judged class accuracy within ~15 CPU minutes
-# on one thread. The "transformer" entry goes verbatim to the diffusers constructor.
+# on one thread. The "transformer" entry goes verbatim to the diffusers constructor, "scheduler" to
+# diffusers' DDIMScheduler (the pair a DiTPipeline holds).
 DEFAULT_CONFIGS: dict[str, dict[str, Any]] = {
-    "dit": {
-        "transformer": {
-            "num_attention_heads": 2,
-            "attention_head_dim": 32,
-            "in_channels": 1,
-            # out_channels=1: the output *is* v. DiT checkpoints default to 2x channels (a learned sigma for
-            # DDPM's variance); rectified flow has no variance to learn, so those channels would be dead weight.
-            "out_channels": 1,
-            "num_layers": 4,
-            "sample_size": IMAGE_SIZE,
-            "patch_size": 2,  # 8x8 = 64 tokens
-            "num_embeds_ada_norm": NUM_CLASSES,  # DiT uses this as the number of classes of its label embedding
+    "dit": {"transformer": _DIT_TRANSFORMER},
+    "dit-eps": {
+        # The same network with DiT-XL/2's learn_sigma layout: channel 0 is ε, channel 1 the variance value v.
+        "transformer": {**_DIT_TRANSFORMER, "out_channels": 2},
+        "scheduler": {
+            # DiT's training schedule (arXiv 2212.09748, Sec. 4): 1000 linear betas from 1e-4 to 0.02.
+            "num_train_timesteps": 1000,
+            "beta_start": 1e-4,
+            "beta_end": 0.02,
+            "beta_schedule": "linear",
+            "prediction_type": "epsilon",
+            # The rest are DDIMScheduler's defaults, spelled out so that the shipped JSON records them.
+            # clip_sample: the model works in pixel space, where data lies in [-1, 1], so clamping DDIM's
+            # x0 estimate to that range is a sound prior (latent-space checkpoints turn it off). For this
+            # model it costs a little at many steps (50 steps, 100 images: accuracy 0.88 and FD 242 with it,
+            # 0.89 and 207 without), but it is what DDIMScheduler does unless told otherwise.
+            "clip_sample": True,
+            "clip_sample_range": 1.0,
+            # The last step lands on ᾱ = 1, i.e. on clean data, rather than on ᾱ_0 = 1 - 1e-4.
+            "set_alpha_to_one": True,
+            # "leading": N steps at (N-1)k, ..., k, 0 with k = 1000 // N (980 ... 0 at 50 steps). The first
+            # step starts from pure noise at t = 1000 - k, where sqrt(ᾱ_t) is below 0.02 (0.016 at 10 steps),
+            # a small mismatch diffusers' default accepts.
+            "timestep_spacing": "leading",
+            "steps_offset": 0,
         },
     },
     "flux": {
@@ -60,20 +99,25 @@ DEFAULT_CONFIGS: dict[str, dict[str, Any]] = {
 
 
 class ReferenceModel(nn.Module):
-    """``forward(x, t, labels) -> v`` over a diffusers ``transformer``; x (B, 1, 16, 16), t (B,) in [0, 1]."""
+    """``forward(x, t, labels) -> prediction`` over a diffusers ``transformer``; x (B, 1, 16, 16).
+
+    ``prediction`` names what comes out and so which sampler integrates it: ``"velocity"`` (rectified
+    flow, t (B,) in [0, 1], Euler) or ``"epsilon"`` (DDPM noise, t (B,) a step in 0..999, DDIM).
+    """
 
     name: str
+    prediction: str
     transformer: nn.Module
     timestep_scale: float  # multiplier from the ``timestep`` kwarg to the 0..1000 training-step scale
 
     def transformer_inputs(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
         raise NotImplementedError
 
-    def output_to_v(self, out: Any) -> torch.Tensor:
+    def output_to_prediction(self, out: Any) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.output_to_v(self.transformer(**self.transformer_inputs(x, t, labels)))
+        return self.output_to_prediction(self.transformer(**self.transformer_inputs(x, t, labels)))
 
 
 def _first(out: Any) -> torch.Tensor:
@@ -83,40 +127,91 @@ def _first(out: Any) -> torch.Tensor:
     return getattr(out, "sample", out)
 
 
+def _dit_transformer(config: dict[str, Any]) -> nn.Module:
+    """DiTTransformer2DModel(**config) that always uses the class label it is given."""
+    from diffusers import DiTTransformer2DModel
+    from diffusers.models.embeddings import LabelEmbedding
+
+    transformer = DiTTransformer2DModel(**config)
+    # diffusers drops labels (10 %, for classifier-free guidance) independently in *each* block's
+    # embedding and again for the output layer, so one sample would be conditional in some blocks and
+    # not in others. We train conditional only, so switch the dropping off; the unused null-class row
+    # stays in the table (its shape is fixed by the config).
+    for module in transformer.modules():
+        if isinstance(module, LabelEmbedding):
+            module.dropout_prob = 0.0
+    return transformer
+
+
 class DiTReference(ReferenceModel):
-    """DiTTransformer2DModel; the class goes through DiT's own adaLN-zero label embedding."""
+    """DiTTransformer2DModel predicting the flow velocity; the class goes through DiT's adaLN-zero label embedding."""
 
     name = "dit"
+    prediction = "velocity"
     timestep_scale = 1.0  # fed t * 1000 already
 
     def __init__(self, config: dict[str, Any]):
         super().__init__()
-        from diffusers import DiTTransformer2DModel
-        from diffusers.models.embeddings import LabelEmbedding
-
         self.config = copy.deepcopy(config)
-        self.transformer = DiTTransformer2DModel(**self.config["transformer"])
-        # diffusers drops labels (10 %, for classifier-free guidance) independently in *each* block's
-        # embedding and again for the output layer, so one sample would be conditional in some blocks and
-        # not in others. We train conditional only, so switch the dropping off; the unused null-class row
-        # stays in the table (its shape is fixed by the config).
-        for module in self.transformer.modules():
-            if isinstance(module, LabelEmbedding):
-                module.dropout_prob = 0.0
+        self.transformer = _dit_transformer(self.config["transformer"])
 
     def transformer_inputs(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
         # DiT's sinusoidal timestep embedding was designed for DDPM's 0..1000 integer steps: feed t * 1000
         # so that the frequencies cover the range they were built for (a float, not rounded).
         return {"hidden_states": x, "timestep": t * 1000.0, "class_labels": labels, "return_dict": False}
 
-    def output_to_v(self, out: Any) -> torch.Tensor:
+    def output_to_prediction(self, out: Any) -> torch.Tensor:
         return _first(out)
+
+
+class DiTEpsReference(ReferenceModel):
+    """DiTTransformer2DModel as DiT-XL/2 is trained: ε and a learned variance, on DDPM steps.
+
+    The output has 2 x in_channels channels, split as DiTPipeline splits a learn_sigma model: the first
+    half is ε, the second the value v that sets the reverse-step variance (``ddpm.DDPMSchedule``). v is
+    trained as DiT trains it (its gradient reaches the shared trunk too), and then, as in DiTPipeline with
+    DDIM, left unused: deterministic DDIM needs only ε.
+    """
+
+    name = "dit-eps"
+    prediction = "epsilon"
+    timestep_scale = 1.0  # fed the DDPM step 0..999 itself
+
+    def __init__(self, config: dict[str, Any]):
+        super().__init__()
+        self.config = copy.deepcopy(config)
+        tcfg = self.config["transformer"]
+        if tcfg["out_channels"] != 2 * tcfg["in_channels"]:
+            raise ConfigError(f"dit-eps needs out_channels = 2 * in_channels (ε and v), got {tcfg['out_channels']}")
+        self.latent_channels = int(tcfg["in_channels"])
+        self.transformer = _dit_transformer(tcfg)
+        # The training-side constants of the schedule the scheduler samples with (plain tensors, not state).
+        self.schedule = DDPMSchedule.from_scheduler_config(self.config["scheduler"])
+
+    def transformer_inputs(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+        # t is passed through as DiTPipeline passes the scheduler's timestep: the (integer) step itself.
+        return {"hidden_states": x, "timestep": t, "class_labels": labels, "return_dict": False}
+
+    def split_output(self, out: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ε, v), each (B, in_channels, H, W)."""
+        eps, v = torch.split(_first(out), self.latent_channels, dim=1)
+        return eps, v
+
+    def output_to_prediction(self, out: Any) -> torch.Tensor:
+        return self.split_output(out)[0]
+
+    def make_scheduler(self) -> Any:
+        """A fresh diffusers DDIMScheduler with the training schedule (fresh: ``set_timesteps`` mutates it)."""
+        from diffusers import DDIMScheduler
+
+        return DDIMScheduler(**self.config["scheduler"])
 
 
 class FluxReference(ReferenceModel):
     """FluxTransformer2DModel; the class is a learned L-token "prompt" plus a learned pooled vector."""
 
     name = "flux"
+    prediction = "velocity"
     timestep_scale = 1000.0  # fed t in [0, 1]; Flux scales it inside
 
     def __init__(self, config: dict[str, Any]):
@@ -167,11 +262,11 @@ class FluxReference(ReferenceModel):
             "return_dict": False,
         }
 
-    def output_to_v(self, out: Any) -> torch.Tensor:
+    def output_to_prediction(self, out: Any) -> torch.Tensor:
         return self.unpack(_first(out))
 
 
-_CLASSES: dict[str, type[ReferenceModel]] = {"dit": DiTReference, "flux": FluxReference}
+_CLASSES: dict[str, type[ReferenceModel]] = {"dit": DiTReference, "dit-eps": DiTEpsReference, "flux": FluxReference}
 
 
 def build_reference_model(name: str, config: dict[str, Any] | None = None, seed: int = 0) -> ReferenceModel:

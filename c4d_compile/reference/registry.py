@@ -22,7 +22,8 @@ __all__ = [
     "save_weights",
 ]
 
-REFERENCE_MODELS = ("dit", "flux")
+# Appended in the order they were added, so loops over the tuple keep their earlier rows first.
+REFERENCE_MODELS = ("dit", "flux", "dit-eps")
 CLASSIFIER_NAME = "classifier"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -79,7 +80,7 @@ def _load_state(module: nn.Module, name: str, weights_dir: Path | None) -> nn.Mo
 
 
 def load_reference_model(name: str, weights_dir: Path | None = None) -> nn.Module:
-    """The trained ``"dit"`` or ``"flux"`` ReferenceModel, float32, CPU, eval mode, gradients off."""
+    """The trained ``"dit"``, ``"flux"`` or ``"dit-eps"`` ReferenceModel, float32, CPU, eval mode, gradients off."""
     from .models import build_reference_model
 
     check_model_name(name)

@@ -12,9 +12,10 @@ STEPS = 12
 
 
 def test_preset_mask_is_the_presets_schedule():
-    mask = preset_mask("taylorseer", 20)  # warm-up 3, interval 6
+    mask = preset_mask("taylorseer", 20, schedule="paper")  # warm-up 3, interval 6
     assert [i for i, m in enumerate(mask) if m] == [0, 1, 2, 8, 14]
-    assert sum(preset_mask("foca", 50)) == get_policy("foca").schedule.full_steps(50)
+    assert sum(preset_mask("foca", 50)) == len(get_policy("foca").schedule.planned(50))
+    assert [i for i, m in enumerate(preset_mask("taylorseer", 12, budget=4)) if m] == [0, 4, 7, 11]
 
 
 def test_reachable_tensor_bytes_counts_each_storage_once_and_skips_modules():

@@ -11,7 +11,24 @@ def test_full_plan_runs_every_preset_and_every_peer():
     methods = FULL.methods()
     assert [m.label for m in methods if isinstance(m, C4DPreset)] == list_policies()
     assert len(methods) == len(list_policies()) + len(PEERS)
-    assert FULL.models == ("dit", "flux", "flux-bench", "wan")
+    assert FULL.models == ("dit", "flux", "dit-eps", "flux-bench", "wan")
+
+
+def test_budget_plan_compares_at_equal_compute():
+    from c4d_compile.bench.methods import C4DCalibrated
+    from c4d_compile.bench.plans import BUDGETS
+
+    plan = BUDGETS.with_overrides(policies=("taylorseer", "abcache"), budgets=(10,))
+    labels = [m.label for m in plan.methods()]
+    assert labels == [
+        "taylorseer @10", "taylorseer paper@10", "taylorseer calibrated@10",
+        "abcache @10", "abcache paper@10", "abcache calibrated@10",
+        "diffusers-taylorseer@10", "diffusers-taylorseer-lite@10", "cache-dit-taylorseer@10",
+    ]
+    assert any(isinstance(m, C4DCalibrated) for m in plan.methods())
+    assert BUDGETS.shifts == (1.0, 3.0) and set(BUDGETS.models) == {"dit", "flux", "dit-eps"}
+    with pytest.raises(InvalidValueError, match="budget"):
+        BUDGETS.with_overrides(budgets=(60,)).methods()
 
 
 def test_quick_plan_is_small():

@@ -36,8 +36,8 @@ def traced(request):
 
 def drive(fn, gm, example_inputs, runtime_like):
     """Step ``fn`` through a small denoising loop; returns the outputs of every step."""
-    t_pos = runtime_like.timestep_positions[0]
-    x_pos = runtime_like.device_position
+    t_pos = runtime_like.signature.timesteps[0]
+    x_pos = runtime_like.signature.device
     args = list(example_inputs)
     outs = []
     with torch.no_grad():
@@ -81,5 +81,5 @@ def test_branch_caching_skips_every_branch(traced):
     drive(runtime, gm, example_inputs, runtime)
     stats = backend.stats()
     assert stats.cached_steps == 2  # 4 steps, W=1, N=2: full at 0 and 2
-    assert runtime.cached.flops.value < 0.5 * runtime.full.flops.value
+    assert runtime.variants["cached"].flops.value < 0.5 * runtime.variants["full"].flops.value
     assert len(backend.plan.features) == sum(spec.branches_per_block)

@@ -1,11 +1,16 @@
 import pytest
 
 from c4d_compile import (
+    BudgetSchedule,
     ConfigError,
-    FixedSchedule,
+    ExplicitSchedule,
+    IntervalSchedule,
     InvalidValueError,
+    Settings,
+    SpreadSchedule,
     UnknownOptionError,
     UnknownPolicyError,
+    Variable,
     c4d_backend,
     get_policy,
     list_policies,
@@ -13,7 +18,8 @@ from c4d_compile import (
 
 
 def test_presets_are_listed():
-    assert {"taylorseer-lite", "stack-reuse"} <= set(list_policies())
+    presets = {"taylorseer", "taylorseer-lite", "foca", "hicache", "fora", "abcache", "stack-reuse"}
+    assert presets <= set(list_policies())
 
 
 def test_unknown_policy_lists_valid_names():
@@ -22,14 +28,17 @@ def test_unknown_policy_lists_valid_names():
     assert "taylorseer-lite" in str(err.value) and "stack-reuse" in str(err.value)
 
 
-def test_unknown_option_is_rejected_with_valid_options():
+def test_unknown_option_is_rejected_with_valid_options_and_settings():
     with pytest.raises(UnknownOptionError) as err:
         c4d_backend("taylorseer-lite", intervall=3)
-    assert "interval" in str(err.value) and "order" in str(err.value)
+    message = str(err.value)
+    assert "interval" in message and "order" in message and "budget" in message and "lowering" in message
 
 
 @pytest.mark.parametrize(
-    "field,value", [("interval", 0), ("order", -1), ("warmup", -1), ("interval", 2.5), ("interval", True)]
+    "field,value",
+    [("interval", 0), ("order", -1), ("warmup", -1), ("interval", 2.5), ("interval", True), ("budget", 1),
+     ("num_steps", 0)],
 )
 def test_bad_numbers_name_the_field_and_range(field, value):
     with pytest.raises(InvalidValueError) as err:
@@ -37,42 +46,56 @@ def test_bad_numbers_name_the_field_and_range(field, value):
     assert err.value.field == field and ">=" in str(err.value)
 
 
-def test_bad_lowering_and_region():
+def test_bad_settings_region_and_variable_name_the_valid_values():
     with pytest.raises(InvalidValueError, match="eager"):
         c4d_backend("taylorseer-lite", lowering="tensorrt")
     with pytest.raises(InvalidValueError, match="stack"):
         c4d_backend("taylorseer-lite", region="everywhere")
+    with pytest.raises(InvalidValueError, match="timestep"):
+        c4d_backend("taylorseer-lite", variable="sigma")
+    with pytest.raises(InvalidValueError, match="max-autotune"):
+        c4d_backend("taylorseer", mode="fastest")
+    with pytest.raises(InvalidValueError, match="paper"):
+        c4d_backend("taylorseer", schedule="fast")
 
 
-def test_last_step_full_needs_num_steps():
-    with pytest.raises(ConfigError, match="num_steps"):
-        c4d_backend("taylorseer-lite", last_step_full=True)
-    assert get_policy("taylorseer-lite", last_step_full=True, num_steps=10).schedule.num_steps == 10
+def test_settings_are_apart_from_the_policy():
+    backend = c4d_backend("taylorseer", lowering="eager", strict=True, interval=4)
+    assert backend.settings == Settings(lowering="eager", strict=True)
+    assert backend.policy.schedule == SpreadSchedule(interval=4)
+    with pytest.raises(InvalidValueError, match="not both"):
+        c4d_backend("taylorseer", settings=Settings(), lowering="eager")
+    assert c4d_backend("taylorseer", settings=Settings(mode="max-autotune")).settings.inductor_config()["max_autotune"]
+
+
+def test_schedule_fields_select_the_kind_that_owns_them():
+    assert get_policy("taylorseer", budget=8).schedule == BudgetSchedule(8)
+    assert get_policy("taylorseer", full_steps=(0, 3, 9)).schedule == ExplicitSchedule((0, 3, 9))
+    assert get_policy("taylorseer", interval=4).schedule == SpreadSchedule(4)  # the default kind has interval
+    # warmup belongs to the papers' kind only; the interval carries over
+    assert get_policy("taylorseer", warmup=2).schedule == IntervalSchedule(interval=5, warmup=2)
+    assert get_policy("taylorseer", interval=6, warmup=3).schedule == IntervalSchedule(6, 3)
+    with pytest.raises(ConfigError, match="different schedule kinds"):
+        get_policy("taylorseer", budget=8, warmup=2)
+
+
+def test_schedule_paper_restores_the_papers_settings_with_overrides_on_top():
+    paper = get_policy("taylorseer", schedule="paper")
+    assert paper.schedule == IntervalSchedule(interval=6, warmup=3) and paper.variable is Variable.STEP
+    assert get_policy("taylorseer-lite", schedule="paper").forecaster.order == 2
+    assert get_policy("abcache", schedule="paper").forecaster.binomial is True
+    tuned = get_policy("taylorseer", schedule="paper", interval=4)
+    assert tuned.schedule == IntervalSchedule(interval=4, warmup=3)
 
 
 def test_overrides_reach_the_owning_part_and_keep_the_rest():
-    policy = get_policy("taylorseer-lite", interval=4, order=1)
-    assert policy.schedule.interval == 4 and policy.forecaster.order == 1
-    assert policy.schedule.warmup == get_policy("taylorseer-lite").schedule.warmup
+    policy = get_policy("taylorseer-lite", interval=4, order=2)
+    assert policy.schedule.interval == 4 and policy.forecaster.order == 2
     assert get_policy("taylorseer-lite").schedule.interval == 5  # presets are immutable data
 
 
-@pytest.mark.parametrize(
-    "warmup,interval,steps", [(3, 4, 50), (3, 6, 50), (1, 5, 50), (3, 7, 50), (0, 3, 28), (2, 1, 9)]
-)
-def test_fixed_schedule_full_count_matches_reference_formula(warmup, interval, steps):
-    schedule = FixedSchedule(interval=interval, warmup=warmup)
-    expected = warmup + (steps - warmup) // interval
-    if warmup == 0:  # nothing is cached yet at step 0, so it computes, and the counter starts there
-        expected = 1 + (steps - 1) // interval
-    assert schedule.full_steps(steps) == expected
-
-
-def test_fixed_schedule_published_ratio():
-    # TaylorSeer FLUX N=6, W=3 on 50 steps: 10 full steps, 5.00x (methods.md §0.2)
-    assert FixedSchedule(interval=6, warmup=3).full_steps(50) == 10
-
-
-def test_last_step_full_adds_the_final_step():
-    schedule = FixedSchedule(interval=5, warmup=3, last_step_full=True, num_steps=10)
-    assert [s for s in range(10) if schedule.is_full(s, 2 if s > 2 else None)][-1] == 9
+def test_every_preset_takes_a_budget_and_a_step_count():
+    for name in list_policies():
+        policy = get_policy(name, budget=8, num_steps=28)
+        assert policy.schedule.planned(28)[0] == 0 and policy.schedule.planned(28)[-1] == 27
+        assert len(policy.schedule.planned(28)) == 8

@@ -5,23 +5,19 @@ import math
 import pytest
 import torch
 
-from c4d_compile.policies.adams_bashforth import AdamsBashforth
-from c4d_compile.policies.foca import FoCa
-from c4d_compile.policies.hermite import Hermite
-from c4d_compile.policies.reuse import Reuse
-from c4d_compile.policies.taylor import Taylor
+from c4d_compile.policies.forecasters import AdamsBashforth, FoCa, Hermite, Reuse, Taylor
 
 
 def run_forecaster(forecaster, values_at_full: dict[int, torch.Tensor], query: int) -> torch.Tensor:
-    """Feed the forecaster the feature at each full step (in order), then predict at ``query``."""
-    slots = [torch.zeros_like(next(iter(values_at_full.values()))) for _ in range(forecaster.num_slots)]
-    history = []
-    for step, value in values_at_full.items():
-        history.append(step)
-        scalars = {k: torch.tensor(v) for k, v in forecaster.update_scalars(history).items()}
-        slots = forecaster.update(value, slots, scalars, value.dtype)
-    scalars = {k: torch.tensor(v) for k, v in forecaster.predict_scalars(query, history).items()}
-    return forecaster.predict(slots, scalars, value.dtype)
+    """Forecast at ``query`` from the values at the full steps, as the CACHED variant does: the weights
+    of the last ``num_slots`` full steps (newest first) times their values, summed in float32."""
+    steps = list(values_at_full)[-forecaster.num_slots :][::-1]
+    weights = forecaster.weights(float(query), [float(s) for s in steps])
+    assert len(weights) == len(steps)
+    value = values_at_full[steps[0]]
+    compute = torch.float64 if value.dtype == torch.float64 else torch.float32  # the graph computes in float32
+    out = sum(values_at_full[s].to(compute) * w for s, w in zip(steps, weights))
+    return out.to(value.dtype)
 
 
 def reference_taylor(values_at_full: dict[int, torch.Tensor], order: int, query: int) -> torch.Tensor:
@@ -127,34 +123,32 @@ def test_hermite_rejects_a_sigma_outside_0_1():
 
 
 # --- FoCa ----------------------------------------------------------------------------------------
-def foca_reference(full_steps: dict[int, torch.Tensor], query: int) -> torch.Tensor:
-    """The recursive reading documented in policies/foca.py, stepped one sampling step at a time:
-    between full steps each step forecasts with BDF2 then calibrates with Heun."""
-    trajectory: dict[int, torch.Tensor] = {}
-    last_full = prev_full = None
-    for step in range(min(full_steps), query + 1):
-        if step in full_steps:
-            trajectory[step] = full_steps[step]
-            prev_full, last_full = last_full, step
-            continue
-        f_k = trajectory[step - 1]
-        f_km1 = trajectory.get(step - 2, f_k)  # computed or forecast
-        slope_full = (
-            (trajectory[last_full] - trajectory[prev_full]) / (last_full - prev_full) if prev_full is not None else 0
-        )
-        forecast = 4 / 3 * f_k - 1 / 3 * f_km1 + 2 / 3 * (f_k - f_km1)  # (7), F'(x_k) = F_k - F_{k-1}
-        slope_next = (3 * forecast - 4 * f_k + f_km1) / 2  # (6)
-        trajectory[step] = f_k + 0.5 * (slope_full + slope_next)  # (8)
-    return trajectory[query]
+def foca_reference(full: dict[int, torch.Tensor], query: int) -> torch.Tensor:
+    """The reading documented in forecasters/foca.py, stepped one sampling step at a time: the slope at
+    the full step and the start value come from the quadratic through the last three full values,
+    then each step forecasts with BDF2 (7), reads the slope back with (6) and calibrates with Heun (8)."""
+    (a, fa), (b, fb), (c, fc) = list(full.items())[-1], list(full.items())[-2], list(full.items())[-3]
+
+    def quadratic(u):  # Lagrange form through the three full values
+        return (fa * (u - b) * (u - c) / ((a - b) * (a - c)) + fb * (u - a) * (u - c) / ((b - a) * (b - c))
+                + fc * (u - a) * (u - b) / ((c - a) * (c - b)))
+
+    slope_full = (fa * ((a - b) + (a - c)) / ((a - b) * (a - c)) + fb * (a - c) / ((b - a) * (b - c))
+                  + fc * (a - b) / ((c - a) * (c - b)))  # derivative of the quadratic at u = a
+    f_prev, f_k = quadratic(a - 1.0), fa
+    for _ in range(query - a):
+        slope_k = f_k - f_prev  # F'(x_k), h = 1
+        forecast = 4 / 3 * f_k - 1 / 3 * f_prev + 2 / 3 * slope_k  # (7)
+        slope_next = (3 * forecast - 4 * f_k + f_prev) / 2  # (6)
+        f_prev, f_k = f_k, f_k + 0.5 * (slope_full + slope_next)  # (8)
+    return f_k
 
 
-def test_foca_closed_form_equals_the_recursive_predictor_corrector():
+def test_foca_weights_equal_the_stepped_predictor_corrector():
     torch.manual_seed(1)
     full = {s: torch.randn(5, dtype=torch.float64) for s in (0, 1, 2, 7, 12)}
     for query in (13, 14, 16):
-        expected = foca_reference(full, query)
-        got = run_forecaster(FoCa(), full, query)
-        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(run_forecaster(FoCa(), full, query), foca_reference(full, query))
 
 
 def test_foca_is_exact_on_a_linear_sequence():
@@ -163,14 +157,35 @@ def test_foca_is_exact_on_a_linear_sequence():
     torch.testing.assert_close(run_forecaster(FoCa(), full, 15), base + slope * 15, rtol=1e-5, atol=1e-5)
 
 
+def test_foca_with_one_full_step_is_reuse():
+    value = torch.randn(3, dtype=torch.float64)
+    torch.testing.assert_close(run_forecaster(FoCa(), {0: value}, 4), value)
+
+
 # --- AB-Cache ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("order,weights", [(1, [1]), (2, [2, -1]), (3, [3, -3, 1]), (5, [5, -10, 10, -5, 1])])
 def test_adams_bashforth_binomial_weights(order, weights):
     values = {s: torch.randn(4, dtype=torch.float64) for s in range(10, 10 + 6 * order, 6)}
     newest_first = list(values.values())[::-1]
     expected = sum(w * v for w, v in zip(weights, newest_first))
-    got = run_forecaster(AdamsBashforth(order=order), values, 10 + 6 * order + 2)
+    got = run_forecaster(AdamsBashforth(order=order, binomial=True), values, 10 + 6 * order + 2)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("order", [2, 3, 4])
+def test_adams_bashforth_follows_the_polynomial_through_the_history(order):
+    # a polynomial of degree order-1 through uneven full steps is extrapolated exactly at any distance
+    coefficients = torch.randn(order, 3, dtype=torch.float64)
+    values = {s: sum(c * s**i for i, c in enumerate(coefficients)) for s in (0, 3, 4, 9, 11)}
+    for query in (12, 14):
+        expected = sum(c * query**i for i, c in enumerate(coefficients))
+        torch.testing.assert_close(run_forecaster(AdamsBashforth(order=order), values, query), expected)
+
+
+def test_adams_bashforth_on_an_even_grid_one_spacing_ahead_is_the_binomial_form():
+    values = {s: torch.randn(4, dtype=torch.float64) for s in (2, 8, 14)}
+    torch.testing.assert_close(run_forecaster(AdamsBashforth(order=3), values, 20),
+                               run_forecaster(AdamsBashforth(order=3, binomial=True), values, 20))
 
 
 def test_adams_bashforth_drops_order_while_history_is_short():

@@ -82,4 +82,4 @@ def test_unknown_names_list_the_valid_ones():
     with pytest.raises(UnknownReferenceModelError) as info:
         load_reference_model("sdxl")
     assert isinstance(info.value, ConfigError)
-    assert str(info.value) == "unknown reference model 'sdxl'; valid names: dit, flux"
+    assert str(info.value) == "unknown reference model 'sdxl'; valid names: dit, flux, dit-eps"

@@ -22,7 +22,7 @@ def _keep_threads():
     assert torch.get_num_threads() == threads, "training must restore the caller's thread count"
 
 
-@pytest.mark.parametrize("name", ["dit", "flux"])
+@pytest.mark.parametrize("name", ["dit", "flux", "dit-eps"])
 def test_a_short_run_is_reproducible_and_loadable(name, tmp_path):
     for run in ("a", "b"):
         main([name, "--steps", "2", "--out", str(tmp_path / run), "--no-eval"])

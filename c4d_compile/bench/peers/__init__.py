@@ -7,7 +7,14 @@ library only when a row is prepared, so a missing one turns its rows into "skipp
 from __future__ import annotations
 
 from ..methods import Method
+from . import cache_dit_caches, diffusers_caches
 from .cache_dit_caches import CACHE_DIT_METHODS
 from .diffusers_caches import DIFFUSERS_METHODS
 
 PEERS: dict[str, Method] = {m.label: m for m in (*DIFFUSERS_METHODS, *CACHE_DIT_METHODS)}
+
+
+def peers_at_budget(budget: int) -> list[Method]:
+    """The peers' TaylorSeer variants set to compute ``budget`` full steps: the equal-compute comparison."""
+    return [diffusers_caches.taylorseer_at(budget, lite=False), diffusers_caches.taylorseer_at(budget, lite=True),
+            cache_dit_caches.taylorseer_at(budget)]

@@ -23,6 +23,7 @@ class CacheDiTMethod:
     threshold: float = 0.12  # residual_diff_threshold of the dynamic rows
     calibrator: str | None = None  # None, "taylorseer" or "foca"
     matched_preset: str | None = None  # a c4d preset whose schedule becomes a static step mask
+    budget: int | None = None  # with matched_preset: the preset's schedule at this budget
     family: str = "cache-dit"
 
     def _configs(self, steps: int):
@@ -33,7 +34,8 @@ class CacheDiTMethod:
         if self.matched_preset is None:
             cache = DBCacheConfig(residual_diff_threshold=self.threshold, **common)
         else:
-            cache = DBCacheConfig(steps_computation_mask=preset_mask(self.matched_preset, steps),
+            extra = {} if self.budget is None else {"budget": self.budget}
+            cache = DBCacheConfig(steps_computation_mask=preset_mask(self.matched_preset, steps, **extra),
                                   steps_computation_policy="static", **common)
         calibrators = {None: lambda: None, "taylorseer": lambda: TaylorSeerCalibratorConfig(taylorseer_order=1),
                        "foca": FoCaCalibratorConfig}
@@ -60,6 +62,12 @@ class CacheDiTMethod:
             cache_bytes=lambda: reachable_tensor_bytes(getattr(transformer, "_context_manager", None)),
             flop_call=transformer, close=lambda: cache_dit.disable_cache(transformer), compiled=False,
         )
+
+
+def taylorseer_at(budget: int) -> CacheDiTMethod:
+    """DBCache with its TaylorSeer calibrator on the full steps c4d's budget schedule computes."""
+    return CacheDiTMethod(f"cache-dit-taylorseer@{budget}", calibrator="taylorseer", matched_preset="taylorseer",
+                          budget=budget)
 
 
 CACHE_DIT_METHODS = (

@@ -18,16 +18,11 @@ def private_transformer(workload: Workload) -> nn.Module:
     return copy.deepcopy(workload.transformer)
 
 
-def preset_mask(preset: str, steps: int) -> list[int]:
+def preset_mask(preset: str, steps: int, **overrides: Any) -> list[int]:
     """1 where the c4d preset's schedule computes step i in full, else 0: a peer given this mask spends
     exactly the preset's full computations, so the two compare at equal compute."""
-    schedule = get_policy(preset).schedule
-    mask, last = [], None
-    for step in range(steps):
-        full = schedule.is_full(step, last)
-        mask.append(int(full))
-        last = step if full else last
-    return mask
+    planned = set(get_policy(preset, num_steps=steps, **overrides).schedule.planned(steps))
+    return [int(step in planned) for step in range(steps)]
 
 
 def reachable_tensor_bytes(*roots: Any, max_depth: int = 12) -> int:

@@ -185,6 +185,40 @@ def _faster_cache(workload, transformer, steps, clock):
                              is_guidance_distilled=True)
 
 
+def taylorseer_schedule(budget: int, steps: int) -> tuple[int, int]:
+    """(disable_cache_before_step, cache_interval) of diffusers' TaylorSeer that computes ``budget`` of
+    ``steps`` steps (it computes iff s < W or (s - W - 1) % N == 0): the longest warm-up up to its default 3
+    that hits the budget exactly, else the closest count below it."""
+    best = (1, steps, 0)
+    for warmup in (3, 2, 1):
+        for interval in range(1, steps + 1):
+            count = sum(s < warmup or (s - warmup - 1) % interval == 0 for s in range(steps))
+            if count == budget:
+                return warmup, interval
+            if count < budget and count > best[2]:
+                best = (warmup, interval, count)
+    return best[0], best[1]
+
+
+def taylorseer_at(budget: int, lite: bool) -> DiffusersCache:
+    """diffusers' TaylorSeer (every block, order 1) or its lite mode (order 2) at ``budget`` full steps."""
+    name = "diffusers-taylorseer-lite" if lite else "diffusers-taylorseer"
+
+    def make(workload, transformer, steps, clock):
+        from diffusers.hooks import TaylorSeerCacheConfig
+
+        warmup, interval = taylorseer_schedule(budget, steps)
+        if lite:
+            return TaylorSeerCacheConfig(cache_interval=interval, disable_cache_before_step=warmup, max_order=2,
+                                         taylor_factors_dtype=torch.float32, use_lite_mode=True)
+        return TaylorSeerCacheConfig(cache_interval=interval, disable_cache_before_step=warmup, max_order=1,
+                                     taylor_factors_dtype=torch.float32,
+                                     cache_identifiers=_block_identifiers(transformer))
+
+    return DiffusersCache(f"{name}@{budget}", make, f"{name} schedule at {budget} full steps (order "
+                          f"{2 if lite else 1})")
+
+
 DIFFUSERS_METHODS = (
     DiffusersCache("diffusers-fbcache", _first_block, "FirstBlockCacheConfig(threshold=0.05)"),
     DiffusersCache("diffusers-taylorseer", _taylorseer,

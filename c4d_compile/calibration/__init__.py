@@ -1,0 +1,100 @@
+"""Calibration: choose the full steps of a budget on the user's own model, by an exact search.
+
+    c4d_compile.calibrate(pipe, lambda p: p(prompt, num_inference_steps=28), "taylorseer", budget=8,
+                          out="taylorseer-8of28.json")
+    backend = c4d_compile.enable_cache(pipe, "taylorseer", schedule="taylorseer-8of28.json")
+
+One or a few uncached generations are recorded (``record.py``), and the full-step set that
+minimises the forecaster's error on the recorded trajectory of the cached features is found by a
+dynamic programme (``search.py``). Calibrate on prompts / seeds you will not evaluate on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..backend import C4DBackend
+from ..errors import InvalidValueError
+from ..policies import Policy, forecaster_spec
+from ..policies.schedules import IntervalSchedule, write_calibration
+from .record import TrajectoryRecorder
+from .search import best_full_steps, gram, step_costs
+
+__all__ = ["Calibration", "calibrate"]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    full_steps: tuple[int, ...]
+    num_steps: int
+    budget: int
+    error: float  # the search's objective at the optimum (normalised squared forecast error, summed)
+    policy: Policy
+    path: Path | None
+
+    def overrides(self) -> dict[str, Any]:
+        """Options that use this schedule: ``c4d_backend(policy, **cal.overrides())``."""
+        return {"schedule": str(self.path)} if self.path else {"full_steps": self.full_steps}
+
+
+def calibrate(
+    model: Any, run: Callable, policy: str | Policy = "taylorseer", *, budget: int, out: str | Path | None = None,
+    max_elements: int = 16384, **options: Any,
+) -> Calibration:
+    """Record ``run`` uncached and search the best ``budget`` full steps for ``policy``.
+
+    ``model``: a diffusers pipeline (``run(pipe)`` runs one or more generations) or a transformer
+    module (``run(call)`` samples with ``call`` standing in for it). Every generation must run the same
+    number of steps. Options are policy overrides (``region``, ``order``, ``variable``, ...); the
+    schedule options are ignored while recording (every step is computed).
+    """
+    backend = C4DBackend(policy, lowering="eager", **options)
+    searched = backend.policy
+    backend.policy = searched.with_overrides(schedule=IntervalSchedule(interval=1))  # record every step
+    recorder = TrajectoryRecorder(max_elements)
+    backend.recorders.append(recorder)
+    with torch.no_grad():
+        _record(model, run, backend)
+    trajectories = list(recorder.trajectories.values())
+    if not trajectories:
+        raise InvalidValueError("run", run, "a callable that runs at least one generation through the model")
+    lengths = {len(t.steps) for t in trajectories}
+    if len(lengths) != 1 or len(recorder.fingerprints) != 1:
+        raise InvalidValueError("recorded generations", sorted(lengths),
+                                "generations of one step count through one graph (calibrate each setting apart)")
+    num_steps = lengths.pop()
+    num_features = len(trajectories[0].samples[0])
+    costs = step_costs([(t, gram(t, num_features)) for t in trajectories], searched.forecaster, searched.variable,
+                       num_steps)
+    full_steps, error = best_full_steps(costs, searched.forecaster.num_slots, budget, num_steps)
+    path = None
+    if out is not None:
+        path = write_calibration(out, {
+            "full_steps": list(full_steps), "num_steps": num_steps, "budget": budget, "error": error,
+            "policy": searched.name, "region": searched.region.value,
+            "forecaster": forecaster_spec(searched.forecaster), "variable": searched.variable.value,
+            "timesteps": [list(k) for k in trajectories[0].keys], "fingerprint": recorder.fingerprints[0],
+            "recorded": {"generations": len({g for g, _ in recorder.trajectories}),
+                         "contexts": sorted({c for _, c in recorder.trajectories})},
+        })
+    return Calibration(full_steps, num_steps, budget, error, searched, path)
+
+
+def _record(model: Any, run: Callable, backend: C4DBackend) -> None:
+    if isinstance(model, torch.nn.Module):
+        run(torch.compile(model, backend=backend))
+        return
+    from ..pipelines import DENOISERS, enable_cache_with
+
+    originals = {name: getattr(model, name) for name in DENOISERS if getattr(model, name, None) is not None}
+    try:
+        enable_cache_with(model, backend)
+        run(model)
+    finally:
+        for name, module in originals.items():
+            setattr(model, name, module)

@@ -1,0 +1,116 @@
+"""Which context and step a call is, per model: from the caller when it says, else from the timestep.
+
+A clock counts the step calls of one (model, context) in the current generation.
+
+* Context named by the caller (``contexts.CallContext``): every call is the next step of that
+  context, or the step the pipeline passes. A sampler that calls the model twice per step
+  (Heun: t0, t1, t1, t2, ...) therefore gets one clock tick per call, which is what its schedule is
+  planned over (``len(scheduler.timesteps)`` calls).
+* No context named: a call with the same timestep as this model's previous call is the next
+  guidance branch (separate cond / uncond calls), each branch with its own clock.
+* Generations: ``begin_generation`` starts one explicitly; a timestep that moves against the
+  direction this generation has been moving also starts a new one (most samplers lower the
+  timestep, some raise it: the direction is learned from the first two steps, never assumed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .contexts import CALL_CONTEXT, Generation, generation_variable
+
+
+@dataclass
+class Clock:
+    generation: int  # backend-wide generation number this clock is in
+    scope: Generation | None
+    step: int = -1
+    last_key: tuple | None = None
+    direction: int = 0  # -1, +1, 0 = not learned yet
+    first_step: int = 0
+    first_key: tuple = ()  # timestep values of the first call this generation
+
+
+@dataclass(frozen=True)
+class Tick:
+    context: str
+    clock: Clock
+    num_steps: int | None  # from the caller, when it says
+
+
+def _direction(old: tuple, new: tuple) -> int:
+    for a, b in zip(old, new):
+        if a != b:
+            return 1 if b > a else -1
+    return 0
+
+
+class Clocks:
+    def __init__(self) -> None:
+        self.generation_var = generation_variable()  # this backend's begun generation, per thread / task
+        self.clocks: dict[tuple, Clock] = {}
+        self.generation = 0  # backend-wide: the number of the newest generation any context began
+        self._last_key: dict[object, tuple] = {}  # per model: timestep of its previous call
+        self._branch: dict[object, int] = {}
+
+    def observe(self, model: object, key: tuple) -> Tick:
+        call, scope = CALL_CONTEXT.get(), self.generation_var.get()
+        if call is not None:
+            name = call.name
+        else:
+            self._branch[model] = self._branch.get(model, -1) + 1 if key == self._last_key.get(model) else 0
+            name = f"branch{self._branch[model]}"
+        self._last_key[model] = key
+        slot = (model, name, scope.number if scope else None)
+        clock = self.clocks.get(slot)
+        if clock is None or clock.scope is not scope:
+            clock = self._begin(slot, scope, call.step_index if call and call.step_index is not None else 0, key)
+        elif call is not None and call.step_index is not None:
+            if call.step_index < clock.step:
+                clock = self._begin(slot, scope, call.step_index, key)
+            clock.step = call.step_index
+        elif call is not None:
+            clock = self._advance(slot, clock, key, every_call=True)
+        else:
+            clock = self._advance(slot, clock, key, every_call=False)
+        clock.last_key = key
+        num_steps = (call.num_steps if call else None) or (scope.num_steps if scope else None)
+        return Tick(name, clock, num_steps)
+
+    def _advance(self, slot: tuple, clock: Clock, key: tuple, every_call: bool) -> Clock:
+        if clock.last_key is not None and key != clock.last_key:
+            moved = _direction(clock.last_key, key)
+            if clock.direction and moved != clock.direction:
+                return self._begin(slot, clock.scope, 0, key)
+            clock.direction = clock.direction or moved
+        if every_call or key != clock.last_key:
+            clock.step += 1
+        return clock
+
+    def _begin(self, slot: tuple, scope: Generation | None, step: int, key: tuple) -> Clock:
+        old = self.clocks.get(slot)
+        if self.generation == 0 or (old is not None and old.generation == self.generation):
+            self.generation += 1  # the first context to start over begins the backend's next generation
+        clock = self.clocks[slot] = Clock(self.generation, scope, step=step, first_step=step, first_key=key)
+        return clock
+
+    def forget_scope(self, scope: Generation) -> None:
+        """Drop the clocks of a generation a caller has replaced."""
+        for slot in [s for s, c in self.clocks.items() if c.scope is scope]:
+            del self.clocks[slot]
+
+    def begin(self, generation: Generation) -> None:
+        """A caller began a generation: every context that calls next (in this thread) is in a new one."""
+        previous = self.generation_var.get()
+        if previous is not None:
+            self.forget_scope(previous)
+        self.generation_var.set(generation)
+        self.generation += 1
+        self._last_key.clear()  # a repeated timestep across the boundary is not a second guidance branch
+        self._branch.clear()
+
+    def reset(self) -> None:
+        self.clocks.clear()
+        self._last_key.clear()
+        self._branch.clear()
+        self.generation += 1

@@ -1,0 +1,53 @@
+"""The CACHED variant: every cached feature replaced by its forecast, and what only it needed removed.
+
+Why one pass for every region: once the plan has named the cached features (a graph value,
+optionally paired with the input it is a residual against), a cached step differs from the
+original graph only at those values. Each use of a feature reads instead
+
+    forecast = sum_j weights[j] * history_j          (float32, cast back to the feature's dtype)
+
+(``input + forecast`` for a residual); dead-code elimination then removes everything only the
+features needed — the blocks, or the branch computations inside them — and keeps the prologue,
+the epilogue and the block skeletons the outputs still need. The weights are a step input computed
+on the host, so one graph serves every forecaster and every step.
+"""
+
+from __future__ import annotations
+
+import copy
+import operator
+
+import torch.fx as fx
+
+from ..plan import CachePlan, history_names
+from ..step_program import VariantKind
+from .dead_code import eliminate_dead_code
+from .variants import WEIGHTS, Variant, add_named_inputs, model_outputs
+
+
+def build_cached(gm: fx.GraphModule, plan: CachePlan) -> Variant:
+    graph = copy.deepcopy(gm.graph)
+    histories = [history_names(f, plan.num_slots) for f in plan.features]
+    inputs = [name for names in histories for name in names] + [WEIGHTS]
+    placeholders = add_named_inputs(graph, inputs)
+    tracer = fx.proxy.GraphAppendingTracer(graph)
+    by_name = {n.name: n for n in graph.nodes}
+    weights = fx.Proxy(placeholders[WEIGHTS], tracer)
+    for feature, names in zip(plan.features, histories):
+        node = by_name[feature.name]
+        users = list(node.users)
+        with graph.inserting_before(node.next):  # keeps creation order, unlike inserting_after
+            w = [fx.Proxy(graph.call_function(operator.getitem, (weights.node, j)), tracer) for j in range(len(names))]
+            forecast = fx.Proxy(placeholders[names[0]], tracer).float() * w[0]
+            for j in range(1, len(names)):
+                forecast = forecast + fx.Proxy(placeholders[names[j]], tracer).float() * w[j]
+            if feature.residual_of is not None:
+                forecast = fx.Proxy(by_name[feature.residual_of], tracer).float() + forecast
+            forecast = forecast.to(feature.dtype)
+        for user in users:
+            user.replace_input_with(node, forecast.node)
+    eliminate_dead_code(graph)
+    graph.lint()
+    _, outputs = model_outputs(graph)
+    variant_gm = fx.GraphModule(gm, graph, class_name="C4DCached")
+    return Variant(VariantKind.CACHED, variant_gm, len(outputs), tuple(inputs), ())

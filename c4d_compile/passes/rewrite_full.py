@@ -1,0 +1,37 @@
+"""The FULL variant: the original graph, plus the newest value of every cached feature as an output.
+
+Why it is the original graph: the model's outputs stay the original nodes, so a schedule that
+always computes is bit-exact. The only addition is the feature values the CACHED variant will
+forecast from (``value``, or ``value - input`` in float32 for a residual), written to the newest
+slot of each feature's history; older slots are moved by the Runtime, so a full step does no cache
+arithmetic at all.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch.fx as fx
+
+from ..plan import CachePlan, history_names
+from ..step_program import VariantKind
+from .variants import Variant, model_outputs
+
+
+def build_full(gm: fx.GraphModule, plan: CachePlan) -> Variant:
+    graph = copy.deepcopy(gm.graph)
+    by_name = {n.name: n for n in graph.nodes}
+    out, original = model_outputs(graph)
+    tracer = fx.proxy.GraphAppendingTracer(graph)
+    written, names = [], []
+    with graph.inserting_before(out):
+        for feature in plan.features:
+            value = by_name[feature.name]
+            if feature.residual_of is not None:
+                base = fx.Proxy(by_name[feature.residual_of], tracer)
+                value = (fx.Proxy(value, tracer).float() - base.float()).to(feature.dtype).node
+            written.append(value)
+            names.append(history_names(feature, plan.num_slots)[0])
+    out.args = (tuple(original + written),)
+    graph.lint()
+    return Variant(VariantKind.FULL, fx.GraphModule(gm, graph, class_name="C4DFull"), len(original), (), tuple(names))

@@ -1,0 +1,18 @@
+"""Schedules: which step calls compute in full. A new kind is a new file and an entry in SCHEDULE_KINDS."""
+
+from .base import MissingStepCountError, Schedule, ScheduleBase, StepSetSchedule
+from .budget import BudgetSchedule
+from .calibrated import CalibratedSchedule, CalibrationFileError, read_calibration, write_calibration
+from .explicit import ExplicitSchedule
+from .interval import IntervalSchedule
+from .placement import spread_evenly
+from .spread import SpreadSchedule
+
+# Kinds a flat override can select by its fields, in the order of preference when several own them.
+SCHEDULE_KINDS = (SpreadSchedule, IntervalSchedule, BudgetSchedule, ExplicitSchedule)
+
+__all__ = [
+    "SCHEDULE_KINDS", "BudgetSchedule", "CalibratedSchedule", "CalibrationFileError", "ExplicitSchedule",
+    "IntervalSchedule", "MissingStepCountError", "Schedule", "ScheduleBase", "SpreadSchedule", "StepSetSchedule",
+    "read_calibration", "spread_evenly", "write_calibration",
+]

@@ -1,0 +1,81 @@
+"""What every schedule is: frozen data plus a decision per step call.
+
+A schedule decides which variant a step call runs. The fixed kinds here (interval, explicit,
+budget, spread, calibrated) decide from the step index, the step count and the history alone, on
+the host, with no device sync; signal-driven kinds will also read ``StepInfo.signal``.
+Every kind computes a step that has no history yet (nothing to forecast from).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Protocol
+
+from ...errors import C4DError
+from ...step_program import StepInfo, VariantKind
+
+
+class MissingStepCountError(C4DError):
+    """A schedule needs the number of steps and nothing said it."""
+
+    def __init__(self, kind: str):
+        super().__init__(
+            f"the {kind!r} schedule needs the number of sampler steps: pass num_steps=N to c4d_backend, call "
+            "backend.begin_generation(timesteps) before sampling, or set the pipeline up with "
+            "c4d_compile.enable_cache(pipe, ...), which learns it from the pipeline's scheduler"
+        )
+
+
+class Schedule(Protocol):
+    kind: ClassVar[str]
+    # What the schedule does when no step count is known, if it can still decide (None: it raises).
+    without_step_count: ClassVar[str | None]
+
+    def decide(self, info: StepInfo) -> VariantKind: ...
+
+    def planned(self, num_steps: int) -> tuple[int, ...]:
+        """The steps a generation of ``num_steps`` computes in full when nothing resets on the way."""
+
+    def check_plan(self, fingerprint: dict) -> None:
+        """Raise a typed error if the schedule was made for another model (calibrated files)."""
+
+    def describe(self) -> str: ...
+
+
+class ScheduleBase:
+    """Defaults of the optional parts of the protocol."""
+
+    kind: ClassVar[str] = "schedule"
+    without_step_count: ClassVar[str | None] = None
+
+    def check_plan(self, fingerprint: dict) -> None:
+        return None
+
+
+class StepSetSchedule(ScheduleBase):
+    """A schedule that is a set of full steps for a given step count (explicit, budget, calibrated)."""
+
+    kind: ClassVar[str] = "step set"
+
+    def planned(self, num_steps: int) -> tuple[int, ...]:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def decide(self, info: StepInfo) -> VariantKind:
+        if info.num_steps is None:
+            raise MissingStepCountError(self.kind)
+        if not info.full_steps:
+            return VariantKind.FULL
+        return VariantKind.FULL if info.step in _planned_set(self, info.num_steps) else VariantKind.CACHED
+
+
+_SETS: dict[tuple, frozenset[int]] = {}
+
+
+def _planned_set(schedule: StepSetSchedule, num_steps: int) -> frozenset[int]:
+    """``planned`` as a set, memoised: the decision is a set lookup per call."""
+    key = (schedule, num_steps)
+    found = _SETS.get(key)
+    if found is None:
+        if len(_SETS) > 1024:
+            _SETS.clear()
+        found = _SETS[key] = frozenset(schedule.planned(num_steps))
+    return found

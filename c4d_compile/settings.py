@@ -1,0 +1,52 @@
+"""How the backend compiles, apart from what it caches: one frozen settings object.
+
+Policy overrides (``interval``, ``budget``, ``order``, ...) change what is cached and when; these
+change how the variants are built and lowered. ``c4d_backend(policy, lowering=..., strict=...)``
+routes each keyword to the one that owns it; ``settings=Settings(...)`` passes them at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Any
+
+from .errors import InvalidValueError
+
+INDUCTOR_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+@dataclass(frozen=True)
+class Settings:
+    lowering: str = "inductor"  # "inductor" (CPU and CUDA) or "eager" (the GraphModules as Python: the reference)
+    # True: a graph that cannot be cached, or a failure in analysis / plan / rewrite / lowering, raises
+    # instead of running that graph uncached with a C4DWarning.
+    strict: bool = False
+    mode: str | None = None  # inductor mode, as torch.compile's ``mode=``
+    inductor_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # config patches
+
+    def __post_init__(self) -> None:
+        from .backends import LOWERINGS
+
+        if self.lowering not in LOWERINGS:
+            raise InvalidValueError("lowering", self.lowering, f"one of {sorted(LOWERINGS)}")
+        if not isinstance(self.strict, bool):
+            raise InvalidValueError("strict", self.strict, "True or False")
+        if self.mode not in INDUCTOR_MODES:
+            raise InvalidValueError("mode", self.mode, f"one of {list(INDUCTOR_MODES)}")
+        if not isinstance(self.inductor_options, Mapping):
+            raise InvalidValueError("inductor_options", self.inductor_options, "a mapping of inductor config names")
+        object.__setattr__(self, "inductor_options", MappingProxyType(dict(self.inductor_options)))
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    def inductor_config(self) -> dict[str, Any]:
+        """The inductor config patches of ``mode`` and ``inductor_options`` (later wins)."""
+        import torch
+
+        patches = dict(torch._inductor.list_mode_options(self.mode)) if self.mode else {}
+        patches.update(self.inductor_options)
+        return patches

@@ -1,0 +1,54 @@
+"""The vocabulary of the step program: variant kinds, what one step call knows, and the state spec.
+
+A cached model is a small program run once per step call: a scheduler picks a variant kind from
+what the call knows (:class:`StepInfo`), the Runtime runs that variant with the state tensors it
+reads and stores the ones it writes. Variant kinds and state entries are data, so a new kind of
+step (a probe for signal-driven schedules, a token subset) is a new rewrite pass and a registry
+entry, not a new branch in the Runtime.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+
+class VariantKind(str, enum.Enum):
+    FULL = "full"  # the original graph; writes the newest value of every cached feature
+    CACHED = "cached"  # every cached feature forecast from its history; the work only it fed is gone
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What a scheduler may base its decision on, for one step call of one cache context."""
+
+    step: int  # index of the step in this generation (the sampler's, when the pipeline says it)
+    num_steps: int | None  # step calls of this generation per context, when known
+    full_steps: Sequence[int]  # steps this context's cache computed in full so far, oldest first
+    signal: float | None = None  # a scalar an earlier variant of the same call produced, if any
+
+
+@dataclass(frozen=True)
+class StateTensor:
+    """One named tensor of cache state per context: who writes it, who reads it, its size.
+
+    ``shifts_from`` makes a history: when a variant writes that entry, this one takes its previous
+    value first (the Runtime moves references, no copy); an entry not written yet reads as the
+    nearest younger one (forecast weights give it zero weight).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+    kind: str  # what it caches: output, stack, branch, block (per-kind memory in stats)
+    written_by: tuple[VariantKind, ...]
+    read_by: tuple[VariantKind, ...]
+    shifts_from: str | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * torch.empty((), dtype=self.dtype).element_size()

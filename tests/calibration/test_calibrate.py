@@ -1,0 +1,66 @@
+"""calibrate() end to end on a tiny model, and the schedule file it writes."""
+
+import json
+
+import pytest
+import torch
+from support.sampling import sample
+
+from c4d_compile import CalibrationFileError, c4d_backend
+from c4d_compile.calibration import calibrate
+from c4d_compile.zoo.tiny_diffusers import get_tiny_model
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    spec = get_tiny_model("flux")
+    model = spec.build()
+    path = tmp_path_factory.mktemp("cal") / "flux.json"
+    result = calibrate(model, lambda call: sample(call, spec, num_steps=8, seed=1), "taylorseer", budget=3, out=path)
+    return spec, model, result
+
+
+def test_calibration_writes_a_schedule_the_backend_runs(calibrated):
+    spec, model, result = calibrated
+    assert result.full_steps[0] == 0 and len(result.full_steps) == 3 and result.num_steps == 8
+    data = json.loads(result.path.read_text())
+    assert data["full_steps"] == list(result.full_steps) and data["region"] == "branch"
+    assert data["forecaster"] == {"type": "Taylor", "order": 1} and len(data["timesteps"]) == 8
+    torch._dynamo.reset()
+    backend = c4d_backend("taylorseer", lowering="eager", schedule=str(result.path), num_steps=8)
+    sample(torch.compile(model, backend=backend), spec, num_steps=8, seed=0)
+    assert backend.stats().last.contexts["branch0"].computed == list(result.full_steps)
+
+
+def test_a_file_for_another_step_count_region_or_model_is_a_typed_error(calibrated, tmp_path):
+    spec, model, result = calibrated
+    with pytest.raises(CalibrationFileError, match="region"):
+        c4d_backend("taylorseer", schedule=str(result.path), region="output")
+    with pytest.raises(CalibrationFileError, match="forecaster"):
+        c4d_backend("taylorseer", schedule=str(result.path), order=2)
+    torch._dynamo.reset()
+    backend = c4d_backend("taylorseer", lowering="eager", schedule=str(result.path), num_steps=10)
+    with pytest.raises(CalibrationFileError, match="calibrated for 8 steps"):
+        sample(torch.compile(model, backend=backend), spec, num_steps=10)
+    torch._dynamo.reset()
+    wan = get_tiny_model("wan")
+    with pytest.raises(Exception) as err:
+        sample(torch.compile(wan.build(), backend=c4d_backend("taylorseer", lowering="eager",
+                                                                schedule=str(result.path))), wan, num_steps=8)
+    inner = getattr(err.value, "inner_exception", err.value)
+    assert isinstance(inner, CalibrationFileError) and "another model" in str(inner)
+
+
+@pytest.mark.parametrize("corrupt", [
+    lambda d: "not json {",
+    lambda d: json.dumps({**d, "format": "something else"}),
+    lambda d: json.dumps({**d, "full_steps": [1, 4, 7]}),
+    lambda d: json.dumps({**d, "full_steps": [0, 9]}),
+    lambda d: json.dumps({k: v for k, v in d.items() if k != "fingerprint"}),
+])
+def test_a_corrupted_file_is_a_typed_error(calibrated, tmp_path, corrupt):
+    _, _, result = calibrated
+    path = tmp_path / "bad.json"
+    path.write_text(corrupt(json.loads(result.path.read_text())))
+    with pytest.raises(CalibrationFileError):
+        c4d_backend("taylorseer", schedule=str(path))
