@@ -11,6 +11,7 @@ import logging
 import time
 import warnings
 from collections.abc import Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import torch
@@ -72,6 +73,13 @@ class C4DBackend:
         self._warned: set[str] = set()
         self._models: dict[object, int] = {}
         self._graphs = 0
+        self._cached_calls = 0  # calls served by a cached Runtime (uncached fragments stay quiet once there are)
+        self._first_break: str | None = None
+        self._breaks = 0
+        # the timestep of the prologue fragment of the current forward, for a stack graph without one
+        self.carrier: ContextVar[tuple | None] = ContextVar(f"c4d_carried_timestep_{id(self)}", default=None)
+        if self.settings.capture_data_dependent:
+            self.settings.apply_capture()
 
     @property
     def lowering(self) -> str:
@@ -112,8 +120,11 @@ class C4DBackend:
         self.analysis = analysis
         if log.isEnabledFor(logging.INFO):
             log.info("c4d analysis:\n%s", analysis.report())
+        self._note_break(gm)
         split = self._note_split(analysis)
-        if split or not analysis.cacheable:
+        if analysis.timestep_only and not split and not self.strict:  # a prologue split off by a break
+            return self._uncached(gm, example_inputs, analysis, carries=tuple(t.position for t in analysis.timesteps))
+        if split or not (analysis.cacheable or analysis.timestep_elsewhere):
             return self._not_cacheable(gm, example_inputs, analysis, split)
         plan, failed = self._stage("plan", make_plan, gm, analysis, self.policy)
         if failed:
@@ -157,37 +168,59 @@ class C4DBackend:
         reasons = "; ".join(analysis.problems) or "no stack output reaches the graph's outputs"
         if self.strict:
             raise NotCacheableError(f"nothing to cache in this graph: {reasons}")
-        if split or self._graphs > 1:
-            return self._uncached(gm, example_inputs, split_reason=reasons)
-        self._warn(reasons, f"c4d: running a graph without cache: {reasons}")
-        return self._uncached(gm, example_inputs)
+        return self._uncached(gm, example_inputs, analysis)
 
     def _give_up(self, gm, example_inputs, why: str):
         self._warn(why, f"c4d: {why}; this graph runs compiled without a cache (strict=True raises instead)")
         return self._uncached(gm, example_inputs)
 
-    def _uncached(self, gm: fx.GraphModule, example_inputs: Sequence, split_reason: str | None = None):
+    def _uncached(self, gm: fx.GraphModule, example_inputs: Sequence, analysis: GraphAnalysis | None = None,
+                  carries: tuple[int, ...] = ()):
+        """The graph compiled as it is. A graph that has nothing to cache says why at its second call, when
+        every graph of the forward has been compiled, unless a cached graph served that forward (then it is
+        one fragment of a cached model: a prologue lending its timestep, an epilogue)."""
         try:
             fn = self._lower(gm, list(example_inputs), self.settings)
         except Exception as err:  # the lowering cannot take this graph either: run it as Python
             self._warn("lowering " + type(err).__name__,
                        f"c4d: {self.lowering} could not compile a graph ({type(err).__name__}: {err}); it runs eagerly")
             fn = gm.forward
-        recorder, calls = self.recorder, [0]
+        recorder, calls, carrier, index = self.recorder, [0], self.carrier, self._graphs
 
         def run(*args):
             recorder.uncached()
             calls[0] += 1
-            if split_reason is not None and calls[0] == 2:  # by the second forward every fragment is compiled
-                self._warn(
-                    "split",
-                    f"c4d: graph breaks split this model into {self._graphs} graphs and its block stack across "
-                    f"several of them ({split_reason}); they run uncached. Compile with fullgraph=True to see where "
-                    "the graph breaks",
-                )
+            if carries:  # one host read, as a cached graph would do
+                carrier.set(tuple(args[i].reshape(-1).tolist()[0] for i in carries))
+            # the first graph's second call starts the second forward: by then every graph is compiled
+            if analysis is not None and calls[0] == 2 and index == 1 and not self._cached_calls:
+                self._warn_not_cached(analysis)
             return fn(*args)
 
         return run
+
+    def _note_break(self, gm: fx.GraphModule) -> None:
+        """Dynamo says why it ended a graph; a graph ended by a graph break names the break and its line."""
+        reason = getattr(gm, "compile_subgraph_reason", None)
+        if reason is None or not getattr(reason, "graph_break", False):
+            return
+        self._breaks += 1
+        if self._first_break is None:
+            frames = [f for f in getattr(reason, "user_stack", []) if "/torch/" not in f.filename]
+            where = f"{frames[-1].filename.split('site-packages/')[-1]}:{frames[-1].lineno}" if frames else "?"
+            self._first_break = f"{reason.reason.splitlines()[0].strip()!r} at {where}"
+
+    def _warn_not_cached(self, analysis: GraphAnalysis) -> None:
+        reasons = "; ".join(analysis.problems) or "no stack output reaches the graph's outputs"
+        if self._graphs == 1:
+            self._warn(reasons, f"c4d: running a graph without cache: {reasons}")
+            return
+        first = f"; the first: {self._first_break}" if self._first_break else ""
+        self._warn("split", (
+            f"c4d: graph breaks ({self._breaks} seen{first}) split this model into {self._graphs} graphs and none holds the "
+            f"whole block stack ({reasons}): it runs uncached. TORCH_LOGS=graph_breaks shows every break; "
+            "data-dependent ops (nonzero, bincount, .item(), .tolist()) stay in the graph with "
+            "c4d_backend(..., capture_data_dependent=True) or with fullgraph=True"))
 
     def _note_split(self, analysis: GraphAnalysis) -> bool:
         """A fragment of a split stack also disables the cache of graphs holding other fragments.
@@ -274,6 +307,7 @@ def _signature(gm: fx.GraphModule, analysis: GraphAnalysis) -> CallSignature:
                   and m.is_floating_point() and m.dim() >= 2)
     return CallSignature(
         timesteps=tuple(t.position for t in analysis.timesteps),
+        carried=analysis.timestep_elsewhere,
         parameter=next((i for i, n in enumerate(placeholders) if is_parameter_input(n)), None),
         sized=tuple(i for i, n in enumerate(placeholders) if n in inputs and tensor_meta(n) is not None),
         sizes=tuple(i for i, n in enumerate(placeholders) if isinstance(example_value(n), torch.SymInt)),

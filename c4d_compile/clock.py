@@ -2,12 +2,13 @@
 
 A clock counts the step calls of one (model, context) in the current generation.
 
-* Context named by the caller (``contexts.CallContext``): every call is the next step of that
-  context, or the step the pipeline passes. A sampler that calls the model twice per step
-  (Heun: t0, t1, t1, t2, ...) therefore gets one clock tick per call, which is what its schedule is
-  planned over (``len(scheduler.timesteps)`` calls).
+* Every call of a context is its next step (or the step the pipeline passes). A sampler that calls
+  the model twice per step (Heun: t0, t1, t1, t2, ...) therefore gets one clock tick per call, which is
+  what its schedule is planned over (``len(scheduler.timesteps)`` calls).
+* Context named by the caller (``contexts.CallContext``): that context.
 * No context named: a call with the same timestep as this model's previous call is the next
-  guidance branch (separate cond / uncond calls), each branch with its own clock.
+  guidance branch (separate cond / uncond calls), each branch with its own clock; the number of
+  branches is learned from the first step, so a timestep evaluated twice (Heun) is not a new branch.
 * Generations: ``begin_generation`` starts one explicitly; a timestep that moves against the
   direction this generation has been moving also starts a new one (most samplers lower the
   timestep, some raise it: the direction is learned from the first two steps, never assumed).
@@ -51,15 +52,15 @@ class Clocks:
         self.clocks: dict[tuple, Clock] = {}
         self.generation = 0  # backend-wide: the number of the newest generation any context began
         self._last_key: dict[object, tuple] = {}  # per model: timestep of its previous call
-        self._branch: dict[object, int] = {}
+        self._branch: dict[object, int] = {}  # per model: how many calls in a row had its current timestep, - 1
+        self._width: dict[object, int] = {}  # per model: guidance branches per step in this generation
 
     def observe(self, model: object, key: tuple) -> Tick:
         call, scope = CALL_CONTEXT.get(), self.generation_var.get()
         if call is not None:
             name = call.name
         else:
-            self._branch[model] = self._branch.get(model, -1) + 1 if key == self._last_key.get(model) else 0
-            name = f"branch{self._branch[model]}"
+            name = f"branch{self._infer_branch(model, key)}"
         self._last_key[model] = key
         slot = (model, name, scope.number if scope else None)
         clock = self.clocks.get(slot)
@@ -69,22 +70,34 @@ class Clocks:
             if call.step_index < clock.step:
                 clock = self._begin(slot, scope, call.step_index, key)
             clock.step = call.step_index
-        elif call is not None:
-            clock = self._advance(slot, clock, key, every_call=True)
         else:
-            clock = self._advance(slot, clock, key, every_call=False)
+            clock = self._advance(slot, clock, key)
         clock.last_key = key
         num_steps = (call.num_steps if call else None) or (scope.num_steps if scope else None)
         return Tick(name, clock, num_steps)
 
-    def _advance(self, slot: tuple, clock: Clock, key: tuple, every_call: bool) -> Clock:
+    def _infer_branch(self, model: object, key: tuple) -> int:
+        """The guidance branch of a call that names none: the i-th call with the same timestep is branch i,
+        modulo the number of branches the generation's first step had (learned when the timestep first
+        moves), so a sampler that evaluates one timestep twice (Heun: t0, t1, t1, t2, ...) stays in its
+        branches instead of opening new ones."""
+        last = self._last_key.get(model)
+        repeat = self._branch.get(model, -1) + 1 if key == last else 0
+        if key != last and last is not None and model not in self._width:
+            self._width[model] = self._branch.get(model, 0) + 1
+        self._branch[model] = repeat
+        width = self._width.get(model)
+        return repeat % width if width else repeat
+
+    def _advance(self, slot: tuple, clock: Clock, key: tuple) -> Clock:
+        """The next call of a clock is its next step, unless its timestep moved backwards: a new generation."""
         if clock.last_key is not None and key != clock.last_key:
             moved = _direction(clock.last_key, key)
             if clock.direction and moved != clock.direction:
+                self._width.pop(slot[0], None)  # the new generation learns its branch count again
                 return self._begin(slot, clock.scope, 0, key)
             clock.direction = clock.direction or moved
-        if every_call or key != clock.last_key:
-            clock.step += 1
+        clock.step += 1
         return clock
 
     def _begin(self, slot: tuple, scope: Generation | None, step: int, key: tuple) -> Clock:
@@ -108,9 +121,11 @@ class Clocks:
         self.generation += 1
         self._last_key.clear()  # a repeated timestep across the boundary is not a second guidance branch
         self._branch.clear()
+        self._width.clear()
 
     def reset(self) -> None:
         self.clocks.clear()
         self._last_key.clear()
         self._branch.clear()
+        self._width.clear()
         self.generation += 1

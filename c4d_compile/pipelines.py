@@ -92,17 +92,29 @@ def _route_cache_context(module: torch.nn.Module, backend: C4DBackend) -> None:
 
 
 def _report_timesteps(scheduler: Any, backend: C4DBackend) -> Callable[[], None]:
+    """Wrap the scheduler's ``set_timesteps`` (once) so that it begins a generation in every backend set up
+    on this pipeline (one per denoiser is allowed); returns the undo."""
     set_timesteps = getattr(scheduler, "set_timesteps", None)
     if set_timesteps is None:
         raise InvalidValueError("pipe.scheduler", type(scheduler).__name__, "a diffusers scheduler with set_timesteps")
-    original = getattr(set_timesteps, "__c4d_original__", set_timesteps)
+    backends = getattr(set_timesteps, "__c4d_backends__", None)
+    if backends is None:
+        original, backends = set_timesteps, []
 
-    @functools.wraps(original)  # pipelines inspect its signature (``retrieve_timesteps`` looks for ``sigmas``)
-    def reporting_set_timesteps(*args: Any, **kwargs: Any):
-        result = original(*args, **kwargs)
-        backend.begin_generation(scheduler.timesteps)
-        return result
+        @functools.wraps(original)  # pipelines inspect its signature (``retrieve_timesteps`` looks for ``sigmas``)
+        def reporting_set_timesteps(*args: Any, **kwargs: Any):
+            result = original(*args, **kwargs)
+            for each in backends:
+                each.begin_generation(scheduler.timesteps)
+            return result
 
-    reporting_set_timesteps.__c4d_original__ = original
-    scheduler.set_timesteps = reporting_set_timesteps
-    return lambda: scheduler.__dict__.pop("set_timesteps", None)
+        reporting_set_timesteps.__c4d_backends__ = backends
+        scheduler.set_timesteps = reporting_set_timesteps
+    backends.append(backend)
+
+    def undo() -> None:
+        backends.remove(backend)
+        if not backends:
+            scheduler.__dict__.pop("set_timesteps", None)
+
+    return undo

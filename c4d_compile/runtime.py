@@ -43,6 +43,7 @@ class CallSignature:
     """Where the Runtime finds what it needs among a call's positional arguments."""
 
     timesteps: tuple[int, ...]  # timestep inputs (the clock and the forecast variable read them)
+    carried: bool  # no timestep input: the prologue graph of the same forward lends its key (graph break)
     parameter: int | None  # one parameter of the model: its identity tells two models apart
     sized: tuple[int, ...]  # tensor inputs whose sizes key the state
     sizes: tuple[int, ...]  # int inputs of a dynamic-shape graph (sizes that vary between calls)
@@ -69,15 +70,22 @@ class Runtime:
         if not self.enabled:  # the stack turned out to be split across graphs: compute, never cache
             return self._uncached(args)
         sig = self.signature
-        key = []
-        for i in sig.timesteps:  # the one host read of the call
-            values = args[i].reshape(-1).tolist()
-            if values.count(values[0]) != len(values):
-                return self._uncached(args)  # per-sample timesteps: one batch, several steps; no cache
-            key.append(values[0])
-        key = tuple(key)
-        model = id(args[sig.parameter]) if sig.parameter is not None else None
         backend = self.backend
+        if sig.carried:
+            key = backend.carrier.get()
+            backend.carrier.set(None)
+            if key is None:  # no prologue graph ran in this forward: nothing tells the step
+                return self._uncached(args)
+        else:
+            key = []
+            for i in sig.timesteps:  # the one host read of the call
+                values = args[i].reshape(-1).tolist()
+                if values.count(values[0]) != len(values):
+                    return self._uncached(args)  # per-sample timesteps: one batch, several steps; no cache
+                key.append(values[0])
+            key = tuple(key)
+        backend._cached_calls += 1
+        model = id(args[sig.parameter]) if sig.parameter is not None else None
         tick = backend.clocks.observe(model, key)
         clock = tick.clock
         shape_key = tuple(args[i].shape for i in sig.sized) + tuple(args[i] for i in sig.sizes)

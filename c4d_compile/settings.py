@@ -25,14 +25,19 @@ class Settings:
     strict: bool = False
     mode: str | None = None  # inductor mode, as torch.compile's ``mode=``
     inductor_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # config patches
+    # Keep data-dependent ops (nonzero, .item(), .tolist()) in the graph instead of breaking it there: sets
+    # Dynamo's capture_scalar_outputs and capture_dynamic_output_shape_ops for the whole process (Dynamo
+    # reads them when it starts tracing, before any backend is called). Off by default because it is global.
+    capture_data_dependent: bool = False
 
     def __post_init__(self) -> None:
         from .backends import LOWERINGS
 
         if self.lowering not in LOWERINGS:
             raise InvalidValueError("lowering", self.lowering, f"one of {sorted(LOWERINGS)}")
-        if not isinstance(self.strict, bool):
-            raise InvalidValueError("strict", self.strict, "True or False")
+        for name in ("strict", "capture_data_dependent"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidValueError(name, getattr(self, name), "True or False")
         if self.mode not in INDUCTOR_MODES:
             raise InvalidValueError("mode", self.mode, f"one of {list(INDUCTOR_MODES)}")
         if not isinstance(self.inductor_options, Mapping):
@@ -42,6 +47,12 @@ class Settings:
     @classmethod
     def names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
+
+    def apply_capture(self) -> None:
+        import torch._dynamo
+
+        torch._dynamo.config.capture_scalar_outputs = True
+        torch._dynamo.config.capture_dynamic_output_shape_ops = True
 
     def inductor_config(self) -> dict[str, Any]:
         """The inductor config patches of ``mode`` and ``inductor_options`` (later wins)."""

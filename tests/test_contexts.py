@@ -135,3 +135,17 @@ def test_two_threads_with_two_contexts_never_mix(flux):
                     for t in spec.timesteps(6)]
         assert all(torch.equal(x, y) for x, y in zip(results[name], expected)), name
     assert {k: v.steps for k, v in backend.stats().contexts.items()} == {"a": 6, "b": 6}
+
+
+def test_without_a_context_heun_repeats_stay_in_their_guidance_branch(flux):
+    spec, model = flux
+    backend = c4d_backend("taylorseer", lowering="eager", interval=2)
+    cm = torch.compile(model, backend=backend)
+    inputs = spec.make_inputs()
+    ts = spec.timesteps(4)
+    heun = [ts[0]] + [t for t in ts[1:] for _ in range(2)]  # t0, t1, t1, t2, t2, t3, t3
+    for t in heun:
+        step(cm, spec, inputs, t)  # cond
+        step(cm, spec, inputs, t)  # uncond, at the same timestep
+    # two branches (learned at the first step), seven calls each: the Heun repeats are not new branches
+    assert {k: v.steps for k, v in backend.stats().contexts.items()} == {"branch0": 7, "branch1": 7}

@@ -139,7 +139,6 @@ class C4DCalibrated:
         folder = Path(tempfile.mkdtemp(prefix="c4d-bench-"))
         result = calibrate(workload.transformer, lambda call: run(call, steps), self.preset, budget=self.budget,
                            out=folder / f"{self.preset}-{self.budget}.json", **dict(self.overrides))
-        torch._dynamo.reset()  # the recording graphs are done with
         overrides = {**self.overrides, "schedule": str(result.path)}
         prepared = C4DPreset(self.preset, overrides).prepare(workload, lowering, steps)
         prepared.settings["calibrated_full_steps"] = list(result.full_steps)

@@ -48,6 +48,18 @@ class GraphAnalysis:
     def cacheable(self) -> bool:
         return not self.problems and bool(self.stream.outputs)
 
+    @property
+    def timestep_elsewhere(self) -> bool:
+        """A whole stack whose only problem is that the timestep embedding ran in an earlier graph of the
+        same forward (a graph break between the prologue and the blocks): cacheable with that graph's key."""
+        others = [p for p in self.problems if not p.startswith("no timestep input")]
+        return not self.timesteps and not others and bool(self.stack.blocks) and bool(self.stream.outputs)
+
+    @property
+    def timestep_only(self) -> bool:
+        """A graph with a timestep input and no block stack: a prologue split off by a graph break."""
+        return bool(self.timesteps) and not self.stack.blocks
+
     def report(self) -> str:
         from .report import format_report
 
