@@ -236,6 +236,8 @@ class C4DBackend:
     def _warn_coarsened(self, analysis: GraphAnalysis) -> None:
         coarse = [bb for bb in analysis.branches if not bb.proven]
         if coarse and self.policy.region.value == "branch":
+            blocks = tuple(dict.fromkeys((*self.recorder.total.coarse_blocks, *(bb.block for bb in coarse))))
+            self.recorder.total.coarse_blocks = self.recorder.last.coarse_blocks = blocks
             names = ", ".join(f"{bb.block} ({bb.reason})" for bb in coarse)
             self._warn("coarse", f"c4d: {len(coarse)} block(s) are not provably 'stream + residual branches' and are "
                                  f"cached as whole-block residuals instead: {names}")
@@ -274,8 +276,10 @@ class C4DBackend:
         self.states.clear()
         if stats:
             planned = self.recorder.total.planned_bytes_per_context
+            coarse = self.recorder.total.coarse_blocks
             self.recorder = StatsRecorder()
             self.recorder.total.planned_bytes_per_context = planned
+            self.recorder.total.coarse_blocks = coarse
             self.recorder.total.schedule = self.recorder.last.schedule = self.policy.schedule.describe()
 
     def cache_context(self, name: str, step_index: int | None = None, num_steps: int | None = None):

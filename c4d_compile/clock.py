@@ -17,6 +17,7 @@ A clock counts the step calls of one (model, context) in the current generation.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .contexts import CALL_CONTEXT, Generation, generation_variable
 
@@ -32,8 +33,7 @@ class Clock:
     first_key: tuple = ()  # timestep values of the first call this generation
 
 
-@dataclass(frozen=True)
-class Tick:
+class Tick(NamedTuple):  # one per step call
     context: str
     clock: Clock
     num_steps: int | None  # from the caller, when it says

@@ -113,11 +113,12 @@ REGION_FEATURES: dict[Region, Callable[[GraphAnalysis], list[CachedFeature]]] = 
 
 
 def graph_fingerprint(gm: fx.GraphModule, features: tuple[CachedFeature, ...]) -> dict:
-    """What a calibrated schedule is checked against: the graph's structure and the cached shapes."""
+    """What a calibrated schedule is checked against: the graph's structure and the cached shapes, but
+    not the batch size (a schedule searched on a few images holds for a batch of many)."""
     ops = "\n".join(f"{n.op}:{getattr(n.target, '__name__', n.target)}" for n in gm.graph.nodes)
     return {
         "graph": hashlib.sha256(ops.encode()).hexdigest()[:16],
-        "features": [[f.kind, list(f.shape), str(f.dtype).replace("torch.", "")] for f in features],
+        "features": [[f.kind, list(f.shape[1:]), str(f.dtype).replace("torch.", "")] for f in features],
     }
 
 

@@ -20,7 +20,7 @@ from .flops import LazyFlops
 from .passes.variants import WEIGHTS
 from .plan import CachePlan
 from .policies.config import Policy
-from .policies.variable import coordinates
+from .policies.variable import Variable, coordinates
 from .state import ContextState
 from .step_program import StepInfo, VariantKind
 
@@ -65,6 +65,7 @@ class Runtime:
         self._shifts = {kind: _shift_order(v.outputs, shifts) for kind, v in variants.items()}
         self._fallback = {e.name: e.shifts_from for e in plan.state if e.shifts_from}  # read of a missing slot
         self._weights: dict[tuple, torch.Tensor] = {}
+        self._weights_at = {kind: v.inputs.index(WEIGHTS) for kind, v in variants.items() if WEIGHTS in v.inputs}
 
     def __call__(self, *args):
         if not self.enabled:  # the stack turned out to be split across graphs: compute, never cache
@@ -97,10 +98,17 @@ class Runtime:
         step = clock.step
         kind = self.policy.schedule.decide(StepInfo(step, num_steps, state.full_steps))
         variant = self.variants[kind]
-        inputs = [self._resolve(name, state, step, key, clock, args) for name in variant.inputs]
+        inputs = state.resolved.get(kind)  # state inputs change only when a variant writes state
+        if inputs is None:
+            inputs = state.resolved[kind] = [self._state_input(name, state) for name in variant.inputs]
+        if kind in self._weights_at:
+            inputs = list(inputs)
+            inputs[self._weights_at[kind]] = self._forecast_weights(state, step, key, clock,
+                                                                    args[sig.device].device)
         outs = variant.fn(*args, *inputs)
         n = variant.num_outputs
         if variant.outputs:
+            state.resolved.clear()
             tensors = state.tensors
             for dst, src in self._shifts[kind]:
                 if src in tensors:
@@ -118,31 +126,42 @@ class Runtime:
                                 kind is VariantKind.FULL, variant.flops, self.full.flops)
         return outs[:n] if len(outs) != n else outs
 
-    def _resolve(self, name: str, state: ContextState, step: int, key: tuple, clock, args) -> torch.Tensor:
+    def _state_input(self, name: str, state: ContextState) -> torch.Tensor | None:
+        """A named input from the state; a history slot not written yet reads as the nearest younger one.
+        Host inputs (the forecast weights) are filled in per call."""
+        if name == WEIGHTS:
+            return None
         tensors = state.tensors
         found = tensors.get(name)
-        while found is None and name in self._fallback:  # a history slot not written yet
+        while found is None and name in self._fallback:
             name = self._fallback[name]
             found = tensors.get(name)
-        if found is not None:
-            return found
-        if name == WEIGHTS:
-            return self._forecast_weights(state, step, key, clock, args[self.signature.device].device)
-        raise KeyError(f"c4d: variant input {name!r} has no value")  # a plan/variant mismatch: a bug
+        if found is None:
+            raise KeyError(f"c4d: variant input {name!r} has no value")  # a plan/variant mismatch: a bug
+        return found
 
     def _forecast_weights(self, state: ContextState, step: int, key: tuple, clock, device) -> torch.Tensor:
-        # The time is the timestep input that moves (a guidance-scale input next to it stays put).
-        i = next((i for i, (a, b) in enumerate(zip(clock.first_key, key)) if a != b), 0)
-        target, coords = coordinates(self.policy.variable, step, key[i], clock.first_step, clock.first_key[i],
-                                     state.full_steps[::-1], [k[i] for k in reversed(state.full_keys)])
-        values = self.policy.forecaster.weights(target, coords)
-        values = tuple(values) + (0.0,) * (self.plan.num_slots - len(values))
-        cache_key = (values, device)
-        tensor = self._weights.get(cache_key)
-        if tensor is None:
-            if len(self._weights) > 4096:  # timestep-dependent weights of many generations: stay bounded
-                self._weights.clear()
-            tensor = self._weights[cache_key] = torch.tensor(values, dtype=torch.float32, device=device)
+        """The weights tensor of this step: memoised on everything the weights depend on, so a repeated
+        schedule (every generation of a run) computes them once."""
+        if self.policy.variable is Variable.STEP:
+            memo = (step, tuple(state.full_steps), device)
+        else:  # the time is the timestep input that moves (a guidance-scale input next to it stays put)
+            i = next((i for i, (a, b) in enumerate(zip(clock.first_key, key)) if a != b), 0)
+            memo = (step, tuple(state.full_steps), key[i], clock.first_step, clock.first_key[i],
+                    tuple(k[i] for k in state.full_keys), device)
+        tensor = self._weights.get(memo)
+        if tensor is not None:
+            return tensor
+        if self.policy.variable is Variable.STEP:
+            target, coords = float(step), [float(s) for s in reversed(state.full_steps)]
+        else:
+            target, coords = coordinates(self.policy.variable, step, key[i], clock.first_step, clock.first_key[i],
+                                         state.full_steps[::-1], [k[i] for k in reversed(state.full_keys)])
+        values = tuple(self.policy.forecaster.weights(target, coords))
+        values += (0.0,) * (self.plan.num_slots - len(values))
+        if len(self._weights) > 4096:  # timestep-dependent weights of many generations: stay bounded
+            self._weights.clear()
+        tensor = self._weights[memo] = torch.tensor(values, dtype=torch.float32, device=device)
         return tensor
 
     def _uncached(self, args):

@@ -25,6 +25,7 @@ class CacheStats:
     cache_bytes_by_kind: dict[str, int] = field(default_factory=dict)  # state held now, per kind of feature
     planned_bytes_per_context: int = 0
     schedule: str = ""  # the schedule that ran, as it describes itself
+    coarse_blocks: tuple[str, ...] = ()  # blocks cached whole because their branches are not proven
     uncached_calls: int = 0  # calls of graphs that are not cached (no stack, split stack, mixed timesteps...)
     # how often each variant ran, and how often its graph's FULL variant would have (LazyFlops keys)
     runs: Counter = field(default_factory=Counter)
@@ -90,6 +91,7 @@ class CacheStats:
             "cache_bytes_by_kind": dict(self.cache_bytes_by_kind),
             "planned_bytes_per_context": self.planned_bytes_per_context,
             "schedule": self.schedule,
+            "coarse_blocks": list(self.coarse_blocks),
             "ideal_speedup": round(self.ideal_speedup, 4),
             "uncached_calls": self.uncached_calls,
         }
@@ -100,6 +102,8 @@ class CacheStats:
             f"ideal speedup {self.ideal_speedup:.2f}x, cache {self.cache_bytes / 2**20:.2f} MiB"
         )
         rows = [f"  schedule: {self.schedule}"] if self.schedule else []
+        if self.coarse_blocks:
+            rows.append(f"  cached as whole blocks (branches not proven): {', '.join(self.coarse_blocks)}")
         rows += [f"  {name}: {c.steps} steps, {c.full_steps} full" + (f" {c.computed}" if c.computed else "")
                  + f", {c.cached_steps} cached" for name, c in self.contexts.items()]
         rows += [f"  cache {kind}: {n / 2**20:.2f} MiB" for kind, n in self.cache_bytes_by_kind.items()]
@@ -118,7 +122,7 @@ class StatsRecorder:
         if generation != self._generation:
             self._generation = generation
             self.last = CacheStats(planned_bytes_per_context=self.total.planned_bytes_per_context,
-                                   schedule=self.total.schedule)
+                                   schedule=self.total.schedule, coarse_blocks=self.total.coarse_blocks)
         self.total.record(context, step, kind, full, flops, full_flops, detail=False)
         self.last.record(context, step, kind, full, flops, full_flops)
 

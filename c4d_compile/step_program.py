@@ -13,6 +13,7 @@ import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -22,8 +23,7 @@ class VariantKind(str, enum.Enum):
     CACHED = "cached"  # every cached feature forecast from its history; the work only it fed is gone
 
 
-@dataclass(frozen=True)
-class StepInfo:
+class StepInfo(NamedTuple):  # a tuple, not a dataclass: one is made per step call
     """What a scheduler may base its decision on, for one step call of one cache context."""
 
     step: int  # index of the step in this generation (the sampler's, when the pipeline says it)

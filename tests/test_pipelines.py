@@ -120,3 +120,14 @@ def test_a_sampler_that_calls_the_model_twice_per_step_gets_a_schedule_over_its_
     run(pipe, case, steps=4, seed=0)
     (ctx,) = backend.stats().last.contexts.values()
     assert ctx.computed == [0, 3, 6] and ctx.cached_steps == 4  # the budget over 7 calls, last call full
+
+
+def test_the_pipeline_tells_the_step_count_for_every_call():
+    case = PIPELINES["flux"]
+    torch._dynamo.reset()
+    pipe = case.build()
+    backend = enable_cache(pipe, "taylorseer", lowering="eager", budget=3)
+    for steps, planned in ((8, [0, 4, 7]), (5, [0, 2, 4])):  # two step counts in a row, no num_steps given
+        run(pipe, case, steps=steps, seed=0)
+        (ctx,) = backend.stats().last.contexts.values()
+        assert ctx.computed == planned and ctx.steps == steps

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:In CPU autocast:UserWarning")
 
 from support.pipelines import GUIDANCE_KINDS, PIPELINES, PipelineCase, run  # noqa: E402
 
-# Every pipeline in the brief; more may be added, none may go missing.
+# Every pipeline the pipeline tests promise; more may be added, none may go missing.
 EXPECTED_NAMES = {
     "flux", "flux-true-cfg", "sd3", "pixart-sigma", "sana", "wan2.1", "wan2.2", "hunyuanvideo", "ltxvideo",
     "cogvideox", "qwenimage", "dit", "auraflow", "cogview4", "chroma", "lumina2", "mochi", "hidream", "flux2",
@@ -48,7 +48,7 @@ def built(request, _one_thread) -> Built:
     return Built(case, pipe, run(pipe, case, steps=2, seed=0))
 
 
-def test_registry_covers_the_brief():
+def test_registry_covers_every_promised_pipeline():
     assert EXPECTED_NAMES <= set(PIPELINES)
     for name, case in PIPELINES.items():
         assert case.name == name

@@ -99,7 +99,7 @@ class CalibratedSchedule(StepSetSchedule):
         for key in ("graph", "features"):
             if recorded.get(key) != fingerprint.get(key):
                 what = ("another model (graph)" if key == "graph"
-                        else "other feature shapes (resolution, batch, text length)")
+                        else "other feature shapes (resolution, text length)")
                 raise CalibrationFileError(f"{self.path} was calibrated for {what} than this graph: calibrate again")
 
     def describe(self) -> str:
