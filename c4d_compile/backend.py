@@ -217,8 +217,8 @@ class C4DBackend:
             return
         first = f"; the first: {self._first_break}" if self._first_break else ""
         self._warn("split", (
-            f"c4d: graph breaks ({self._breaks} seen{first}) split this model into {self._graphs} graphs and none holds the "
-            f"whole block stack ({reasons}): it runs uncached. TORCH_LOGS=graph_breaks shows every break; "
+            f"c4d: graph breaks ({self._breaks} seen{first}) split this model into {self._graphs} graphs and none "
+            f"holds the whole block stack ({reasons}): it runs uncached. TORCH_LOGS=graph_breaks shows every break; "
             "data-dependent ops (nonzero, bincount, .item(), .tolist()) stay in the graph with "
             "c4d_backend(..., capture_data_dependent=True) or with fullgraph=True"))
 
