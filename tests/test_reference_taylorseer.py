@@ -1,6 +1,6 @@
 """Branch-level caching against TaylorSeer written the way the reference code does it: forward
 hooks on the attention / MLP modules of tiny Flux and tiny Wan replace their outputs by the Taylor
-forecast on cached steps (methods.md §3), while gates and residual adds run as usual."""
+forecast on cached steps (TaylorSeer, arXiv 2503.06923), while gates and residual adds run as usual."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""A CACHED step equals a plainly written eager TaylorSeer-Lite (methods.md §3-4)."""
+"""A CACHED step equals a plainly written eager TaylorSeer-Lite (TaylorSeer, arXiv 2503.06923; Cache4Diffusion)."""
 
 import math
 

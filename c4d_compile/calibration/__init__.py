@@ -20,7 +20,7 @@ import torch
 
 from ..backend import C4DBackend
 from ..errors import InvalidValueError
-from ..policies import Policy, forecaster_spec
+from ..policies import Policy, forecaster_spec, get_policy
 from ..policies.schedules import IntervalSchedule, write_calibration
 from .record import TrajectoryRecorder
 from .search import best_full_steps, gram, step_costs
@@ -53,9 +53,8 @@ def calibrate(
     number of steps. Options are policy overrides (``region``, ``order``, ``variable``, ...); the
     schedule options are ignored while recording (every step is computed).
     """
-    backend = C4DBackend(policy, lowering="eager", **options)
-    searched = backend.policy
-    backend.policy = searched.with_overrides(schedule=IntervalSchedule(interval=1))  # record every step
+    searched = get_policy(policy, **options)
+    backend = C4DBackend(searched.with_overrides(schedule=IntervalSchedule(interval=1)), lowering="eager")
     recorder = TrajectoryRecorder(max_elements)
     backend.recorders.append(recorder)
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""Find the residual branches of every block: ``s <- s + g * F`` (methods.md §0.1, design.md §2).
+"""Find the residual branches of every block: ``s <- s + g * F``, what branch-level caching stores.
 
 Why: branch-level methods (TaylorSeer, FoCa, HiCache, FORA, ...) cache each F and, on cached steps,
 keep the block's skeleton — its stream adds and the invariant-only nodes that make the gates from

@@ -93,24 +93,22 @@ class Policy:
         for key in overrides:
             if key not in valid:
                 raise UnknownOptionError(key, valid)
-        policy = self
+        changes: dict[str, Any] = {}
         if "schedule" in overrides:
             value = overrides.pop("schedule")
             if isinstance(value, str) and value == "paper":  # the paper's settings, explicit overrides on top
                 return self.with_overrides(**{**self.paper, **overrides})
-            policy = dataclasses.replace(self, schedule=_schedule_from(value))
-        changes: dict[str, Any] = {}
+            changes["schedule"] = _schedule_from(value)
         for key in ("region", "variable", "num_steps"):
             if key in overrides:
                 changes[key] = overrides[key]
         schedule_fields = {k: v for k, v in overrides.items() if k in _SCHEDULE_FIELDS}
         if schedule_fields:
-            changes["schedule"] = _reschedule(policy.schedule, schedule_fields)
-        forecaster_fields = {k: v for k, v in overrides.items() if k in _fields(policy.forecaster)}
+            changes["schedule"] = _reschedule(changes.get("schedule", self.schedule), schedule_fields)
+        forecaster_fields = {k: v for k, v in overrides.items() if k in _fields(self.forecaster)}
         if forecaster_fields:
-            changes["forecaster"] = dataclasses.replace(policy.forecaster, **forecaster_fields)
-        return dataclasses.replace(policy, **changes)
-
+            changes["forecaster"] = dataclasses.replace(self.forecaster, **forecaster_fields)
+        return dataclasses.replace(self, **changes)  # one replace: a calibrated file is checked once, at the end
 
 
 def _schedule_from(value: Any) -> Schedule:

@@ -64,3 +64,14 @@ def test_a_corrupted_file_is_a_typed_error(calibrated, tmp_path, corrupt):
     path.write_text(corrupt(json.loads(result.path.read_text())))
     with pytest.raises(CalibrationFileError):
         c4d_backend("taylorseer", schedule=str(path))
+
+
+def test_a_file_searched_with_other_options_loads_with_the_same_options(tmp_path):
+    spec = get_tiny_model("flux")
+    model = spec.build()
+    result = calibrate(model, lambda call: sample(call, spec, num_steps=6, seed=1), "taylorseer", budget=3,
+                       out=tmp_path / "o2.json", order=2, region="output")
+    backend = c4d_backend("taylorseer", schedule=str(result.path), order=2, region="output")  # checked once, at the end
+    assert backend.policy.schedule.full_steps == result.full_steps
+    with pytest.raises(CalibrationFileError, match="forecaster"):
+        c4d_backend("taylorseer", schedule=str(result.path), region="output")

@@ -1,4 +1,5 @@
-"""Forecast math against plainly written references (methods.md §3, design.md §5)."""
+"""Forecast math against plainly written references (TaylorSeer arXiv 2503.06923, HiCache 2508.16984,
+AB-Cache 2504.10540, FoCa 2508.16211)."""
 
 import math
 
@@ -21,7 +22,7 @@ def run_forecaster(forecaster, values_at_full: dict[int, torch.Tensor], query: i
 
 
 def reference_taylor(values_at_full: dict[int, torch.Tensor], order: int, query: int) -> torch.Tensor:
-    """methods.md §3 written out: factors by backward differences over the latest gap."""
+    """TaylorSeer's reference code written out: factors by backward differences over the latest gap."""
     factors: dict[int, torch.Tensor] = {}
     prev_step = None
     for step, value in values_at_full.items():
@@ -100,7 +101,7 @@ def test_hermite_matches_the_written_formula(order, sigma):
     values = {s: torch.randn(3, dtype=torch.float64) for s in (0, 1, 2, 9, 16)}
     factors: dict[int, torch.Tensor] = {}
     prev = None
-    for step, value in values.items():  # TaylorSeer's factors (methods.md §3)
+    for step, value in values.items():  # TaylorSeer's factors
         new = {0: value}
         for i in range(order):
             if prev is None or i not in factors:

@@ -1,4 +1,4 @@
-"""Warm-up + interval: the papers' schedule (TaylorSeer, FORA, FoCa, HiCache; arXiv 2503.06923 §0.2).
+"""Warm-up + interval: the papers' schedule (TaylorSeer arXiv 2503.06923, FORA 2407.01425, FoCa, HiCache).
 
 The first ``warmup`` steps compute, then one step in ``interval``: full when ``interval - 1``
 cached steps have passed since the last full step (the reference code's counter). It needs no step
