@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .backend import C4DBackend, C4DCompileError, C4DWarning, c4d_backend
+from .calibration import calibrate
 from .errors import C4DError, ConfigError, InvalidValueError, NotCacheableError, UnknownOptionError, UnknownPolicyError
 from .pipelines import enable_cache
 from .policies import (
@@ -34,7 +35,7 @@ __all__ = [
     "BudgetSchedule", "C4DBackend", "C4DCompileError", "C4DError", "C4DWarning", "CalibratedSchedule",
     "CalibrationFileError", "ConfigError", "ExplicitSchedule", "IntervalSchedule", "InvalidValueError",
     "MissingStepCountError", "NotCacheableError", "Policy", "Region", "Settings", "SpreadSchedule",
-    "UnknownOptionError", "UnknownPolicyError", "Variable", "c4d_backend", "enable_cache", "get_policy",
+    "UnknownOptionError", "UnknownPolicyError", "Variable", "c4d_backend", "calibrate", "enable_cache", "get_policy",
     "list_policies",
 ]
 

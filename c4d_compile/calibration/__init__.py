@@ -88,12 +88,10 @@ def _record(model: Any, run: Callable, backend: C4DBackend) -> None:
     if isinstance(model, torch.nn.Module):
         run(torch.compile(model, backend=backend))
         return
-    from ..pipelines import DENOISERS, enable_cache_with
+    from ..pipelines import enable_cache_with
 
-    originals = {name: getattr(model, name) for name in DENOISERS if getattr(model, name, None) is not None}
+    undo = enable_cache_with(model, backend)
     try:
-        enable_cache_with(model, backend)
         run(model)
     finally:
-        for name, module in originals.items():
-            setattr(model, name, module)
+        undo()  # the pipeline as it was: its own transformer(s) and scheduler

@@ -75,3 +75,18 @@ def test_a_file_searched_with_other_options_loads_with_the_same_options(tmp_path
     assert backend.policy.schedule.full_steps == result.full_steps
     with pytest.raises(CalibrationFileError, match="forecaster"):
         c4d_backend("taylorseer", schedule=str(result.path), region="output")
+
+
+def test_calibrating_a_pipeline_records_its_own_call_and_leaves_it_as_it_was(tmp_path):
+    from support.pipelines import PIPELINES, run
+
+    from c4d_compile import calibrate as calibrate_entry  # the package-level entry
+
+    case = PIPELINES["flux"]
+    pipe = case.build()
+    transformer, set_timesteps = pipe.transformer, pipe.scheduler.set_timesteps
+    result = calibrate_entry(pipe, lambda p: run(p, case, steps=6, seed=1), "taylorseer", budget=3,
+                             out=tmp_path / "pipe.json")
+    assert result.num_steps == 6 and result.full_steps[0] == 0 and len(result.full_steps) == 3
+    assert pipe.transformer is transformer and "cache_context" not in vars(transformer)
+    assert pipe.scheduler.set_timesteps == set_timesteps
