@@ -40,11 +40,12 @@ def _one_thread():
 
 
 @pytest.fixture(params=sorted(PIPELINES))
-def case(request, monkeypatch):
+def case(request):
     torch._dynamo.reset()
-    for flag in ("capture_scalar_outputs", "capture_dynamic_output_shape_ops"):  # restored after the test
-        monkeypatch.setattr(torch._dynamo.config, flag, getattr(torch._dynamo.config, flag))
-    return PIPELINES[request.param]
+    config = torch._dynamo.config
+    flags = {f: getattr(config, f) for f in ("capture_scalar_outputs", "capture_dynamic_output_shape_ops")}
+    with config.patch(**flags):  # what capture_data_dependent=True sets process-wide is undone after the test
+        yield PIPELINES[request.param]
 
 
 def test_interval_one_is_the_uncompiled_pipeline(case):
