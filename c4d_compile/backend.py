@@ -25,7 +25,7 @@ from .flops import LazyFlops
 from .passes.analyze import GraphAnalysis, analyze
 from .passes.graph_utils import example_value, is_parameter_input, tensor_meta, user_inputs
 from .passes.variants import WEIGHTS, RewriteResult, Variant, build_variants
-from .plan import CachePlan, make_plan
+from .plan import CachePlan, history_names, make_plan
 from .policies import Policy, get_policy
 from .runtime import CallSignature, LoweredVariant, Runtime
 from .settings import Settings
@@ -151,15 +151,7 @@ class C4DBackend:
         return {kind: self._lower_variant(v, plan, gm, example_inputs) for kind, v in rewrite.variants.items()}
 
     def _lower_variant(self, variant: Variant, plan: CachePlan, gm: fx.GraphModule, example_inputs: Sequence):
-        by_name = {n.name: n for n in gm.graph.nodes}
-        device = next(x.device for x in example_inputs if isinstance(x, torch.Tensor))
-        examples = {WEIGHTS: torch.ones(plan.num_slots, device=device)}
-        for feature in plan.features:
-            meta = tensor_meta(by_name[feature.name])
-            symbolic = any(not isinstance(d, int) for d in meta.shape)
-            example = meta if symbolic else torch.zeros(feature.shape, dtype=feature.dtype, device=device)
-            examples.update({f"{feature.name}@{age}": example for age in range(plan.num_slots)})
-        full_examples = [*example_inputs, *(examples[name] for name in variant.inputs)]
+        full_examples = [*example_inputs, *_named_examples(variant, plan, gm, example_inputs)]
         fn = self._lower(variant.gm, full_examples, self.settings)
         return LoweredVariant(variant.kind, fn, variant.num_outputs, variant.inputs, variant.outputs,
                               LazyFlops(variant.gm, full_examples))
@@ -302,6 +294,21 @@ class C4DBackend:
 
     def __repr__(self) -> str:
         return f"C4DBackend(policy={self.policy.name!r}, settings={self.settings}, options={self.policy.options()})"
+
+
+def _named_examples(variant: Variant, plan: CachePlan, gm: fx.GraphModule, example_inputs: Sequence) -> list:
+    """Examples of the named inputs a variant reads (none for FULL): one per feature, shared by its history."""
+    if not variant.inputs:
+        return []
+    by_name = {n.name: n for n in gm.graph.nodes}
+    device = next(x.device for x in example_inputs if isinstance(x, torch.Tensor))
+    examples = {WEIGHTS: torch.ones(plan.num_slots, device=device)}
+    for feature in plan.features:
+        meta = tensor_meta(by_name[feature.name])
+        symbolic = any(not isinstance(d, int) for d in meta.shape)
+        example = meta if symbolic else torch.zeros(feature.shape, dtype=feature.dtype, device=device)
+        examples.update(dict.fromkeys(history_names(feature, plan.num_slots), example))
+    return [examples[name] for name in variant.inputs]
 
 
 def _signature(gm: fx.GraphModule, analysis: GraphAnalysis) -> CallSignature:

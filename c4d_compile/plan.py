@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,10 +23,6 @@ class CachedFeature:
     dtype: torch.dtype
     residual_of: str | None = None  # cache `name - residual_of` (a residual) instead of the value
     kind: str = "value"  # what it is: output, stack, branch, block (for per-region memory)
-
-    @property
-    def numel(self) -> int:
-        return math.prod(self.shape)
 
 
 def history_names(feature: CachedFeature, slots: int) -> list[str]:

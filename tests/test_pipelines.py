@@ -14,7 +14,7 @@ import pytest
 import torch
 
 pytest.importorskip("diffusers")
-pytestmark = pytest.mark.filterwarnings("ignore:In CPU autocast:UserWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:In CPU autocast:UserWarning"), pytest.mark.usefixtures("one_thread")]
 
 from support.pipelines import PIPELINES, run  # noqa: E402
 
@@ -29,14 +29,6 @@ OPTIONS = {"mochi": {"capture_data_dependent": True}}
 # HiDream's mixture-of-experts loops in Python over per-expert token counts (bincount().numpy()): Dynamo
 # breaks the graph inside every block either way, so it runs uncached, and says so.
 UNCACHED = {"hidream": "transformer_hidream_image.py:389"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(params=sorted(PIPELINES))

@@ -17,13 +17,7 @@ from c4d_compile.reference.metrics import class_accuracy  # noqa: E402
 from c4d_compile.reference.sampling import class_labels, initial_noise  # noqa: E402
 from c4d_compile.reference.train import _ddpm_losses  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -22,14 +22,7 @@ from c4d_compile.reference.metrics import class_accuracy  # noqa: E402
 from c4d_compile.reference.models import FluxReference  # noqa: E402
 from c4d_compile.reference.sampling import class_labels  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models: a second thread buys nothing and contends with whatever else runs on the machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import torch
 
 pytest.importorskip("diffusers")
 # Mochi's RoPE asks for float32 autocast, which CPU autocast declines with a warning: harmless here.
-pytestmark = pytest.mark.filterwarnings("ignore:In CPU autocast:UserWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:In CPU autocast:UserWarning"), pytest.mark.usefixtures("one_thread")]
 
 from support.pipelines import GUIDANCE_KINDS, PIPELINES, PipelineCase, run  # noqa: E402
 
@@ -31,17 +31,8 @@ class Built:
     latents: torch.Tensor  # 2 steps, seed 0, guidance on
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, which only add contention on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module", params=sorted(PIPELINES))
-def built(request, _one_thread) -> Built:
+def built(request, one_thread) -> Built:
     # Built and run once per pipeline, shared by the tests below; they must leave the pipeline as they found it.
     case = PIPELINES[request.param]
     pipe = case.build()

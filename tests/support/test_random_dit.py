@@ -12,20 +12,12 @@ import torch.fx
 from support.random_dit import random_dit
 from torch import nn
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SEEDS = range(24)
 
 # Stream inputs of each kind of block (the leading positional arguments of its forward).
 _STREAMS_PER_KIND = {"refiner": 1, "single": 1, "parallel": 1, "dual": 2, "dual_pruned": 2, "joint": 2}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and spinning OpenMP workers make forwards ~50x slower
-    when the CPU is shared with another process."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
