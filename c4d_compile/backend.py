@@ -297,18 +297,23 @@ class C4DBackend:
 
 
 def _named_examples(variant: Variant, plan: CachePlan, gm: fx.GraphModule, example_inputs: Sequence) -> list:
-    """Examples of the named inputs a variant reads (none for FULL): one per feature, shared by its history."""
+    """Examples of the named inputs a variant reads: one per feature, shared by its history; the weights;
+    and, for a continuation after a probe, the prefix values it reads (named by their node)."""
     if not variant.inputs:
         return []
     by_name = {n.name: n for n in gm.graph.nodes}
     device = next(x.device for x in example_inputs if isinstance(x, torch.Tensor))
+
+    def like(node: fx.Node):
+        meta = tensor_meta(node)
+        if any(not isinstance(d, int) for d in meta.shape):
+            return meta  # dynamic shapes: the symbolic example Dynamo recorded
+        return torch.zeros(meta.shape, dtype=meta.dtype, device=meta.device if meta.device.type != "meta" else device)
+
     examples = {WEIGHTS: torch.ones(plan.num_slots, device=device)}
     for feature in plan.features:
-        meta = tensor_meta(by_name[feature.name])
-        symbolic = any(not isinstance(d, int) for d in meta.shape)
-        example = meta if symbolic else torch.zeros(feature.shape, dtype=feature.dtype, device=device)
-        examples.update(dict.fromkeys(history_names(feature, plan.num_slots), example))
-    return [examples[name] for name in variant.inputs]
+        examples.update(dict.fromkeys(history_names(feature, plan.num_slots), like(by_name[feature.name])))
+    return [examples[name] if name in examples else like(by_name[name]) for name in variant.inputs]
 
 
 def _signature(gm: fx.GraphModule, analysis: GraphAnalysis) -> CallSignature:

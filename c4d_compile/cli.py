@@ -76,15 +76,16 @@ def _bench(args: argparse.Namespace) -> int:
     import torch
 
     from .bench.matrix import run_matrix
-    from .bench.plans import BUDGETS, FULL, QUICK
+    from .bench.plans import BUDGETS, FULL, QUICK, SIGNALS
     from .bench.report import markdown, plot_pareto, write_json
 
-    base = QUICK if args.quick else BUDGETS if args.budgets else FULL
+    base = QUICK if args.quick else SIGNALS if args.thresholds else BUDGETS if args.budgets else FULL
     plan = base.with_overrides(
         models=args.models and tuple(args.models), policies=args.policies and tuple(args.policies),
         peers=args.peers if args.peers is None else tuple(args.peers), repeats=args.repeats,
         per_class=args.per_class, lowering=args.lowering, steps=args.steps, overrides=tuple(args.set) or None,
         budgets=args.budgets and tuple(args.budgets), shifts=args.shifts and tuple(args.shifts),
+        thresholds=args.thresholds and tuple(args.thresholds),
     )
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -137,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "and calibrated schedule) and the peers' TaylorSeer at these full computations per generation")
     bench.add_argument("--shifts", type=float, nargs="+", help="sampler grids of the trained flow models (time "
                        "shift; 1 = uniform; default 1, and 1 3 with --budgets)")
+    bench.add_argument("--thresholds", type=float, nargs="+",
+                       help="signal study: the signal presets (fbcache, teacache, customcache) and the peers' "
+                            "signal caches at these thresholds, the fixed default preset at --budgets (default "
+                            "6 10 16); every row against fewer steps at its compute")
     bench.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     bench.add_argument("--out", default="bench-out", help="folder for bench.md, bench.json, pareto.png")
     bench.set_defaults(func=_bench)

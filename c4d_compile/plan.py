@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -9,10 +10,13 @@ from dataclasses import dataclass
 import torch
 import torch.fx as fx
 
+from .errors import NotCacheableError
 from .passes.analyze import GraphAnalysis
-from .passes.find_stream import StreamValue
-from .passes.graph_utils import size_hint
+from .passes.find_probe import ProbeSite, find_probe
+from .passes.find_stream import StreamValue, pair_residuals
+from .passes.graph_utils import size_hint, tensor_meta
 from .policies.config import Policy, Region
+from .policies.schedules import Reference
 from .step_program import StateTensor, VariantKind
 
 
@@ -37,11 +41,44 @@ class CachePlan:
     num_slots: int  # history length per feature (the forecaster's)
     fingerprint: dict  # the graph and feature shapes the plan was made for (calibration files check it)
     variant_kinds: tuple[VariantKind, ...] = (VariantKind.FULL, VariantKind.CACHED)
+    probe: ProbeSite | None = None  # signal-driven schedules: what the PROBE variant measures
+    probe_shapes: tuple[tuple[int, ...], ...] = ()  # of each probed value
+    probe_written_by: VariantKind = VariantKind.FULL  # the probe value becomes the reference when this runs
+
+    @property
+    def prelude(self) -> tuple[VariantKind, ...]:
+        """Variants every call runs before the schedule decides (the PROBE, whose signal it reads)."""
+        return (VariantKind.PROBE,) if self.probe is not None else ()
+
+    @property
+    def signal_names(self) -> tuple[str, ...]:
+        """The PROBE's outputs that are measured: each probed value (minus its base), float32."""
+        return tuple(f"signal.{i}" for i in range(len(self.probe_shapes)))
+
+    @property
+    def reference_names(self) -> tuple[str, ...]:
+        return tuple(f"signal.ref.{i}" for i in range(len(self.probe_shapes)))
+
+    def measure(self, values: dict, tensors: dict) -> float | None:
+        """Relative L1 change of the probed values against the reference: one host read per call.
+        None when there is no reference yet (the first call of a context)."""
+        num = den = None
+        for name, ref_name in zip(self.signal_names, self.reference_names):
+            ref = tensors.get(ref_name)
+            if ref is None:
+                return None
+            a, b = (values[name] - ref).abs().sum(), ref.abs().sum()
+            num, den = (a, b) if num is None else (num + a, den + b)
+        return float(num / den.clamp_min(1e-30))
 
     @property
     def state(self) -> tuple[StateTensor, ...]:
-        """Per feature, its history: age 0 written by FULL, older ages shifted from younger ones."""
+        """Per feature, its history: age 0 written by FULL, older ages shifted from younger ones; per probed
+        value, the reference the next signal is measured against."""
         entries = []
+        for shape, name, ref in zip(self.probe_shapes, self.signal_names, self.reference_names):
+            entries.append(StateTensor(ref, shape, torch.float32, "signal", written_by=(self.probe_written_by,),
+                                       read_by=(), source=name))
         for f in self.features:
             names = history_names(f, self.num_slots)
             for age, name in enumerate(names):
@@ -68,6 +105,8 @@ class CachePlan:
         lines = [f"region {self.region.value}: {len(self.features)} feature(s) x {self.num_slots} history slot(s), "
                  f"{self.state_bytes / 2**20:.3f} MiB per context; variants "
                  + ", ".join(k.value for k in self.variant_kinds)]
+        if self.probe is not None:
+            lines.append(f"  probe: {self.probe.description} ({len(self.probe.prefix)} nodes before the decision)")
         for f in self.features:
             kind = f"residual vs {f.residual_of}" if f.residual_of else "value"
             lines.append(f"  {f.name} {list(f.shape)} {str(f.dtype).replace('torch.', '')} ({f.kind} {kind})")
@@ -117,8 +156,45 @@ def graph_fingerprint(gm: fx.GraphModule, features: tuple[CachedFeature, ...]) -
     }
 
 
+def _after_probe(gm: fx.GraphModule, analysis: GraphAnalysis, policy: Policy, probe: ProbeSite,
+                 features: list[CachedFeature]) -> list[CachedFeature]:
+    """What a probed plan caches: nothing the PROBE computes anyway, nothing in the last blocks that are
+    always computed; a stack residual is taken against the stream after the probed blocks (FBCache,
+    DBCache), whose skipped span is blocks[Fn : L - Bn]."""
+    schedule = policy.schedule
+    last = getattr(schedule, "last_blocks", 0)
+    blocks = analysis.stack.blocks
+    if policy.region is Region.STACK and probe.after_block is not None:
+        nodes = list(gm.graph.nodes)
+        pos = {n: i for i, n in enumerate(nodes)}
+        by_name = {n.name: n for n in nodes}
+        ends = analysis.stream.boundaries[len(blocks) - 1 - last] if last else analysis.stream.outputs
+        starts = [by_name[v.name] for v in analysis.stream.boundaries[probe.after_block]]
+        pairs = pair_residuals([by_name[v.name] for v in ends], starts, pos, blocks[probe.after_block + 1].start)
+        features = [_feature(StreamValue(out.name, tuple(tensor_meta(out).shape), tensor_meta(out).dtype), "stack",
+                             base.name if base is not None else None) for out, base in pairs]
+    elif last:
+        tail = {n.name for b in blocks[len(blocks) - last:] for n in list(gm.graph.nodes)[b.start : b.end + 1]}
+        features = [f for f in features if f.name not in tail]
+    return [f for f in features if f.name not in probe.prefix]
+
+
 def make_plan(gm: fx.GraphModule, analysis: GraphAnalysis, policy: Policy) -> CachePlan:
-    features = tuple(REGION_FEATURES[policy.region](analysis))
+    features = REGION_FEATURES[policy.region](analysis)
+    probe = None
+    if getattr(policy.schedule, "signal", None) is not None:  # a signal-driven schedule measures a probe
+        probe = find_probe(gm, analysis, policy.schedule)
+        features = _after_probe(gm, analysis, policy, probe, features)
+    if not features:
+        raise NotCacheableError("nothing left to cache after the probe: every cached value is computed before "
+                                "the decision")
+    features = tuple(features)
     plan = CachePlan(policy.region, features, policy.forecaster.num_slots, graph_fingerprint(gm, features))
+    if probe is not None:
+        by_name = {n.name: n for n in gm.graph.nodes}
+        shapes = tuple(tuple(size_hint(d) for d in tensor_meta(by_name[v]).shape) for v, _ in probe.values)
+        written_by = VariantKind.PROBE if policy.schedule.reference is Reference.PREVIOUS else VariantKind.FULL
+        plan = dataclasses.replace(plan, variant_kinds=(VariantKind.PROBE, *plan.variant_kinds), probe=probe,
+                                   probe_shapes=shapes, probe_written_by=written_by)
     policy.schedule.check_plan(plan.fingerprint)
     return plan

@@ -38,6 +38,17 @@ class LoweredVariant:
     flops: LazyFlops
 
 
+class CallFlops:
+    """The FLOPs of one call that runs these variants in turn (a prelude, then the decided variant)."""
+
+    def __init__(self, variants: Sequence[LoweredVariant]):
+        self._parts = tuple(v.flops for v in variants)
+
+    @property
+    def value(self) -> int:
+        return sum(part.value for part in self._parts)
+
+
 @dataclass(frozen=True)
 class CallSignature:
     """Where the Runtime finds what it needs among a call's positional arguments."""
@@ -60,12 +71,21 @@ class Runtime:
         self.full = variants[VariantKind.FULL]
         self.signature = signature
         self.enabled = True
-        # state entries that shift when a variant writes their source, oldest first: (dst, src)
+        self.prelude = tuple(variants[kind] for kind in plan.prelude)  # run before the decision (the PROBE)
+        self._produced = {name for v in self.prelude for name in v.outputs}  # call values the others read
+        self._from_call = {kind: tuple((i, name) for i, name in enumerate(v.inputs) if name in self._produced)
+                           for kind, v in variants.items()}
+        # per kind: the state entries a call that runs it writes, (entry, call value it takes), and the
+        # entries that shift behind them, oldest move first: (dst, src)
         shifts = {e.shifts_from: e.name for e in plan.state if e.shifts_from}
-        self._shifts = {kind: _shift_order(v.outputs, shifts) for kind, v in variants.items()}
+        self._writes = {kind: tuple((e.name, e.source or e.name) for e in plan.state
+                                    if kind in e.written_by and not e.shifts_from) for kind in variants}
+        self._shifts = {kind: _shift_order([name for name, _ in self._writes[kind]], shifts) for kind in variants}
         self._fallback = {e.name: e.shifts_from for e in plan.state if e.shifts_from}  # read of a missing slot
         self._weights: dict[tuple, torch.Tensor] = {}
         self._weights_at = {kind: v.inputs.index(WEIGHTS) for kind, v in variants.items() if WEIGHTS in v.inputs}
+        # FLOPs of a call that ends in each kind (the prelude counted in), and of an uncached call
+        self.flops = {kind: CallFlops((*self.prelude, v)) for kind, v in variants.items() if kind not in plan.prelude}
 
     def __call__(self, *args):
         if not self.enabled:  # the stack turned out to be split across graphs: compute, never cache
@@ -96,25 +116,20 @@ class Runtime:
         if num_steps is None:
             backend.note_no_step_count(self.policy.schedule)
         step = clock.step
-        kind = self.policy.schedule.decide(StepInfo(step, num_steps, state.full_steps))
+        values: dict = {}  # named values of this call: the prelude's outputs
+        for variant in self.prelude:
+            self._run(variant, args, state, values, step, key, clock)
+        signals = state.signals
+        if self.prelude:
+            signal = self.plan.measure(values, state.tensors)  # the one extra host read of a probed call
+            if signal is not None:
+                signals.append(signal)
+        kind = self.policy.schedule.decide(StepInfo(step, num_steps, state.full_steps, signals))
         variant = self.variants[kind]
-        inputs = state.resolved.get(kind)  # state inputs change only when a variant writes state
-        if inputs is None:
-            inputs = state.resolved[kind] = [self._state_input(name, state) for name in variant.inputs]
-        if kind in self._weights_at:
-            inputs = list(inputs)
-            inputs[self._weights_at[kind]] = self._forecast_weights(state, step, key, clock,
-                                                                    args[sig.device].device)
-        outs = variant.fn(*args, *inputs)
+        outs = self._run(variant, args, state, values, step, key, clock)
         n = variant.num_outputs
-        if variant.outputs:
-            state.resolved.clear()
-            tensors = state.tensors
-            for dst, src in self._shifts[kind]:
-                if src in tensors:
-                    tensors[dst] = tensors[src]
-            for name, value in zip(variant.outputs, outs[n:]):
-                tensors[name] = value
+        for ran in (*self.plan.prelude, kind):
+            self._commit(ran, state, values)
         if kind is VariantKind.FULL:
             for recorder in backend.recorders:  # calibration: the trajectory of the cached features
                 recorder(self.plan, clock.generation, tick.context, clock, step, key, outs[n:])
@@ -123,13 +138,46 @@ class Runtime:
             if len(state.full_steps) > self.plan.num_slots:
                 del state.full_steps[0], state.full_keys[0]
         backend.recorder.record(clock.generation, backend.context_label(model, tick.context), step, kind.value,
-                                kind is VariantKind.FULL, variant.flops, self.full.flops)
+                                kind is VariantKind.FULL, self.flops[kind], self.flops[VariantKind.FULL],
+                                signals[-1] if self.prelude and signals else None)
+        if kind is VariantKind.FULL:
+            signals.clear()
         return outs[:n] if len(outs) != n else outs
+
+    def _run(self, variant: LoweredVariant, args, state: ContextState, values: dict, step: int, key: tuple, clock):
+        """Run one variant with its named inputs; its named outputs join the call's values."""
+        kind = variant.kind
+        inputs = state.resolved.get(kind)  # state inputs change only when a call writes state
+        if inputs is None:
+            inputs = state.resolved[kind] = [self._state_input(name, state) for name in variant.inputs]
+        if kind in self._weights_at or self._from_call[kind]:
+            inputs = list(inputs)
+            if kind in self._weights_at:
+                inputs[self._weights_at[kind]] = self._forecast_weights(state, step, key, clock,
+                                                                        args[self.signature.device].device)
+            for i, name in self._from_call[kind]:
+                inputs[i] = values[name]
+        outs = variant.fn(*args, *inputs)
+        values.update(zip(variant.outputs, outs[variant.num_outputs:]))
+        return outs
+
+    def _commit(self, kind: VariantKind, state: ContextState, values: dict) -> None:
+        """Store the state entries a call that ran ``kind`` writes; older history slots move first."""
+        writes = self._writes[kind]
+        if not writes:
+            return
+        state.resolved.clear()
+        tensors = state.tensors
+        for dst, src in self._shifts[kind]:
+            if src in tensors:
+                tensors[dst] = tensors[src]
+        for name, source in writes:
+            tensors[name] = values[source]
 
     def _state_input(self, name: str, state: ContextState) -> torch.Tensor | None:
         """A named input from the state; a history slot not written yet reads as the nearest younger one.
-        Host inputs (the forecast weights) are filled in per call."""
-        if name == WEIGHTS:
+        Host inputs (the forecast weights) and the prelude's values are filled in per call."""
+        if name == WEIGHTS or name in self._produced:
             return None
         tensors = state.tensors
         found = tensors.get(name)
@@ -165,8 +213,13 @@ class Runtime:
         return tensor
 
     def _uncached(self, args):
+        """The model's outputs without touching any state: the prelude, then FULL."""
         self.backend.recorder.uncached()
-        outs = self.full.fn(*args)
+        values: dict = {}
+        for variant in self.prelude:
+            outs = variant.fn(*args)
+            values.update(zip(variant.outputs, outs))
+        outs = self.full.fn(*args, *(values[name] if name in values else None for name in self.full.inputs))
         return outs[: self.full.num_outputs]
 
 

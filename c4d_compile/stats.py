@@ -17,6 +17,7 @@ class ContextStats:
     # per call, in order, for one generation (``stats().last``; the totals keep counts only)
     kinds: list[str] = field(default_factory=list)  # the variant kind each call ran
     computed: list[int] = field(default_factory=list)  # the steps computed in full: the schedule that ran
+    signals: list[float | None] = field(default_factory=list)  # per call, the signal a probe measured
 
 
 @dataclass
@@ -65,7 +66,8 @@ class CacheStats:
         return self.flops_uncached / run if run else 1.0
 
     def record(
-        self, context: str, step: int, kind: str, full: bool, flops: Any, full_flops: Any, detail: bool = True
+        self, context: str, step: int, kind: str, full: bool, flops: Any, full_flops: Any, detail: bool = True,
+        signal: float | None = None,
     ) -> None:
         """One call. ``detail`` keeps the per-call kinds and computed steps (one generation's worth)."""
         ctx = self.contexts.get(context)
@@ -76,6 +78,8 @@ class CacheStats:
         ctx.cached_steps += not full
         if detail:
             ctx.kinds.append(kind)
+            if signal is not None or ctx.signals:
+                ctx.signals += [None] * (len(ctx.kinds) - 1 - len(ctx.signals)) + [signal]
             if full:
                 ctx.computed.append(step)
         self.runs[flops] += 1
@@ -118,13 +122,14 @@ class StatsRecorder:
         self.last = CacheStats()
         self._generation: int | None = None
 
-    def record(self, generation: int, context: str, step: int, kind: str, full: bool, flops, full_flops) -> None:
+    def record(self, generation: int, context: str, step: int, kind: str, full: bool, flops, full_flops,
+               signal: float | None = None) -> None:
         if generation != self._generation:
             self._generation = generation
             self.last = CacheStats(planned_bytes_per_context=self.total.planned_bytes_per_context,
                                    schedule=self.total.schedule, coarse_blocks=self.total.coarse_blocks)
         self.total.record(context, step, kind, full, flops, full_flops, detail=False)
-        self.last.record(context, step, kind, full, flops, full_flops)
+        self.last.record(context, step, kind, full, flops, full_flops, signal=signal)
 
     def uncached(self) -> None:
         self.total.uncached_calls += 1

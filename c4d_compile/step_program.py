@@ -21,6 +21,7 @@ import torch
 class VariantKind(str, enum.Enum):
     FULL = "full"  # the original graph; writes the newest value of every cached feature
     CACHED = "cached"  # every cached feature forecast from its history; the work only it fed is gone
+    PROBE = "probe"  # the cheapest prefix that yields a decision signal; FULL / CACHED continue from its values
 
 
 class StepInfo(NamedTuple):  # a tuple, not a dataclass: one is made per step call
@@ -29,13 +30,18 @@ class StepInfo(NamedTuple):  # a tuple, not a dataclass: one is made per step ca
     step: int  # index of the step in this generation (the sampler's, when the pipeline says it)
     num_steps: int | None  # step calls of this generation per context, when known
     full_steps: Sequence[int]  # steps this context's cache computed in full so far, oldest first
-    signal: float | None = None  # a scalar an earlier variant of the same call produced, if any
+    # the signal of every call of this context since its last full step, this call's last (signal-driven
+    # schedules: a PROBE variant measured it); empty when the plan has no probe or nothing to compare with
+    signals: Sequence[float] = ()
 
 
 @dataclass(frozen=True)
 class StateTensor:
     """One named tensor of cache state per context: who writes it, who reads it, its size.
 
+    A state entry is written when a variant of ``written_by`` runs in a call, from the named value of
+    that call it names (a variant's output, possibly of an earlier variant of the same call: the
+    PROBE's signal value is kept as the reference of the next comparison when FULL runs).
     ``shifts_from`` makes a history: when a variant writes that entry, this one takes its previous
     value first (the Runtime moves references, no copy); an entry not written yet reads as the
     nearest younger one (forecast weights give it zero weight).
@@ -48,6 +54,7 @@ class StateTensor:
     written_by: tuple[VariantKind, ...]
     read_by: tuple[VariantKind, ...]
     shifts_from: str | None = None
+    source: str | None = None  # the call value it takes when written (default: the value of its own name)
 
     @property
     def nbytes(self) -> int:

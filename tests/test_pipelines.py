@@ -124,3 +124,31 @@ def test_the_pipeline_tells_the_step_count_for_every_call():
         run(pipe, case, steps=steps, seed=0)
         (ctx,) = backend.stats().last.contexts.values()
         assert ctx.computed == planned and ctx.steps == steps
+
+
+def test_a_signal_preset_at_threshold_zero_is_the_uncompiled_pipeline(case):
+    """The probe's split (PROBE, then FULL from its values) computes exactly the original forward, in every
+    pipeline's own loop; the signal of each call is recorded."""
+    if case.name in UNCACHED:
+        pytest.skip("runs uncached (see the default-preset test)")
+    reference = run(case.build(), case, steps=3, seed=0)
+    pipe = case.build()
+    backend = enable_cache(pipe, "teacache", lowering="eager", threshold=0.0, **OPTIONS.get(case.name, {}))
+    assert torch.equal(run(pipe, case, steps=3, seed=0), reference)
+    for ctx in backend.stats().last.contexts.values():
+        assert ctx.kinds == ["full"] * 3 and ctx.signals[0] is None and all(s > 0 for s in ctx.signals[1:])
+
+
+@pytest.mark.parametrize("name,preset", [("qwenimage", "fbcache"), ("wan2.2", "teacache"), ("sd3", "customcache")])
+def test_a_signal_preset_caches_each_context_of_a_real_pipeline(name, preset):
+    case = PIPELINES[name]
+    pipe = case.build()
+    backend = enable_cache(pipe, preset, lowering="eager", threshold=100.0)  # every call after the first caches
+    run(pipe, case, steps=6, seed=0)
+    contexts = backend.stats().last.contexts
+    assert len(contexts) == CONTEXTS[case.guidance] * len(case.transformers)
+    for ctx in contexts.values():
+        assert ctx.kinds[0] == "full" and ctx.cached_steps >= 1, ctx
+        assert len(ctx.signals) == len(ctx.kinds) and ctx.signals[0] is None
+    if preset != "fbcache":  # TeaCache's decision computes the last step of the pipeline
+        assert any(ctx.computed and ctx.computed[-1] == 5 for ctx in contexts.values())

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from tqdm import tqdm
 
-from ..errors import InvalidValueError
+from ..errors import ConfigError, InvalidValueError
 from ..flops import flop_counter
 from .methods import UNCACHED, UNCACHED_NOT_COMPILED, Method, Prepared, Uncached
 from .speed import timed as _timed
@@ -139,10 +139,11 @@ def _bench_model(model, methods, repeats, steps, lowering, per_class, seed, prog
         try:
             prepared = method.prepare(workload, lowering, steps)
             outputs[method.label], first[method.label] = _timed(_generation(workload, prepared))
-        except Exception as err:  # a peer that does not support this model must not sink the matrix
-            if method.family in ("uncached", "c4d"):
+        except Exception as err:  # a peer, or a preset setting, that does not fit this model must not sink the matrix
+            inner = getattr(err, "inner_exception", err)  # what a backend raised, unwrapped from Dynamo's error
+            if method.family == "uncached" or (method.family == "c4d" and not isinstance(inner, ConfigError)):
                 raise
-            result.skipped.append(Skipped(workload.name, method.label, f"{type(err).__name__}: {err}"))
+            result.skipped.append(Skipped(workload.name, method.label, f"{type(inner).__name__}: {inner}"))
             return
         entries[method.label] = (method, prepared)
         value = prepared.ideal_speedup()

@@ -6,6 +6,10 @@
   schedule calibrated at n on a seed the bench never scores, against the peers' TaylorSeer variants set
   to n and the uncached model run with n steps; on the trained models, on the uniform and the shifted
   (Flux-style, shift 3) sampler grid.
+* SIGNALS: the signal-driven presets at several thresholds, against the peers' signal-driven caches at
+  the same thresholds (diffusers' FirstBlockCache and MagCache, cache-dit's DBCache with and without its
+  TaylorSeer calibrator) and the library's default fixed-schedule preset at a few budgets; every row's
+  compute fixes its fewer-steps baseline.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from ..errors import InvalidValueError
 from ..policies import get_policy, list_policies
 from ..reference.registry import REFERENCE_MODELS
 from .methods import C4DCalibrated, C4DPreset, Method, paper_at_budget
-from .peers import PEERS, peers_at_budget
+from .peers import PEERS, peers_at_budget, peers_at_threshold
 from .workloads import BENCH_MODELS, VALID_MODELS
 
 DEFAULT_STEPS = 50  # the reference models' step count, which budgets are stated against
@@ -36,6 +40,8 @@ class BenchPlan:
     overrides: tuple[tuple[str, Any], ...] = ()  # applied to every c4d preset, e.g. (("interval", 6),)
     budgets: tuple[int, ...] = ()  # equal-compute study at these budgets instead of the presets' defaults
     shifts: tuple[float, ...] = (1.0,)  # sampler grids of the trained flow models (1 = uniform)
+    thresholds: tuple[float, ...] = ()  # signal study: every preset and signal peer at these thresholds
+    fixed: str = "taylorseer"  # signal study: the fixed-schedule preset run at ``budgets`` beside it
 
     def with_overrides(self, **overrides: Any) -> BenchPlan:
         """Fields given as None keep the plan's value; unknown names are rejected."""
@@ -55,6 +61,8 @@ class BenchPlan:
         for name in self.models:
             if name not in VALID_MODELS:
                 raise InvalidValueError("model", name, f"one of {', '.join(VALID_MODELS)}")
+        if self.thresholds:
+            return self._signal_methods(options)
         if self.budgets:
             return self._budget_methods(options)
         return [*(C4DPreset(p, options) for p in self.policies), *(PEERS[p] for p in self.peers)]
@@ -75,6 +83,17 @@ class BenchPlan:
         return methods
 
 
+    def _signal_methods(self, options: dict[str, Any]) -> list[Method]:
+        methods: list[Method] = []
+        for threshold in self.thresholds:
+            methods += [C4DPreset(name, {**options, "threshold": threshold}, tag=f"τ{threshold:g}")
+                        for name in self.policies]
+            if self.peers:
+                methods += peers_at_threshold(threshold)
+        methods += [C4DPreset(self.fixed, {"budget": budget}, tag=f"@{budget}") for budget in self.budgets]
+        return methods
+
+
 FULL = BenchPlan(
     models=BENCH_MODELS, policies=tuple(list_policies()), peers=tuple(PEERS), repeats=3, per_class=4,
     lowering="auto",
@@ -86,7 +105,19 @@ QUICK = BenchPlan(
     repeats=1, per_class=1, lowering="eager",
 )
 
+def _fixed_policies() -> tuple[str, ...]:
+    """Presets whose schedule is a set of steps (what a budget applies to), not a signal threshold."""
+    return tuple(p for p in list_policies() if getattr(get_policy(p).schedule, "signal", None) is None)
+
+
 BUDGETS = BenchPlan(
-    models=REFERENCE_MODELS, policies=tuple(list_policies()), peers=tuple(PEERS), repeats=1, per_class=4,
+    models=REFERENCE_MODELS, policies=_fixed_policies(), peers=tuple(PEERS), repeats=1, per_class=4,
     lowering="eager", budgets=(10, 5), shifts=(1.0, 3.0),
+)
+
+SIGNAL_POLICIES = ("fbcache", "teacache", "customcache")
+
+SIGNALS = BenchPlan(
+    models=REFERENCE_MODELS, policies=SIGNAL_POLICIES, peers=tuple(PEERS), repeats=1, per_class=4,
+    lowering="eager", thresholds=(0.05, 0.1, 0.2, 0.4), budgets=(6, 10, 16),
 )

@@ -9,22 +9,16 @@ of other values stay, because their effect is visible elsewhere.
 
 from __future__ import annotations
 
-import operator
-
 import torch
 import torch.fx as fx
+
+from .graph_utils import is_write
 
 _FRESH = {
     torch.empty, torch.zeros, torch.ones, torch.full, torch.empty_like, torch.zeros_like, torch.ones_like,
     torch.full_like, torch.clone,
 }
 _FRESH_METHODS = {"clone", "new_empty", "new_zeros", "new_ones", "new_full"}
-
-
-def _is_write(node: fx.Node) -> bool:
-    if node.op == "call_function" and node.target is operator.setitem:
-        return True
-    return node.op == "call_method" and node.target.endswith("_") and not node.target.startswith("_")
 
 
 def _is_fresh(node: fx.Node) -> bool:
@@ -34,9 +28,9 @@ def _is_fresh(node: fx.Node) -> bool:
 
 
 def _is_impure(node: fx.Node) -> bool:
-    if _is_write(node) and node.args and isinstance(node.args[0], fx.Node):
+    if is_write(node) and node.args and isinstance(node.args[0], fx.Node):
         target = node.args[0]
-        if _is_fresh(target) and all(u is node or (_is_write(u) and u.args[0] is target) for u in target.users):
+        if _is_fresh(target) and all(u is node or (is_write(u) and u.args[0] is target) for u in target.users):
             return False
     return node.is_impure()
 

@@ -74,6 +74,13 @@ def is_matmul(node: fx.Node) -> bool:
     return False
 
 
+def is_write(node: fx.Node) -> bool:
+    """``x[...] = v`` or an in-place method: changes its first argument."""
+    if node.op == "call_function" and node.target is operator.setitem:
+        return True
+    return node.op == "call_method" and node.target.endswith("_") and not node.target.startswith("_")
+
+
 ADDS = {operator.add, torch.add, operator.iadd}  # the residual add, in every spelling Dynamo records
 
 

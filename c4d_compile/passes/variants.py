@@ -7,7 +7,8 @@ Every variant is an ordinary GraphModule with an explicit signature, never mutat
 Named inputs are state tensors (by their state-spec name) and host inputs (``weights``: the forecast
 weights of the step, a 1-D float32 tensor); named outputs are state tensors the variant writes. The
 Runtime resolves the names, so it never needs to know which kind of variant it runs. A new kind of
-step is a new rewrite pass registered in ``VARIANT_PASSES``.
+step is a new rewrite pass registered in ``_registry``; the PROBE of a signal-driven plan is made by
+cutting the others (``rewrite_probe.py``).
 """
 
 from __future__ import annotations
@@ -46,9 +47,13 @@ def _registry() -> dict[VariantKind, Callable]:
 
 
 def build_variants(gm: fx.GraphModule, plan) -> RewriteResult:
-    """Run the rewrite pass of every variant kind the plan needs."""
+    """Run the rewrite pass of every variant kind the plan needs; with a probe, cut them after it."""
+    from .rewrite_probe import split_at_probe
+
     passes = _registry()
-    variants = {kind: passes[kind](gm, plan) for kind in plan.variant_kinds}
+    variants = {kind: passes[kind](gm, plan) for kind in plan.variant_kinds if kind in passes}
+    if plan.probe is not None:
+        variants = split_at_probe(gm, plan, variants)
     original = {n.name for n in gm.graph.nodes if n.op not in ("placeholder", "output")}
     removed = {kind: len(original - {n.name for n in v.gm.graph.nodes}) for kind, v in variants.items()}
     return RewriteResult(variants, True, removed)

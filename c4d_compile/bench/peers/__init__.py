@@ -18,3 +18,8 @@ def peers_at_budget(budget: int) -> list[Method]:
     """The peers' TaylorSeer variants set to compute ``budget`` full steps: the equal-compute comparison."""
     return [diffusers_caches.taylorseer_at(budget, lite=False), diffusers_caches.taylorseer_at(budget, lite=True),
             cache_dit_caches.taylorseer_at(budget)]
+
+
+def peers_at_threshold(threshold: float) -> list[Method]:
+    """The peers' signal-driven caches at one decision threshold (FirstBlockCache, MagCache, DBCache)."""
+    return [*diffusers_caches.signal_caches_at(threshold), *cache_dit_caches.dbcache_at(threshold)]

@@ -70,6 +70,14 @@ def taylorseer_at(budget: int) -> CacheDiTMethod:
                           budget=budget)
 
 
+def dbcache_at(threshold: float) -> list[CacheDiTMethod]:
+    """DBCache F1B0 (first-block cache) at one residual-difference threshold, alone and with its TaylorSeer
+    calibrator forecasting the cached residual."""
+    return [CacheDiTMethod(f"cache-dit-dbcache τ{threshold:g}", threshold=threshold),
+            CacheDiTMethod(f"cache-dit-dbcache+taylorseer τ{threshold:g}", threshold=threshold,
+                           calibrator="taylorseer")]
+
+
 CACHE_DIT_METHODS = (
     CacheDiTMethod("cache-dit-dbcache"),  # F1B0, i.e. first-block cache, threshold 0.12
     CacheDiTMethod("cache-dit-dbcache+taylorseer", calibrator="taylorseer"),

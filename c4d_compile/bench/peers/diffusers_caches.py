@@ -185,6 +185,27 @@ def _faster_cache(workload, transformer, steps, clock):
                              is_guidance_distilled=True)
 
 
+def signal_caches_at(threshold: float) -> list[DiffusersCache]:
+    """diffusers' signal-driven caches at one threshold: FirstBlockCache (the same relative L1 of the first
+    block's residual as c4d's fbcache) and MagCache (its own accumulated-ratio error, calibrated ratios)."""
+
+    def first_block(workload, transformer, steps, clock):
+        from diffusers.hooks import FirstBlockCacheConfig
+
+        return FirstBlockCacheConfig(threshold=threshold)
+
+    def mag_cache(workload, transformer, steps, clock):
+        from diffusers.hooks import MagCacheConfig
+
+        return MagCacheConfig(threshold=threshold, max_skip_steps=3, retention_ratio=0.2, num_inference_steps=steps,
+                              mag_ratios=_mag_ratios(workload, transformer, steps))
+
+    return [DiffusersCache(f"diffusers-fbcache τ{threshold:g}", first_block, f"FirstBlockCacheConfig(threshold="
+                           f"{threshold:g})"),
+            DiffusersCache(f"diffusers-magcache τ{threshold:g}", mag_cache, f"MagCacheConfig(threshold={threshold:g}, "
+                           "max_skip_steps=3, retention_ratio=0.2, calibrated ratios)")]
+
+
 def taylorseer_schedule(budget: int, steps: int) -> tuple[int, int]:
     """(disable_cache_before_step, cache_interval) of diffusers' TaylorSeer that computes ``budget`` of
     ``steps`` steps (it computes iff s < W or (s - W - 1) % N == 0): the longest warm-up up to its default 3

@@ -6,13 +6,15 @@ from .calibrated import CalibratedSchedule, CalibrationFileError, read_calibrati
 from .explicit import ExplicitSchedule
 from .interval import IntervalSchedule
 from .placement import spread_evenly
+from .signal import Reference, Signal, SignalSchedule
 from .spread import SpreadSchedule
 
 # Kinds a flat override can select by its fields, in the order of preference when several own them.
-SCHEDULE_KINDS = (SpreadSchedule, IntervalSchedule, BudgetSchedule, ExplicitSchedule)
+SCHEDULE_KINDS = (SpreadSchedule, IntervalSchedule, BudgetSchedule, ExplicitSchedule, SignalSchedule)
 
 __all__ = [
     "SCHEDULE_KINDS", "BudgetSchedule", "CalibratedSchedule", "CalibrationFileError", "ExplicitSchedule",
-    "IntervalSchedule", "MissingStepCountError", "Schedule", "ScheduleBase", "SpreadSchedule", "StepSetSchedule",
+    "IntervalSchedule", "MissingStepCountError", "Reference", "Schedule", "ScheduleBase", "Signal", "SignalSchedule",
+    "SpreadSchedule", "StepSetSchedule",
     "read_calibration", "spread_evenly", "write_calibration",
 ]

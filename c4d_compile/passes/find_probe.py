@@ -1,0 +1,115 @@
+"""Find the probe of a signal-driven schedule: the values it measures and the prefix that computes them.
+
+Why: a signal-driven schedule decides each call from a cheap signal computed before the expensive
+part of the model. The PROBE variant runs the smallest prefix of the graph that yields the signal;
+FULL and CACHED continue from the prefix's values, so nothing is computed twice. Both signals are
+found from the graph's structure alone:
+
+* first-blocks (FBCache, DBCache): the stream after the first ``Fn`` blocks (the block boundary the
+  stream analysis found), each value paired with the stream input it is a residual against (the
+  pairing of ``find_stream``); the signal is that residual, ``H(after Fn) - H(input)``.
+* modulated-input (TeaCache): in the first block, the first matrix product that reads the stream; its
+  stream operand is the normalised, timestep-modulated input (``(1 + scale) * norm(x) + shift`` in
+  every adaLN block), whatever the model calls it.
+
+The prefix is every ancestor of the probed values, plus every in-place write into a prefix value
+(a write is not an ancestor in the data flow, yet it changes the value: Wan's rotary tables are
+built by ``out[..., 0::2] = ...``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.fx as fx
+
+from ..errors import ConfigError, NotCacheableError
+from ..policies.schedules.signal import Signal, SignalSchedule
+from .analyze import GraphAnalysis
+from .find_stream import pair_residuals
+from .graph_utils import is_matmul, is_write, tensor_meta
+
+
+@dataclass(frozen=True)
+class ProbeSite:
+    values: tuple[tuple[str, str | None], ...]  # (probed value, value it is a residual against, or None)
+    prefix: frozenset[str]  # nodes the PROBE variant computes; FULL and CACHED read the ones they need
+    after_block: int | None  # first-blocks: index of the last block in the prefix (the cached span starts after)
+    description: str
+
+
+def _prefix(nodes: list[fx.Node], targets: list[fx.Node]) -> frozenset[str]:
+    inside: set[fx.Node] = set()
+    todo = list(targets)
+    while todo:
+        while todo:
+            n = todo.pop()
+            if n in inside or n.op in ("placeholder", "get_attr", "output"):
+                continue
+            inside.add(n)
+            todo += n.all_input_nodes
+        for n in nodes:  # writes into a prefix value belong to it, with what they read
+            if n not in inside and is_write(n) and n.args and n.args[0] in inside:
+                todo.append(n)
+    return frozenset(n.name for n in inside)
+
+
+def _latent_dependent(nodes: list[fx.Node], analysis: GraphAnalysis) -> set[fx.Node]:
+    """Nodes computed from the main stream: the stack inputs the cached stack outputs are residuals of
+    (the latent's tokens). A signal must move with the latent; blocks before the main stream is read
+    (HunyuanVideo's text refiner) say nothing about it."""
+    main = {partner for _, partner in analysis.stream.pairs if partner is not None}
+    main = main or {v.name for v in analysis.stream.inputs}
+    found: set[fx.Node] = set()
+    for n in nodes:
+        if n.name in main or any(a in found for a in n.all_input_nodes):
+            found.add(n)
+    return found
+
+
+def _first_blocks(gm: fx.GraphModule, analysis: GraphAnalysis, schedule: SignalSchedule):
+    nodes = list(gm.graph.nodes)
+    latent = _latent_dependent(nodes, analysis)
+    blocks = analysis.stack.blocks
+    first = next(i for i, b in enumerate(blocks) if any(n in latent for n in nodes[b.start : b.end + 1]))
+    fn, bn = schedule.first_blocks, schedule.last_blocks
+    after = first + fn - 1
+    if after + 1 + bn >= len(blocks):
+        raise ConfigError(
+            f"first_blocks={fn} + last_blocks={bn} leave no block to cache: this model has {len(blocks) - first} "
+            f"blocks on the latent stream ({blocks[first].name} ... {blocks[-1].name}); choose first_blocks + "
+            f"last_blocks <= {len(blocks) - first - 1}"
+        )
+    pos = {n: i for i, n in enumerate(nodes)}
+    by_name = {n.name: n for n in nodes}
+    boundary = [by_name[v.name] for v in analysis.stream.boundaries[after] if by_name[v.name] in latent]
+    inputs = [by_name[v.name] for v in analysis.stream.inputs]
+    pairs = pair_residuals(boundary, inputs, pos, blocks[0].start)
+    if any(base is not None for _, base in pairs):
+        pairs = [(out, base) for out, base in pairs if base is not None]
+    values = tuple((out.name, base.name if base is not None else None) for out, base in pairs)
+    what = "residual of" if any(base for _, base in values) else "stream after"
+    return values, after, f"{what} the first {fn} block(s) to {blocks[after].name}: {[v for v, _ in values]}"
+
+
+def _modulated_input(gm: fx.GraphModule, analysis: GraphAnalysis):
+    nodes = list(gm.graph.nodes)
+    latent = _latent_dependent(nodes, analysis)
+    for block in analysis.stack.blocks:
+        for n in nodes[block.start : block.end + 1]:
+            operands = [a for a in n.all_input_nodes if a in latent and tensor_meta(a) is not None]
+            if is_matmul(n) and operands:
+                value = operands[0].name
+                where = f"input of the first matrix product on the stream in {block.name}: {value}"
+                return ((value, None),), None, where
+    raise NotCacheableError("no matrix product in the block stack reads the stream: no modulated input to probe")
+
+
+def find_probe(gm: fx.GraphModule, analysis: GraphAnalysis, schedule: SignalSchedule) -> ProbeSite:
+    if schedule.signal is Signal.FIRST_BLOCKS:
+        values, after, description = _first_blocks(gm, analysis, schedule)
+    else:
+        values, after, description = _modulated_input(gm, analysis)
+    by_name = {n.name: n for n in gm.graph.nodes}
+    targets = [by_name[name] for pair in values for name in pair if name is not None]
+    return ProbeSite(values, _prefix(list(gm.graph.nodes), targets), after, description)

@@ -1,0 +1,65 @@
+"""Signal-driven presets: the PROBE measures a signal each call and the threshold decides (schedules/signal.py).
+
+``threshold`` is the option of every one of them (0: always compute); any forecaster of the library
+combines with them (``customcache`` is TeaCache's decision with a Taylor forecast).
+"""
+
+from types import MappingProxyType
+
+from ..config import Policy, Region
+from ..forecasters import Reuse, Taylor
+from ..registry import register
+from ..schedules import SignalSchedule
+
+FBCACHE = register(
+    Policy(
+        name="fbcache",
+        region=Region.STACK,
+        forecaster=Reuse(),
+        schedule=SignalSchedule(threshold=0.08, signal="first-blocks", first_blocks=1, reference="last-full"),
+        paper=MappingProxyType({"schedule": SignalSchedule(threshold=0.08, signal="first-blocks")}),
+        description="first-block cache: skip the rest of the stack while the first block's residual stays put",
+        source="FBCache, chengzeyi/ParaAttention first_block_cache (FLUX threshold 0.08; diffusers default 0.05)",
+    )
+)
+
+DBCACHE = register(
+    Policy(
+        name="dbcache",
+        region=Region.STACK,
+        forecaster=Reuse(),
+        schedule=SignalSchedule(threshold=0.08, signal="first-blocks", first_blocks=8, last_blocks=0,
+                                reference="last-full", warmup=8),
+        paper=MappingProxyType({"schedule": SignalSchedule(threshold=0.08, signal="first-blocks", first_blocks=8,
+                                                           warmup=8)}),
+        description="dual block cache: the first Fn and last Bn blocks always run, the middle is cached",
+        source="DBCache, vipshop/cache-dit BasicCacheConfig (Fn 8, Bn 0, threshold 0.08, 8 warm-up steps)",
+    )
+)
+
+_TEACACHE = SignalSchedule(threshold=0.6, signal="modulated-input", reference="previous", accumulate=True,
+                           last_steps_full=1)
+
+TEACACHE = register(
+    Policy(
+        name="teacache",
+        region=Region.STACK,
+        forecaster=Reuse(),
+        schedule=_TEACACHE,
+        paper=MappingProxyType({"schedule": _TEACACHE}),
+        description="accumulated change of the first block's modulated input decides; the stack residual is reused",
+        source="TeaCache, arXiv 2411.19108 (FLUX rel_l1_thresh 0.6 on its rescaled signal; first and last step full)",
+    )
+)
+
+CUSTOMCACHE = register(
+    Policy(
+        name="customcache",
+        region=Region.BRANCH,
+        forecaster=Taylor(order=1),
+        schedule=_TEACACHE,
+        paper=MappingProxyType({"schedule": _TEACACHE}),
+        description="TeaCache's decision with a first-order Taylor forecast of every residual branch",
+        source="CustomCache, ModelTC/lightx2v feature_caching (TeaCache decision + TaylorSeer order 1)",
+    )
+)

@@ -1,0 +1,138 @@
+"""Signal-driven schedules: compute when a cheap signal says the features moved (TeaCache, FBCache, DBCache).
+
+Every call first runs a PROBE variant — the cheapest prefix of the graph that yields the signal — and
+the Runtime measures the relative L1 change of the probe's value against a reference:
+
+    d = sum |v - ref| / sum |ref|          (float32, over every probed tensor together)
+
+What is probed (``signal``), found in the graph by the passes, never by names:
+
+* ``first-blocks`` — the residual of the first ``first_blocks`` blocks, ``H(after Fn) - H(input)``
+  (FBCache = Fn 1; DBCache, cache-dit). The cached region then starts after those blocks, and the
+  last ``last_blocks`` blocks are computed on cached steps too (DBCache's Bn).
+* ``modulated-input`` — the input of the first block's first matrix product on the stream: the
+  timestep-modulated, normalised stream of TeaCache (arXiv 2411.19108).
+
+``reference`` says what ``ref`` is: the probe value of the last full step (FBCache: the comparison
+is cumulative since the last compute) or of the previous call (TeaCache). With ``accumulate`` the
+rescaled signals since the last full step add up (TeaCache's accumulator, reset on compute);
+``rescale`` is the polynomial TeaCache fits from input change to output change, highest power first
+(empty: the identity). A call computes in full when
+
+    no history yet, or step < warmup, or step in the last ``last_steps_full`` steps,
+    or ``max_cached_in_row`` cached calls already ran since the last full one,
+    or (accumulated) f(d) >= threshold
+
+so ``threshold=0`` always computes. The decision is a pure function of the step and the signals since
+the last full step (``StepInfo.signals``), taken on the host from one scalar read per call.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ...errors import ConfigError, InvalidValueError
+from ...step_program import StepInfo, VariantKind
+from ..validate import check_bool, check_int
+from .base import ScheduleBase
+
+
+class Signal(str, enum.Enum):
+    FIRST_BLOCKS = "first-blocks"  # residual of the first blocks (FBCache, DBCache)
+    MODULATED_INPUT = "modulated-input"  # the first block's modulated input (TeaCache)
+
+
+class Reference(str, enum.Enum):
+    LAST_FULL = "last-full"  # compare with the probe value of the last full step
+    PREVIOUS = "previous"  # compare with the previous call's probe value
+
+
+def _parse(enum_type, field: str, value):
+    try:
+        return enum_type(value)
+    except ValueError:
+        raise InvalidValueError(field, value, f"one of {[v.value for v in enum_type]}") from None
+
+
+@dataclass(frozen=True)
+class SignalSchedule(ScheduleBase):
+    threshold: float = 0.08
+    signal: Signal = Signal.FIRST_BLOCKS
+    first_blocks: int = 1
+    last_blocks: int = 0
+    reference: Reference = Reference.LAST_FULL
+    accumulate: bool = False
+    rescale: tuple[float, ...] = ()
+    warmup: int = 1
+    last_steps_full: int = 0
+    max_cached_in_row: int = 0  # 0: no limit
+    kind: ClassVar[str] = "signal"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) or not (
+            math.isfinite(self.threshold) and self.threshold >= 0
+        ):
+            raise InvalidValueError("threshold", self.threshold, "a finite number >= 0 (0: always compute)")
+        object.__setattr__(self, "signal", _parse(Signal, "signal", self.signal))
+        object.__setattr__(self, "reference", _parse(Reference, "reference", self.reference))
+        check_int("first_blocks", self.first_blocks, 1)
+        check_int("last_blocks", self.last_blocks, 0)
+        check_bool("accumulate", self.accumulate)
+        check_int("warmup", self.warmup, 1)
+        check_int("last_steps_full", self.last_steps_full, 0)
+        check_int("max_cached_in_row", self.max_cached_in_row, 0)
+        coefficients = tuple(self.rescale) if isinstance(self.rescale, (tuple, list)) else None
+        if coefficients is None or not all(
+            isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in coefficients
+        ):
+            raise InvalidValueError("rescale", self.rescale, "a sequence of finite polynomial coefficients, "
+                                    "highest power first (empty: no rescaling)")
+        object.__setattr__(self, "rescale", tuple(float(c) for c in coefficients))
+
+    @property
+    def without_step_count(self) -> str | None:  # only the forced last steps need the step count
+        return "the signal decision without forcing the last steps full" if self.last_steps_full else None
+
+    def rescaled(self, value: float) -> float:
+        if not self.rescale:
+            return value
+        out = 0.0
+        for c in self.rescale:  # Horner
+            out = out * value + c
+        return out
+
+    def score(self, signals) -> float:
+        """What is compared with the threshold: the last signal, or the sum since the last full step."""
+        if self.accumulate:
+            return sum(self.rescaled(s) for s in signals)
+        return self.rescaled(signals[-1])
+
+    def decide(self, info: StepInfo) -> VariantKind:
+        if not info.full_steps or not info.signals or info.step < self.warmup:
+            return VariantKind.FULL
+        if self.last_steps_full:
+            if info.num_steps is not None and info.step >= info.num_steps - self.last_steps_full:
+                return VariantKind.FULL
+        if self.max_cached_in_row and len(info.signals) > self.max_cached_in_row:
+            return VariantKind.FULL
+        return VariantKind.FULL if self.score(info.signals) >= self.threshold else VariantKind.CACHED
+
+    def planned(self, num_steps: int) -> tuple[int, ...]:
+        raise ConfigError("a signal schedule has no full steps known in advance: they depend on the signal "
+                          "(run it and read backend.stats().last)")
+
+    def describe(self) -> str:
+        parts = [f"signal {self.signal.value}"]
+        if self.signal is Signal.FIRST_BLOCKS:
+            parts.append(f"F{self.first_blocks}B{self.last_blocks}")
+        parts.append(f"{'accumulated ' if self.accumulate else ''}relative L1 vs {self.reference.value}"
+                     f"{' (rescaled)' if self.rescale else ''} >= {self.threshold:g}")
+        parts.append(f"warm-up {self.warmup}")
+        if self.last_steps_full:
+            parts.append(f"last {self.last_steps_full} full")
+        if self.max_cached_in_row:
+            parts.append(f"at most {self.max_cached_in_row} cached in a row")
+        return ", ".join(parts)
