@@ -51,9 +51,14 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     model, run = load_target(args.model, args.steps, args.seeds, args.per_class, args.shift)
     result = calibrate(model, run, args.policy, budget=args.budget, out=args.out, **dict(args.set))
-    print(f"{result.policy.name}, budget {result.budget} of {result.num_steps} steps: full steps "
-          f"{list(result.full_steps)} (forecast error {result.error:.4g}); wrote {result.path}")
-    print(f"use it: c4d_backend({result.policy.name!r}, schedule={str(result.path)!r})")
+    if hasattr(result, "ratios"):
+        print(f"{result.policy.name}: magnitude ratios over {result.num_steps} steps "
+              f"{[round(r, 4) for r in result.ratios]}; wrote {result.path}")
+    else:
+        print(f"{result.policy.name}, budget {result.budget} of {result.num_steps} steps: full steps "
+              f"{list(result.full_steps)} (forecast error {result.error:.4g}); wrote {result.path}")
+    (key, value), = result.overrides().items()
+    print(f"use it: c4d_backend({result.policy.name!r}, {key}={value!r})")
     return 0
 
 
@@ -145,10 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     bench.add_argument("--out", default="bench-out", help="folder for bench.md, bench.json, pareto.png")
     bench.set_defaults(func=_bench)
-    calibrate = sub.add_parser("calibrate", help="choose the full steps of a budget on a model, by exact search")
+    calibrate = sub.add_parser("calibrate", help="fit a schedule to a model: the full steps of a budget (exact "
+                               "search), or magcache's magnitude ratios")
     calibrate.add_argument("model", help="a trained reference model (dit, flux, ...) or module:factory -> (model, run)")
     calibrate.add_argument("--policy", default="taylorseer")
-    calibrate.add_argument("--budget", type=int, required=True, help="full computations per generation")
+    calibrate.add_argument("--budget", type=int, help="full computations per generation (step-set policies; "
+                           "magcache records its magnitude ratios instead)")
     calibrate.add_argument("--steps", type=int, default=50, help="sampler steps (reference models)")
     calibrate.add_argument("--seeds", type=int, nargs="+", default=[1], help="seeds recorded (reference models); "
                            "keep them apart from the seeds you evaluate on")

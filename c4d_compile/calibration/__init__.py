@@ -21,11 +21,12 @@ import torch
 from ..backend import C4DBackend
 from ..errors import InvalidValueError
 from ..policies import Policy, forecaster_spec, get_policy
-from ..policies.schedules import IntervalSchedule, write_calibration
+from ..policies.schedules import IntervalSchedule, MagnitudeSchedule, write_calibration
+from .magnitude import RatiosCalibration, calibrate_ratios
 from .record import TrajectoryRecorder
 from .search import best_full_steps, gram, step_costs
 
-__all__ = ["Calibration", "calibrate"]
+__all__ = ["Calibration", "RatiosCalibration", "calibrate"]
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,11 @@ class Calibration:
 
 
 def calibrate(
-    model: Any, run: Callable, policy: str | Policy = "taylorseer", *, budget: int, out: str | Path | None = None,
-    max_elements: int = 16384, **options: Any,
-) -> Calibration:
-    """Record ``run`` uncached and search the best ``budget`` full steps for ``policy``.
+    model: Any, run: Callable, policy: str | Policy = "taylorseer", *, budget: int | None = None,
+    out: str | Path | None = None, max_elements: int = 16384, **options: Any,
+) -> Calibration | RatiosCalibration:
+    """Record ``run`` uncached and calibrate ``policy`` on it: for a step-set policy, search the best
+    ``budget`` full steps; for ``magcache``, record the magnitude ratios its schedule reads (no budget).
 
     ``model``: a diffusers pipeline (``run(pipe)`` runs one or more generations) or a transformer
     module (``run(call)`` samples with ``call`` standing in for it). Every generation must run the same
@@ -54,11 +56,13 @@ def calibrate(
     schedule options are ignored while recording (every step is computed).
     """
     searched = get_policy(policy, **options)
-    backend = C4DBackend(searched.with_overrides(schedule=IntervalSchedule(interval=1)), lowering="eager")
+    if isinstance(searched.schedule, MagnitudeSchedule):
+        return calibrate_ratios(model, run, searched, out, _record_with)
+    if budget is None:
+        raise InvalidValueError("budget", budget, f"the number of full steps to choose (the {searched.name!r} "
+                                "schedule is a set of full steps)")
     recorder = TrajectoryRecorder(max_elements)
-    backend.recorders.append(recorder)
-    with torch.no_grad():
-        _record(model, run, backend)
+    _record_with(model, run, searched.with_overrides(schedule=IntervalSchedule(interval=1)), recorder)
     trajectories = list(recorder.trajectories.values())
     if not trajectories:
         raise InvalidValueError("run", run, "a callable that runs at least one generation through the model")
@@ -82,6 +86,14 @@ def calibrate(
                          "contexts": sorted({c for _, c in recorder.trajectories})},
         })
     return Calibration(full_steps, num_steps, budget, error, searched, path)
+
+
+def _record_with(model: Any, run: Callable, policy: Policy, recorder: Callable) -> None:
+    """Run ``run`` through a backend that computes every step and hands each full step to ``recorder``."""
+    backend = C4DBackend(policy, lowering="eager")
+    backend.recorders.append(recorder)
+    with torch.no_grad():
+        _record(model, run, backend)
 
 
 def _record(model: Any, run: Callable, backend: C4DBackend) -> None:

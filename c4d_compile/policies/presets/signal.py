@@ -1,4 +1,6 @@
-"""Signal-driven presets: the PROBE measures a signal each call and the threshold decides (schedules/signal.py).
+"""Adaptive presets: a signal decides each step. TeaCache, FBCache, DBCache and CustomCache measure it
+with a PROBE on every call (schedules/signal.py); MagCache reads ratios recorded once on the model
+(schedules/magnitude.py), so it decides before the call.
 
 ``threshold`` is the option of every one of them (0: always compute); any forecaster of the library
 combines with them (``customcache`` is TeaCache's decision with a Taylor forecast).
@@ -9,7 +11,7 @@ from types import MappingProxyType
 from ..config import Policy, Region
 from ..forecasters import Reuse, Taylor
 from ..registry import register
-from ..schedules import SignalSchedule
+from ..schedules import MagnitudeSchedule, SignalSchedule
 
 FBCACHE = register(
     Policy(
@@ -61,5 +63,18 @@ CUSTOMCACHE = register(
         paper=MappingProxyType({"schedule": _TEACACHE}),
         description="TeaCache's decision with a first-order Taylor forecast of every residual branch",
         source="CustomCache, ModelTC/lightx2v feature_caching (TeaCache decision + TaylorSeer order 1)",
+    )
+)
+
+MAGCACHE = register(
+    Policy(
+        name="magcache",
+        region=Region.STACK,
+        forecaster=Reuse(),
+        schedule=MagnitudeSchedule(threshold=0.06, max_cached_in_row=3, retention=0.2),
+        paper=MappingProxyType({"schedule": MagnitudeSchedule(threshold=0.24, max_cached_in_row=5, retention=0.1)}),
+        description="skip while the recorded magnitude ratios of the stack residual accumulate little error "
+                    "(record them once: c4d calibrate --policy magcache)",
+        source="MagCache, arXiv 2506.09045 (diffusers MagCacheConfig defaults; paper FLUX: E024K5R01)",
     )
 )

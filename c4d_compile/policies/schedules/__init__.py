@@ -5,16 +5,18 @@ from .budget import BudgetSchedule
 from .calibrated import CalibratedSchedule, CalibrationFileError, read_calibration, write_calibration
 from .explicit import ExplicitSchedule
 from .interval import IntervalSchedule
+from .magnitude import MagnitudeSchedule, RatiosMissingError, read_ratios, write_ratios
 from .placement import spread_evenly
 from .signal import Reference, Signal, SignalSchedule
 from .spread import SpreadSchedule
 
 # Kinds a flat override can select by its fields, in the order of preference when several own them.
-SCHEDULE_KINDS = (SpreadSchedule, IntervalSchedule, BudgetSchedule, ExplicitSchedule, SignalSchedule)
+SCHEDULE_KINDS = (SpreadSchedule, IntervalSchedule, BudgetSchedule, ExplicitSchedule, SignalSchedule,
+                  MagnitudeSchedule)
 
 __all__ = [
     "SCHEDULE_KINDS", "BudgetSchedule", "CalibratedSchedule", "CalibrationFileError", "ExplicitSchedule",
-    "IntervalSchedule", "MissingStepCountError", "Reference", "Schedule", "ScheduleBase", "Signal", "SignalSchedule",
-    "SpreadSchedule", "StepSetSchedule",
-    "read_calibration", "spread_evenly", "write_calibration",
+    "IntervalSchedule", "MagnitudeSchedule", "MissingStepCountError", "RatiosMissingError", "Reference", "Schedule",
+    "ScheduleBase", "Signal", "SignalSchedule", "SpreadSchedule", "StepSetSchedule", "read_calibration",
+    "read_ratios", "spread_evenly", "write_calibration", "write_ratios",
 ]
