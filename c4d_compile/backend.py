@@ -151,8 +151,9 @@ class C4DBackend:
         return {kind: self._lower_variant(v, plan, gm, example_inputs) for kind, v in rewrite.variants.items()}
 
     def _lower_variant(self, variant: Variant, plan: CachePlan, gm: fx.GraphModule, example_inputs: Sequence):
-        full_examples = [*example_inputs, *_named_examples(variant, plan, gm, example_inputs)]
-        fn = self._lower(variant.gm, full_examples, self.settings)
+        named = _named_examples(variant, plan, gm, example_inputs)
+        full_examples = [*example_inputs, *named]
+        fn = self._lower(variant.gm, [*example_inputs, *_static_fakes(named)], self.settings)
         return LoweredVariant(variant.kind, fn, variant.num_outputs, variant.inputs, variant.outputs,
                               LazyFlops(variant.gm, full_examples))
 
@@ -314,6 +315,21 @@ def _named_examples(variant: Variant, plan: CachePlan, gm: fx.GraphModule, examp
     for feature in plan.features:
         examples.update(dict.fromkeys(history_names(feature, plan.num_slots), like(by_name[feature.name])))
     return [examples[name] if name in examples else like(by_name[name]) for name in variant.inputs]
+
+
+def _static_fakes(examples: list) -> list:
+    """The named examples as static fake tensors of Dynamo's own fake mode. Lowered as real tensors, they would
+    be fakeified with fresh size symbols that no Dynamo source backs, and the guards inductor puts on them
+    (broadcasts against the model's inputs) would fail Dynamo's guard generation."""
+    from torch._guards import TracingContext
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    context = TracingContext.try_get()
+    mode = context.fake_mode if context is not None else None
+    if mode is None:
+        return examples
+    return [mode.from_tensor(x, static_shapes=True) if isinstance(x, torch.Tensor) and not isinstance(x, FakeTensor)
+            else x for x in examples]
 
 
 def _signature(gm: fx.GraphModule, analysis: GraphAnalysis) -> CallSignature:

@@ -148,6 +148,32 @@ class C4DCalibrated:
         return prepared
 
 
+@dataclass(frozen=True)
+class C4DMagnitude:
+    """A magnitude-ratio preset (magcache) at one threshold, on ratios recorded on the workload's calibration
+    seed (a generation the bench never scores)."""
+
+    preset: str
+    threshold: float
+    family: str = "c4d"
+
+    @property
+    def label(self) -> str:
+        return f"{self.preset} τ{self.threshold:g}"
+
+    def prepare(self, workload: Workload, lowering: str, steps: int) -> Prepared:
+        from ..calibration import calibrate
+
+        run = workload.calibration_run
+        if run is None:
+            raise InvalidValueError("workload", workload.name, "a workload with a calibration run")
+        folder = Path(tempfile.mkdtemp(prefix="c4d-bench-"))
+        ratios = calibrate(workload.transformer, lambda call: run(call, steps), self.preset,
+                           out=folder / f"{self.preset}-ratios.json")
+        return C4DPreset(self.preset, {"threshold": self.threshold, **ratios.overrides()},
+                         tag=f"τ{self.threshold:g}").prepare(workload, lowering, steps)
+
+
 def paper_at_budget(preset: str, budget: int, steps: int) -> dict[str, Any]:
     """The paper's schedule shape (warm-up + interval) at about ``budget`` full steps: the paper's warm-up
     (fewer if the budget is smaller) and the smallest interval that does not exceed the budget."""

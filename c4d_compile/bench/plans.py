@@ -6,7 +6,8 @@
   schedule calibrated at n on a seed the bench never scores, against the peers' TaylorSeer variants set
   to n and the uncached model run with n steps; on the trained models, on the uniform and the shifted
   (Flux-style, shift 3) sampler grid.
-* SIGNALS: the signal-driven presets at several thresholds, against the peers' signal-driven caches at
+* SIGNALS: the signal-driven presets at several thresholds (magcache on ratios recorded on the
+  calibration seed), against the peers' signal-driven caches at
   the same thresholds (diffusers' FirstBlockCache and MagCache, cache-dit's DBCache with and without its
   TaylorSeer calibrator) and the library's default fixed-schedule preset at a few budgets; every row's
   compute fixes its fewer-steps baseline.
@@ -20,8 +21,9 @@ from typing import Any
 
 from ..errors import InvalidValueError
 from ..policies import get_policy, list_policies
+from ..policies.schedules import MagnitudeSchedule
 from ..reference.registry import REFERENCE_MODELS
-from .methods import C4DCalibrated, C4DPreset, Method, paper_at_budget
+from .methods import C4DCalibrated, C4DMagnitude, C4DPreset, Method, paper_at_budget
 from .peers import PEERS, peers_at_budget, peers_at_threshold
 from .workloads import BENCH_MODELS, VALID_MODELS
 
@@ -86,7 +88,8 @@ class BenchPlan:
     def _signal_methods(self, options: dict[str, Any]) -> list[Method]:
         methods: list[Method] = []
         for threshold in self.thresholds:
-            methods += [C4DPreset(name, {**options, "threshold": threshold}, tag=f"τ{threshold:g}")
+            methods += [C4DMagnitude(name, threshold) if _records_ratios(name) else
+                        C4DPreset(name, {**options, "threshold": threshold}, tag=f"τ{threshold:g}")
                         for name in self.policies]
             if self.peers:
                 methods += peers_at_threshold(threshold)
@@ -105,9 +108,14 @@ QUICK = BenchPlan(
     repeats=1, per_class=1, lowering="eager",
 )
 
+def _records_ratios(name: str) -> bool:
+    return isinstance(get_policy(name).schedule, MagnitudeSchedule)
+
+
 def _fixed_policies() -> tuple[str, ...]:
-    """Presets whose schedule is a set of steps (what a budget applies to), not a signal threshold."""
-    return tuple(p for p in list_policies() if getattr(get_policy(p).schedule, "signal", None) is None)
+    """Presets whose schedule is a set of steps (what a budget applies to), not an adaptive threshold."""
+    return tuple(p for p in list_policies()
+                 if getattr(get_policy(p).schedule, "signal", None) is None and not _records_ratios(p))
 
 
 BUDGETS = BenchPlan(
@@ -115,7 +123,7 @@ BUDGETS = BenchPlan(
     lowering="eager", budgets=(10, 5), shifts=(1.0, 3.0),
 )
 
-SIGNAL_POLICIES = ("fbcache", "teacache", "customcache")
+SIGNAL_POLICIES = ("fbcache", "teacache", "customcache", "magcache")
 
 SIGNALS = BenchPlan(
     models=REFERENCE_MODELS, policies=SIGNAL_POLICIES, peers=tuple(PEERS), repeats=1, per_class=4,

@@ -41,3 +41,21 @@ def test_inductor_with_dynamic_shapes_after_a_resolution_change():
         reference, _ = sample(torch.compile(model, backend=fresh), spec, num_steps=5, inputs=inputs, batch=batch)
         torch.testing.assert_close(got, reference, rtol=1e-4, atol=1e-4)
     assert backend.stats().cached_steps == 3 * 3  # W=1, N=3 over 5 steps: full at 0 and 3
+
+
+def test_inductor_runs_the_probe_and_its_continuations_like_eager():
+    """The probe's cut (PROBE, then FULL or CACHED from its values) compiles into three inductor graphs whose
+    decisions and outputs follow the eager lowering's."""
+    spec = get_tiny_model("flux")
+    model = spec.build()
+    runs = {}
+    for lowering in ("eager", "inductor"):
+        torch._dynamo.reset()
+        backend = c4d_backend("customcache", lowering=lowering, threshold=0.15, num_steps=8)
+        runs[lowering] = (sample(torch.compile(model, backend=backend), spec, num_steps=8)[0],
+                          backend.stats().last.contexts["branch0"])
+    (a, eager), (b, inductor) = runs["eager"], runs["inductor"]
+    assert inductor.kinds == eager.kinds and "cached" in eager.kinds and "full" in eager.kinds[1:]
+    signals = torch.tensor(inductor.signals[1:]), torch.tensor(eager.signals[1:])
+    torch.testing.assert_close(*signals, rtol=1e-3, atol=1e-6)
+    torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
