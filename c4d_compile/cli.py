@@ -54,6 +54,9 @@ def _calibrate(args: argparse.Namespace) -> int:
     if hasattr(result, "ratios"):
         print(f"{result.policy.name}: magnitude ratios over {result.num_steps} steps "
               f"{[round(r, 4) for r in result.ratios]}; wrote {result.path}")
+    elif hasattr(result, "rescale"):
+        print(f"{result.policy.name}: rescale polynomial {[float(f'{c:.4g}') for c in result.rescale]} fitted on "
+              f"{result.pairs} steps; wrote {result.path}")
     else:
         print(f"{result.policy.name}, budget {result.budget} of {result.num_steps} steps: full steps "
               f"{list(result.full_steps)} (forecast error {result.error:.4g}); wrote {result.path}")
@@ -155,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("model", help="a trained reference model (dit, flux, ...) or module:factory -> (model, run)")
     calibrate.add_argument("--policy", default="taylorseer")
     calibrate.add_argument("--budget", type=int, help="full computations per generation (step-set policies; "
-                           "magcache records its magnitude ratios instead)")
+                           "magcache records its magnitude ratios, teacache & co. fit their rescale polynomial)")
     calibrate.add_argument("--steps", type=int, default=50, help="sampler steps (reference models)")
     calibrate.add_argument("--seeds", type=int, nargs="+", default=[1], help="seeds recorded (reference models); "
                            "keep them apart from the seeds you evaluate on")

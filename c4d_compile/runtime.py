@@ -131,8 +131,9 @@ class Runtime:
         for ran in (*self.plan.prelude, kind):
             self._commit(ran, state, values)
         if kind is VariantKind.FULL:
+            signal = signals[-1] if self.prelude and signals else None
             for recorder in backend.recorders:  # calibration: the trajectory of the cached features
-                recorder(self.plan, clock.generation, tick.context, clock, step, key, outs[n:])
+                recorder(self.plan, clock.generation, tick.context, clock, step, key, outs[n:], signal)
             state.full_steps.append(step)
             state.full_keys.append(key)
             if len(state.full_steps) > self.plan.num_slots:

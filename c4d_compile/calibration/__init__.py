@@ -21,12 +21,13 @@ import torch
 from ..backend import C4DBackend
 from ..errors import InvalidValueError
 from ..policies import Policy, forecaster_spec, get_policy
-from ..policies.schedules import IntervalSchedule, MagnitudeSchedule, write_calibration
+from ..policies.schedules import IntervalSchedule, write_calibration
 from .magnitude import RatiosCalibration, calibrate_ratios
 from .record import TrajectoryRecorder
+from .rescale import RescaleCalibration, calibrate_rescale
 from .search import best_full_steps, gram, step_costs
 
-__all__ = ["Calibration", "RatiosCalibration", "calibrate"]
+__all__ = ["Calibration", "RatiosCalibration", "RescaleCalibration", "calibrate"]
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,11 @@ class Calibration:
 def calibrate(
     model: Any, run: Callable, policy: str | Policy = "taylorseer", *, budget: int | None = None,
     out: str | Path | None = None, max_elements: int = 16384, **options: Any,
-) -> Calibration | RatiosCalibration:
+) -> Calibration | RatiosCalibration | RescaleCalibration:
     """Record ``run`` uncached and calibrate ``policy`` on it: for a step-set policy, search the best
-    ``budget`` full steps; for ``magcache``, record the magnitude ratios its schedule reads (no budget).
+    ``budget`` full steps; for ``magcache``, record the magnitude ratios its schedule reads; for a
+    probed signal policy (``teacache``, ``fbcache``, ...), fit the polynomial that rescales its signal
+    (no budget for either).
 
     ``model``: a diffusers pipeline (``run(pipe)`` runs one or more generations) or a transformer
     module (``run(call)`` samples with ``call`` standing in for it). Every generation must run the same
@@ -56,8 +59,9 @@ def calibrate(
     schedule options are ignored while recording (every step is computed).
     """
     searched = get_policy(policy, **options)
-    if isinstance(searched.schedule, MagnitudeSchedule):
-        return calibrate_ratios(model, run, searched, out, _record_with)
+    adaptive = _ADAPTIVE.get(searched.schedule.kind)
+    if adaptive is not None:
+        return adaptive(model, run, searched, out, _record_with)
     if budget is None:
         raise InvalidValueError("budget", budget, f"the number of full steps to choose (the {searched.name!r} "
                                 "schedule is a set of full steps)")
@@ -86,6 +90,10 @@ def calibrate(
                          "contexts": sorted({c for _, c in recorder.trajectories})},
         })
     return Calibration(full_steps, num_steps, budget, error, searched, path)
+
+
+# Adaptive schedules calibrate what their decision reads, not a set of full steps: per schedule kind.
+_ADAPTIVE = {"magnitude": calibrate_ratios, "signal": calibrate_rescale}
 
 
 def _record_with(model: Any, run: Callable, policy: Policy, recorder: Callable) -> None:

@@ -40,7 +40,8 @@ class NormRecorder:
         self.norms: dict[tuple, list[torch.Tensor]] = {}
         self.fingerprints: list[dict] = []
 
-    def __call__(self, plan, generation: int, context: str, clock, step: int, key: tuple, values) -> None:
+    def __call__(self, plan, generation: int, context: str, clock, step: int, key: tuple, values,
+                 signal: float | None = None) -> None:
         if plan.fingerprint not in self.fingerprints:
             self.fingerprints.append(plan.fingerprint)
         tokens = [v.detach().float().reshape(-1, v.shape[-1]).norm(dim=-1) for v in values]

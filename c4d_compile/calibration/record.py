@@ -35,7 +35,8 @@ class TrajectoryRecorder:
         self.trajectories: dict[tuple, Trajectory] = {}
         self.fingerprints: list[dict] = []
 
-    def __call__(self, plan, generation: int, context: str, clock, step: int, key: tuple, values) -> None:
+    def __call__(self, plan, generation: int, context: str, clock, step: int, key: tuple, values,
+                 signal: float | None = None) -> None:
         if plan.fingerprint not in self.fingerprints:
             self.fingerprints.append(plan.fingerprint)
         traj = self.trajectories.get((generation, context))

@@ -44,7 +44,7 @@ def _fields(obj: Any) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.compare}
 
 
-_SCHEDULE_FIELDS = {f.name for kind in SCHEDULE_KINDS for f in dataclasses.fields(kind)}
+_SCHEDULE_FIELDS = {f.name for kind in SCHEDULE_KINDS for f in dataclasses.fields(kind) if f.compare}
 _POLICY_FIELDS = ("region", "variable", "num_steps", "schedule")
 
 

@@ -30,14 +30,42 @@ the last full step (``StepInfo.signals``), taken on the host from one scalar rea
 from __future__ import annotations
 
 import enum
+import json
 import math
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
 
 from ...errors import ConfigError, InvalidValueError
 from ...step_program import StepInfo, VariantKind
 from ..validate import check_bool, check_int
 from .base import ScheduleBase
+
+RESCALE_FORMAT = "c4d-signal-rescale/1"
+
+
+def read_rescale(path: str | Path) -> dict[str, Any]:
+    """A rescale file of ``c4d calibrate --policy teacache``: the polynomial and what it was fitted on."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"cannot read rescale polynomial {str(path)!r}: {err}") from None
+    if not isinstance(data, dict) or data.get("format") != RESCALE_FORMAT:
+        raise ConfigError(f"{path}: not a rescale file (expected format {RESCALE_FORMAT!r})")
+    coefficients = data.get("rescale")
+    if not isinstance(coefficients, list) or not coefficients or not all(
+        isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in coefficients
+    ):
+        raise ConfigError(f"{path}: 'rescale' must be a non-empty list of finite coefficients")
+    return data
+
+
+def write_rescale(path: str | Path, data: dict[str, Any]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"format": RESCALE_FORMAT, **data}, indent=1) + "\n")
+    read_rescale(path)
+    return path
 
 
 class Signal(str, enum.Enum):
@@ -69,6 +97,8 @@ class SignalSchedule(ScheduleBase):
     warmup: int = 1
     last_steps_full: int = 0
     max_cached_in_row: int = 0  # 0: no limit
+    source: str = field(default="", compare=False)  # the rescale file, when ``rescale`` named one
+    graph: str = field(default="", compare=False)  # fingerprint of the graph that file was fitted on
     kind: ClassVar[str] = "signal"
 
     def __post_init__(self) -> None:
@@ -84,13 +114,25 @@ class SignalSchedule(ScheduleBase):
         check_int("warmup", self.warmup, 1)
         check_int("last_steps_full", self.last_steps_full, 0)
         check_int("max_cached_in_row", self.max_cached_in_row, 0)
-        coefficients = tuple(self.rescale) if isinstance(self.rescale, (tuple, list)) else None
+        rescale = self.rescale
+        if isinstance(rescale, (str, Path)):
+            data = read_rescale(rescale)
+            object.__setattr__(self, "source", str(rescale))
+            object.__setattr__(self, "graph", str(data.get("fingerprint", {}).get("graph", "")))
+            rescale = data["rescale"]
+        coefficients = tuple(rescale) if isinstance(rescale, (tuple, list)) else None
         if coefficients is None or not all(
             isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in coefficients
         ):
             raise InvalidValueError("rescale", self.rescale, "a sequence of finite polynomial coefficients, "
-                                    "highest power first (empty: no rescaling)")
+                                    "highest power first (empty: no rescaling), or the path of a rescale file from "
+                                    "`c4d calibrate --policy teacache`")
         object.__setattr__(self, "rescale", tuple(float(c) for c in coefficients))
+
+    def check_plan(self, fingerprint: dict) -> None:
+        if self.graph and self.graph != fingerprint.get("graph"):
+            raise ConfigError(f"the rescale polynomial in {self.source!r} was fitted on another model (graph "
+                              f"{self.graph}, this one {fingerprint.get('graph')}): fit it on this one")
 
     @property
     def without_step_count(self) -> str | None:  # only the forced last steps need the step count
@@ -129,7 +171,8 @@ class SignalSchedule(ScheduleBase):
         if self.signal is Signal.FIRST_BLOCKS:
             parts.append(f"F{self.first_blocks}B{self.last_blocks}")
         parts.append(f"{'accumulated ' if self.accumulate else ''}relative L1 vs {self.reference.value}"
-                     f"{' (rescaled)' if self.rescale else ''} >= {self.threshold:g}")
+                     f"{' (rescaled' + (' by ' + self.source if self.source else '') + ')' if self.rescale else ''}"
+                     f" >= {self.threshold:g}")
         parts.append(f"warm-up {self.warmup}")
         if self.last_steps_full:
             parts.append(f"last {self.last_steps_full} full")
