@@ -84,7 +84,7 @@ class Policy:
                                 "num_steps": self.num_steps, "schedule": self.schedule.kind}
         opts.update(_fields(self.schedule))
         opts.update(_fields(self.forecaster))
-        return opts
+        return {k: v.value if isinstance(v, enum.Enum) else v for k, v in opts.items()}
 
     def with_overrides(self, **overrides: Any) -> Policy:
         if not overrides:
