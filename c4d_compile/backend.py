@@ -24,6 +24,7 @@ from .errors import C4DError, ConfigError, InvalidValueError, NotCacheableError,
 from .flops import LazyFlops
 from .passes.analyze import GraphAnalysis, analyze
 from .passes.graph_utils import example_value, is_parameter_input, tensor_meta, user_inputs
+from .passes.rewrite_decide import FORCE
 from .passes.variants import WEIGHTS, RewriteResult, Variant, build_variants
 from .plan import CachePlan, history_names, make_plan
 from .policies import Policy, get_policy
@@ -255,6 +256,7 @@ class C4DBackend:
     # -- user API -----------------------------------------------------------------------------
     def stats(self) -> CacheStats:
         """Totals since the last ``reset(stats=True)``; ``stats().last`` is the newest generation alone."""
+        self.recorder.flush()  # decisions taken on the device are read here, not per call
         kinds = {e.name: e.kind for r in self.runtimes for e in r.plan.state}
         held = self.states.held_bytes(kinds)
         total = self.recorder.total
@@ -311,7 +313,9 @@ def _named_examples(variant: Variant, plan: CachePlan, gm: fx.GraphModule, examp
             return meta  # dynamic shapes: the symbolic example Dynamo recorded
         return torch.zeros(meta.shape, dtype=meta.dtype, device=meta.device if meta.device.type != "meta" else device)
 
-    examples = {WEIGHTS: torch.ones(plan.num_slots, device=device)}
+    examples = {WEIGHTS: torch.ones(plan.num_slots, device=device), FORCE: torch.tensor(False, device=device)}
+    for entry in plan.state:  # the decision state of a probed plan (references, accumulator, count)
+        examples[entry.name] = torch.zeros(entry.shape, dtype=entry.dtype, device=device)
     for feature in plan.features:
         examples.update(dict.fromkeys(history_names(feature, plan.num_slots), like(by_name[feature.name])))
     return [examples[name] if name in examples else like(by_name[name]) for name in variant.inputs]

@@ -6,17 +6,18 @@ import dataclasses
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.fx as fx
 
-from .errors import NotCacheableError
+from .errors import ConfigError, NotCacheableError
 from .passes.analyze import GraphAnalysis
 from .passes.find_probe import ProbeSite, find_probe
 from .passes.find_stream import StreamValue, pair_residuals
 from .passes.graph_utils import size_hint, tensor_meta
 from .policies.config import Policy, Region
-from .policies.schedules import Reference
+from .policies.schedules import Decision, Reference
 from .step_program import StateTensor, VariantKind
 
 
@@ -44,6 +45,8 @@ class CachePlan:
     probe: ProbeSite | None = None  # signal-driven schedules: what the PROBE variant measures
     probe_shapes: tuple[tuple[int, ...], ...] = ()  # of each probed value
     probe_written_by: VariantKind = VariantKind.FULL  # the probe value becomes the reference when this runs
+    decided_on_device: bool = False  # a DECIDE variant takes the decision inside one graph
+    signal_rule: Any = None  # with decided_on_device: the signal schedule the graph decides by
 
     @property
     def prelude(self) -> tuple[VariantKind, ...]:
@@ -76,17 +79,26 @@ class CachePlan:
         """Per feature, its history: age 0 written by FULL, older ages shifted from younger ones; per probed
         value, the reference the next signal is measured against."""
         entries = []
+        decide = (VariantKind.DECIDE,) if self.decided_on_device else ()
         for shape, name, ref in zip(self.probe_shapes, self.signal_names, self.reference_names):
-            entries.append(StateTensor(ref, shape, torch.float32, "signal", written_by=(self.probe_written_by,),
-                                       read_by=(), source=name))
+            entries.append(StateTensor(ref, shape, torch.float32, "signal", written_by=(self.probe_written_by, *decide),
+                                       read_by=decide, source=name))
+        for name, dtype in zip(self.decision_state_names, (torch.float64, torch.float32)):
+            # the accumulator (float64, as the host sums) and the cached calls in a row: zero from the probe
+            entries.append(StateTensor(name, (), dtype, "signal", written_by=(VariantKind.PROBE, *decide),
+                                       read_by=decide))
         for f in self.features:
             names = history_names(f, self.num_slots)
             for age, name in enumerate(names):
                 entries.append(StateTensor(
-                    name, f.shape, f.dtype, f.kind, written_by=(VariantKind.FULL,), read_by=(VariantKind.CACHED,),
-                    shifts_from=names[age - 1] if age else None,
+                    name, f.shape, f.dtype, f.kind, written_by=(VariantKind.FULL, *decide),
+                    read_by=(VariantKind.CACHED, *decide), shifts_from=names[age - 1] if age else None,
                 ))
         return tuple(entries)
+
+    @property
+    def decision_state_names(self) -> tuple[str, ...]:
+        return ("signal.acc", "signal.in_row") if self.decided_on_device else ()
 
     @property
     def state_bytes(self) -> int:
@@ -179,6 +191,18 @@ def _after_probe(gm: fx.GraphModule, analysis: GraphAnalysis, policy: Policy, pr
     return [f for f in features if f.name not in probe.prefix]
 
 
+def _check_device_decision(policy: Policy) -> None:
+    """On the device path the host never learns which steps were full, so it cannot compute forecast weights
+    that depend on them: the forecast must be plain reuse (one slot, weight 1)."""
+    forecaster = policy.forecaster
+    if forecaster.num_slots != 1 or tuple(forecaster.weights(1.0, [0.0])) != (1.0,):
+        raise ConfigError(
+            f"decision='device' needs a forecaster whose weights do not depend on where the full steps were "
+            f"(reuse: fbcache, teacache, dbcache); {policy.name!r} forecasts with {type(forecaster).__name__}: use "
+            "decision='host' with it"
+        )
+
+
 def make_plan(gm: fx.GraphModule, analysis: GraphAnalysis, policy: Policy) -> CachePlan:
     features = REGION_FEATURES[policy.region](analysis)
     probe = None
@@ -194,7 +218,12 @@ def make_plan(gm: fx.GraphModule, analysis: GraphAnalysis, policy: Policy) -> Ca
         by_name = {n.name: n for n in gm.graph.nodes}
         shapes = tuple(tuple(size_hint(d) for d in tensor_meta(by_name[v]).shape) for v, _ in probe.values)
         written_by = VariantKind.PROBE if policy.schedule.reference is Reference.PREVIOUS else VariantKind.FULL
-        plan = dataclasses.replace(plan, variant_kinds=(VariantKind.PROBE, *plan.variant_kinds), probe=probe,
-                                   probe_shapes=shapes, probe_written_by=written_by)
+        device = policy.schedule.decision is Decision.DEVICE
+        if device:
+            _check_device_decision(policy)
+        kinds = (VariantKind.PROBE, *plan.variant_kinds, *((VariantKind.DECIDE,) if device else ()))
+        plan = dataclasses.replace(plan, variant_kinds=kinds, probe=probe, probe_shapes=shapes,
+                                   probe_written_by=written_by, decided_on_device=device,
+                                   signal_rule=policy.schedule if device else None)
     policy.schedule.check_plan(plan.fingerprint)
     return plan

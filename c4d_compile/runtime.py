@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .flops import LazyFlops
+from .passes.rewrite_decide import FORCE, SIGNAL_FULL, SIGNAL_VALUE
 from .passes.variants import WEIGHTS
 from .plan import CachePlan
 from .policies.config import Policy
@@ -72,20 +73,26 @@ class Runtime:
         self.signature = signature
         self.enabled = True
         self.prelude = tuple(variants[kind] for kind in plan.prelude)  # run before the decision (the PROBE)
-        self._produced = {name for v in self.prelude for name in v.outputs}  # call values the others read
+        # call values the others read: what the prelude outputs that is not state it writes
+        self._produced = {name for v in self.prelude for name in v.outputs} - {e.name for e in plan.state}
         self._from_call = {kind: tuple((i, name) for i, name in enumerate(v.inputs) if name in self._produced)
                            for kind, v in variants.items()}
         # per kind: the state entries a call that runs it writes, (entry, call value it takes), and the
         # entries that shift behind them, oldest move first: (dst, src)
         shifts = {e.shifts_from: e.name for e in plan.state if e.shifts_from}
-        self._writes = {kind: tuple((e.name, e.source or e.name) for e in plan.state
-                                    if kind in e.written_by and not e.shifts_from) for kind in variants}
+        self._writes = {kind: tuple((e.name, e.name if e.name in v.outputs else e.source or e.name)
+                                    for e in plan.state if kind in e.written_by and not e.shifts_from)
+                        for kind, v in variants.items()}
         self._shifts = {kind: _shift_order([name for name, _ in self._writes[kind]], shifts) for kind in variants}
         self._fallback = {e.name: e.shifts_from for e in plan.state if e.shifts_from}  # read of a missing slot
         self._weights: dict[tuple, torch.Tensor] = {}
         self._weights_at = {kind: v.inputs.index(WEIGHTS) for kind, v in variants.items() if WEIGHTS in v.inputs}
+        self._force_at = {kind: v.inputs.index(FORCE) for kind, v in variants.items() if FORCE in v.inputs}
+        self._forced: dict[tuple, torch.Tensor] = {}
+        self._early = getattr(policy.schedule, "early", None) if self.prelude else None
         # FLOPs of a call that ends in each kind (the prelude counted in), and of an uncached call
-        self.flops = {kind: CallFlops((*self.prelude, v)) for kind, v in variants.items() if kind not in plan.prelude}
+        self.flops = {kind: CallFlops((*self.prelude, v)) for kind, v in variants.items()
+                      if kind not in plan.prelude and kind is not VariantKind.DECIDE}
 
     def __call__(self, *args):
         if not self.enabled:  # the stack turned out to be split across graphs: compute, never cache
@@ -117,19 +124,30 @@ class Runtime:
             backend.note_no_step_count(self.policy.schedule)
         step = clock.step
         values: dict = {}  # named values of this call: the prelude's outputs
-        for variant in self.prelude:
-            self._run(variant, args, state, values, step, key, clock)
         signals = state.signals
-        if self.prelude:
-            signal = self.plan.measure(values, state.tensors)  # the one extra host read of a probed call
-            if signal is not None:
-                signals.append(signal)
-        kind = self.policy.schedule.decide(StepInfo(step, num_steps, state.full_steps, signals))
+        info = StepInfo(step, num_steps, state.full_steps, signals)  # sees the signal appended below
+        kind = self._early(info) if self._early is not None else None
+        ran = ()
+        if kind is None or self._from_call[kind]:  # the decision needs the signal, or the variant the probe
+            ran = self.plan.prelude
+            for variant in self.prelude:
+                self._run(variant, args, state, values, info, key, clock)
+            if self.prelude:
+                signal = self.plan.measure(values, state.tensors)  # the one extra host read of a probed call
+                if signal is not None:
+                    signals.append(signal)
+            if kind is None:
+                kind = self.policy.schedule.decide(info)
         variant = self.variants[kind]
-        outs = self._run(variant, args, state, values, step, key, clock)
+        outs = self._run(variant, args, state, values, info, key, clock)
         n = variant.num_outputs
-        for ran in (*self.plan.prelude, kind):
-            self._commit(ran, state, values)
+        for done in (*ran, kind):
+            self._commit(done, state, values)
+        label = backend.context_label(model, tick.context)
+        if kind is VariantKind.DECIDE:  # the device decided: its decision is read when stats are asked for
+            backend.recorder.record_pending(clock.generation, label, step, values[SIGNAL_FULL], values[SIGNAL_VALUE],
+                                            self.flops[VariantKind.FULL], self.flops[VariantKind.CACHED])
+            return outs[:n] if len(outs) != n else outs
         if kind is VariantKind.FULL:
             signal = signals[-1] if self.prelude and signals else None
             for recorder in backend.recorders:  # calibration: the trajectory of the cached features
@@ -138,29 +156,37 @@ class Runtime:
             state.full_keys.append(key)
             if len(state.full_steps) > self.plan.num_slots:
                 del state.full_steps[0], state.full_keys[0]
-        backend.recorder.record(clock.generation, backend.context_label(model, tick.context), step, kind.value,
-                                kind is VariantKind.FULL, self.flops[kind], self.flops[VariantKind.FULL],
-                                signals[-1] if self.prelude and signals else None)
+        backend.recorder.record(clock.generation, label, step, kind.value, kind is VariantKind.FULL, self.flops[kind],
+                                self.flops[VariantKind.FULL], signals[-1] if ran and signals else None)
         if kind is VariantKind.FULL:
             signals.clear()
         return outs[:n] if len(outs) != n else outs
 
-    def _run(self, variant: LoweredVariant, args, state: ContextState, values: dict, step: int, key: tuple, clock):
+    def _run(self, variant: LoweredVariant, args, state: ContextState, values: dict, info: StepInfo, key: tuple,
+             clock):
         """Run one variant with its named inputs; its named outputs join the call's values."""
         kind = variant.kind
         inputs = state.resolved.get(kind)  # state inputs change only when a call writes state
         if inputs is None:
             inputs = state.resolved[kind] = [self._state_input(name, state) for name in variant.inputs]
-        if kind in self._weights_at or self._from_call[kind]:
+        if kind in self._weights_at or kind in self._force_at or self._from_call[kind]:
             inputs = list(inputs)
+            device = args[self.signature.device].device
             if kind in self._weights_at:
-                inputs[self._weights_at[kind]] = self._forecast_weights(state, step, key, clock,
-                                                                        args[self.signature.device].device)
+                inputs[self._weights_at[kind]] = self._forecast_weights(state, info.step, key, clock, device)
+            if kind in self._force_at:
+                inputs[self._force_at[kind]] = self._force(self.policy.schedule.forced(info), device)
             for i, name in self._from_call[kind]:
                 inputs[i] = values[name]
         outs = variant.fn(*args, *inputs)
         values.update(zip(variant.outputs, outs[variant.num_outputs:]))
         return outs
+
+    def _force(self, value: bool, device) -> torch.Tensor:
+        tensor = self._forced.get((value, device))
+        if tensor is None:
+            tensor = self._forced[(value, device)] = torch.tensor(value, device=device)
+        return tensor
 
     def _commit(self, kind: VariantKind, state: ContextState, values: dict) -> None:
         """Store the state entries a call that ran ``kind`` writes; older history slots move first."""
@@ -178,7 +204,7 @@ class Runtime:
     def _state_input(self, name: str, state: ContextState) -> torch.Tensor | None:
         """A named input from the state; a history slot not written yet reads as the nearest younger one.
         Host inputs (the forecast weights) and the prelude's values are filled in per call."""
-        if name == WEIGHTS or name in self._produced:
+        if name in (WEIGHTS, FORCE) or name in self._produced:
             return None
         tensors = state.tensors
         found = tensors.get(name)

@@ -115,15 +115,42 @@ class CacheStats:
 
 
 class StatsRecorder:
-    """Totals plus the newest generation on its own; the Runtime records every call here."""
+    """Totals plus the newest generation on its own; the Runtime records every call here.
+
+    A call whose decision the device took (``decision="device"``) is recorded as pending, with its
+    decision and signal still on the device; they are read in one go when the stats are asked for or the
+    next call is recorded on the host, so the sampling loop itself never waits for them.
+    """
 
     def __init__(self) -> None:
         self.total = CacheStats()
         self.last = CacheStats()
         self._generation: int | None = None
+        self._pending: list[tuple] = []
+
+    def record_pending(self, generation: int, context: str, step: int, full, signal, full_flops,
+                       cached_flops) -> None:
+        self._pending.append((generation, context, step, full, signal, full_flops, cached_flops))
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        import torch
+
+        fulls = torch.stack([p[3].reshape(()) for p in pending]).tolist()
+        signals = torch.stack([p[4].reshape(()).float() for p in pending]).tolist()
+        for (generation, context, step, _, _, full_flops, cached_flops), full, signal in zip(pending, fulls, signals):
+            self._record(generation, context, step, "full" if full else "cached", full,
+                         full_flops if full else cached_flops, full_flops, signal)
 
     def record(self, generation: int, context: str, step: int, kind: str, full: bool, flops, full_flops,
                signal: float | None = None) -> None:
+        self.flush()
+        self._record(generation, context, step, kind, full, flops, full_flops, signal)
+
+    def _record(self, generation: int, context: str, step: int, kind: str, full: bool, flops, full_flops,
+                signal: float | None) -> None:
         if generation != self._generation:
             self._generation = generation
             self.last = CacheStats(planned_bytes_per_context=self.total.planned_bytes_per_context,

@@ -134,12 +134,13 @@ def test_a_call_computes_nothing_twice_and_a_cached_call_is_probe_plus_forecast(
     assert backend.stats().ideal_speedup > 1.5
 
 
-def test_fifty_steps_and_a_second_generation_compile_one_graph():
+@pytest.mark.parametrize("decision", ["host", "device"])
+def test_fifty_steps_and_a_second_generation_compile_one_graph(decision):
     spec = get_tiny_model("flux")
     model = spec.build()
     for preset in ("fbcache", "teacache"):
         torch._dynamo.reset()
-        backend = c4d_backend(preset, lowering="eager", threshold=0.3, num_steps=50)
+        backend = c4d_backend(preset, lowering="eager", threshold=0.3, num_steps=50, decision=decision)
         call = torch.compile(model, backend=backend, fullgraph=True)
         loop(call, spec, 50)
         loop(call, spec, 50, spec.make_inputs(seed=1))
@@ -173,3 +174,40 @@ def test_dbcache_keeps_the_last_blocks_and_refuses_a_split_with_nothing_to_cache
     inner = getattr(err.value, "inner_exception", err.value)  # Dynamo wraps what a backend raises
     assert isinstance(inner, ConfigError) and "first_blocks=3 + last_blocks=1 leave no block" in str(inner)
     assert "first_blocks + last_blocks <= 3" in str(inner)
+
+
+@pytest.mark.parametrize("model,preset,options", [
+    ("flux", "fbcache", {"threshold": 0.3}),
+    ("wan", "teacache", {"threshold": 0.15}),
+    ("dit", "teacache", {"threshold": 0.3, "rescale": (1730.0, -648.0, 77.43, -2.311, 0.05069)}),
+    ("flux", "dbcache", {"first_blocks": 1, "last_blocks": 1, "warmup": 2, "threshold": 0.35, "max_cached_in_row": 2}),
+])
+def test_the_device_decides_like_the_host_without_reading_anything_per_call(model, preset, options, monkeypatch):
+    from c4d_compile.plan import CachePlan
+
+    spec = get_tiny_model(model)
+    module = spec.build()
+    runs, measure = {}, CachePlan.measure
+    for decision in ("host", "device"):
+        torch._dynamo.reset()
+        reads = []
+        monkeypatch.setattr(CachePlan, "measure", lambda self, *a: reads.append(1) or measure(self, *a))
+        backend = c4d_backend(preset, lowering="eager", num_steps=12, decision=decision, **options)
+        outs = loop(torch.compile(module, backend=backend, fullgraph=True), spec, 12)
+        runs[decision] = outs, backend.stats().last.contexts["branch0"], len(reads), backend
+    (host, host_stats, host_reads, _), (device, device_stats, device_reads, backend) = runs["host"], runs["device"]
+    assert device_stats.kinds == host_stats.kinds and {"full", "cached"} <= set(host_stats.kinds)
+    torch.testing.assert_close(torch.tensor(device_stats.signals[1:]), torch.tensor(host_stats.signals[1:]),
+                               rtol=1e-6, atol=0)
+    assert all(torch.equal(a, b) for a, b in zip(host, device))
+    assert host_reads == 12 and device_reads == 1  # only the first call of the context, which has no reference
+    assert VariantKind.DECIDE in backend.rewrite.variants and backend._graphs == 1
+
+
+def test_the_device_path_refuses_a_forecast_that_needs_the_full_steps():
+    spec = get_tiny_model("flux")
+    backend = c4d_backend("customcache", lowering="eager", decision="device")
+    with pytest.raises(Exception) as err:
+        loop(torch.compile(spec.build(), backend=backend, fullgraph=True), spec, 2)
+    inner = getattr(err.value, "inner_exception", err.value)
+    assert isinstance(inner, ConfigError) and "decision='host'" in str(inner)

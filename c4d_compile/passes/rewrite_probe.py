@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 
+import torch
 import torch.fx as fx
 
 from ..plan import CachePlan
@@ -27,7 +28,12 @@ def split_at_probe(gm: fx.GraphModule, plan: CachePlan, variants: dict[VariantKi
     prefix = plan.probe.prefix
     continued = {kind: _continue_after(v, prefix) for kind, v in variants.items()}
     needed = list(dict.fromkeys(name for v in continued.values() for name in v.inputs if name in prefix))
-    return {VariantKind.PROBE: _probe(gm, plan, needed), **continued}
+    split = {VariantKind.PROBE: _probe(gm, plan, needed), **continued}
+    if plan.decided_on_device:
+        from .rewrite_decide import build_decide
+
+        split[VariantKind.DECIDE] = build_decide(gm, plan, split)
+    return split
 
 
 def _continue_after(variant: Variant, prefix: frozenset[str]) -> Variant:
@@ -69,7 +75,10 @@ def _probe(gm: fx.GraphModule, plan: CachePlan, needed: list[str]) -> Variant:
             if base is not None:
                 signal = signal - fx.Proxy(by_name[base], tracer).float()
             measured.append(signal.node)
-    out.args = (tuple(by_name[name] for name in needed) + tuple(measured),)
+        # the device path's decision state starts at zero where a context starts: at its first, probed call
+        zeros = [fx.Proxy(measured[0], tracer).new_zeros((), dtype=dtype).node
+                 for dtype in (torch.float64, torch.float32)[: len(plan.decision_state_names)]]
+    out.args = (tuple(by_name[name] for name in needed) + tuple(measured) + tuple(zeros),)
     keep = set(graph.nodes) - before | {out}
     for node in reversed(list(graph.nodes)):
         if node in keep or node.op in ("placeholder", "get_attr") or node.name in plan.probe.prefix:
@@ -77,4 +86,4 @@ def _probe(gm: fx.GraphModule, plan: CachePlan, needed: list[str]) -> Variant:
         graph.erase_node(node)
     graph.lint()
     probe_gm = fx.GraphModule(gm, graph, class_name="C4DProbe")
-    return Variant(VariantKind.PROBE, probe_gm, 0, (), (*needed, *plan.signal_names))
+    return Variant(VariantKind.PROBE, probe_gm, 0, (), (*needed, *plan.signal_names, *plan.decision_state_names))

@@ -59,3 +59,17 @@ def test_inductor_runs_the_probe_and_its_continuations_like_eager():
     signals = torch.tensor(inductor.signals[1:]), torch.tensor(eager.signals[1:])
     torch.testing.assert_close(*signals, rtol=1e-3, atol=1e-6)
     torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+
+
+def test_inductor_compiles_the_device_decision_into_one_graph():
+    """torch.cond over both continuations, lowered by inductor, decides like the host path in eager."""
+    spec = get_tiny_model("flux")
+    model = spec.build()
+    runs = {}
+    for lowering, decision in (("eager", "host"), ("inductor", "device")):
+        torch._dynamo.reset()
+        backend = c4d_backend("teacache", lowering=lowering, decision=decision, threshold=0.15, num_steps=8)
+        runs[decision] = (sample(torch.compile(model, backend=backend), spec, num_steps=8)[0],
+                          backend.stats().last.contexts["branch0"].kinds)
+    assert runs["device"][1] == runs["host"][1] and "cached" in runs["host"][1]
+    torch.testing.assert_close(runs["device"][0], runs["host"][0], rtol=1e-4, atol=1e-4)

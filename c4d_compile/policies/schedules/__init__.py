@@ -7,7 +7,7 @@ from .explicit import ExplicitSchedule
 from .interval import IntervalSchedule
 from .magnitude import MagnitudeSchedule, RatiosMissingError, read_ratios, write_ratios
 from .placement import spread_evenly
-from .signal import Reference, Signal, SignalSchedule, read_rescale, write_rescale
+from .signal import Decision, Reference, Signal, SignalSchedule, read_rescale, write_rescale
 from .spread import SpreadSchedule
 
 # Kinds a flat override can select by its fields, in the order of preference when several own them.
@@ -15,7 +15,7 @@ SCHEDULE_KINDS = (SpreadSchedule, IntervalSchedule, BudgetSchedule, ExplicitSche
                   MagnitudeSchedule)
 
 __all__ = [
-    "SCHEDULE_KINDS", "BudgetSchedule", "CalibratedSchedule", "CalibrationFileError", "ExplicitSchedule",
+    "SCHEDULE_KINDS", "BudgetSchedule", "Decision", "CalibratedSchedule", "CalibrationFileError", "ExplicitSchedule",
     "IntervalSchedule", "MagnitudeSchedule", "MissingStepCountError", "RatiosMissingError", "Reference", "Schedule",
     "ScheduleBase", "Signal", "SignalSchedule", "SpreadSchedule", "StepSetSchedule", "read_calibration",
     "read_ratios", "read_rescale", "spread_evenly", "write_calibration", "write_ratios", "write_rescale",

@@ -24,7 +24,10 @@ rescaled signals since the last full step add up (TeaCache's accumulator, reset 
     or (accumulated) f(d) >= threshold
 
 so ``threshold=0`` always computes. The decision is a pure function of the step and the signals since
-the last full step (``StepInfo.signals``), taken on the host from one scalar read per call.
+the last full step (``StepInfo.signals``). ``decision="host"`` takes it on the host from one scalar read
+per call; ``decision="device"`` compiles the same rule into one graph (``passes/rewrite_decide.py``):
+the accumulator and the count of cached calls in a row are state tensors, the warm-up and last steps
+a host input, and ``torch.cond`` runs one continuation — the host reads nothing per call.
 """
 
 from __future__ import annotations
@@ -73,6 +76,11 @@ class Signal(str, enum.Enum):
     MODULATED_INPUT = "modulated-input"  # the first block's modulated input (TeaCache)
 
 
+class Decision(str, enum.Enum):
+    HOST = "host"  # the probe's signal is read on the host (one scalar per call), which picks the variant
+    DEVICE = "device"  # one graph: probe, signal and torch.cond over both continuations; the host reads nothing
+
+
 class Reference(str, enum.Enum):
     LAST_FULL = "last-full"  # compare with the probe value of the last full step
     PREVIOUS = "previous"  # compare with the previous call's probe value
@@ -97,6 +105,7 @@ class SignalSchedule(ScheduleBase):
     warmup: int = 1
     last_steps_full: int = 0
     max_cached_in_row: int = 0  # 0: no limit
+    decision: Decision = Decision.HOST
     source: str = field(default="", compare=False)  # the rescale file, when ``rescale`` named one
     graph: str = field(default="", compare=False)  # fingerprint of the graph that file was fitted on
     kind: ClassVar[str] = "signal"
@@ -108,6 +117,7 @@ class SignalSchedule(ScheduleBase):
             raise InvalidValueError("threshold", self.threshold, "a finite number >= 0 (0: always compute)")
         object.__setattr__(self, "signal", _parse(Signal, "signal", self.signal))
         object.__setattr__(self, "reference", _parse(Reference, "reference", self.reference))
+        object.__setattr__(self, "decision", _parse(Decision, "decision", self.decision))
         check_int("first_blocks", self.first_blocks, 1)
         check_int("last_blocks", self.last_blocks, 0)
         check_bool("accumulate", self.accumulate)
@@ -152,12 +162,23 @@ class SignalSchedule(ScheduleBase):
             return sum(self.rescaled(s) for s in signals)
         return self.rescaled(signals[-1])
 
+    def forced(self, info: StepInfo) -> bool:
+        """Full whatever the signal says: the warm-up and the last steps."""
+        if info.step < self.warmup:
+            return True
+        return bool(self.last_steps_full and info.num_steps is not None
+                    and info.step >= info.num_steps - self.last_steps_full)
+
+    def early(self, info: StepInfo) -> VariantKind | None:
+        """The decision before this call's signal is measured: on the device path, the one graph that decides
+        (once a context has a reference to compare with); on the host path, none."""
+        if self.decision is Decision.DEVICE:
+            return VariantKind.DECIDE if info.full_steps else VariantKind.FULL
+        return None
+
     def decide(self, info: StepInfo) -> VariantKind:
-        if not info.full_steps or not info.signals or info.step < self.warmup:
+        if not info.full_steps or not info.signals or self.forced(info):
             return VariantKind.FULL
-        if self.last_steps_full:
-            if info.num_steps is not None and info.step >= info.num_steps - self.last_steps_full:
-                return VariantKind.FULL
         if self.max_cached_in_row and len(info.signals) > self.max_cached_in_row:
             return VariantKind.FULL
         return VariantKind.FULL if self.score(info.signals) >= self.threshold else VariantKind.CACHED
