@@ -152,3 +152,19 @@ def test_a_signal_preset_caches_each_context_of_a_real_pipeline(name, preset):
         assert len(ctx.signals) == len(ctx.kinds) and ctx.signals[0] is None
     if preset != "fbcache":  # TeaCache's decision computes the last step of the pipeline
         assert any(ctx.computed and ctx.computed[-1] == 5 for ctx in contexts.values())
+
+
+@pytest.mark.parametrize("name", ["qwenimage", "wan2.2"])
+def test_the_device_decides_like_the_host_in_a_real_pipeline(name):
+    """Per guidance context and per expert, the graph's torch.cond takes the host's decisions."""
+    case = PIPELINES[name]
+    runs = {}
+    for decision in ("host", "device"):
+        torch._dynamo.reset()
+        pipe = case.build()
+        backend = enable_cache(pipe, "teacache", lowering="eager", threshold=0.3, decision=decision)
+        latents = run(pipe, case, steps=6, seed=0)
+        runs[decision] = latents, {name: ctx.kinds for name, ctx in backend.stats().last.contexts.items()}
+    assert runs["device"][1] == runs["host"][1]
+    assert any("cached" in kinds for kinds in runs["host"][1].values())
+    assert torch.equal(runs["device"][0], runs["host"][0])
