@@ -191,7 +191,7 @@ def test_the_device_decides_like_the_host_without_reading_anything_per_call(mode
     for decision in ("host", "device"):
         torch._dynamo.reset()
         reads = []
-        monkeypatch.setattr(CachePlan, "measure", lambda self, *a: reads.append(1) or measure(self, *a))
+        monkeypatch.setattr(CachePlan, "measure", lambda self, *a, reads=reads: reads.append(1) or measure(self, *a))
         backend = c4d_backend(preset, lowering="eager", num_steps=12, decision=decision, **options)
         outs = loop(torch.compile(module, backend=backend, fullgraph=True), spec, 12)
         runs[decision] = outs, backend.stats().last.contexts["branch0"], len(reads), backend

@@ -119,6 +119,17 @@ class C4DPreset:
         )
 
 
+def _calibrated(workload: Workload, steps: int, preset: str, file_name: str, **options: Any):
+    """``calibrate`` on the workload's calibration seed, into a fresh temporary folder."""
+    from ..calibration import calibrate
+
+    run = workload.calibration_run
+    if run is None:
+        raise InvalidValueError("workload", workload.name, "a workload with a calibration run")
+    folder = Path(tempfile.mkdtemp(prefix="c4d-bench-"))
+    return calibrate(workload.transformer, lambda call: run(call, steps), preset, out=folder / file_name, **options)
+
+
 @dataclass(frozen=True)
 class C4DCalibrated:
     """A c4d preset on the schedule ``c4d calibrate`` picks for a budget, searched on the workload's
@@ -134,14 +145,8 @@ class C4DCalibrated:
         return f"{self.preset} calibrated@{self.budget}"
 
     def prepare(self, workload: Workload, lowering: str, steps: int) -> Prepared:
-        from ..calibration import calibrate
-
-        run = workload.calibration_run
-        if run is None:
-            raise InvalidValueError("workload", workload.name, "a workload with a calibration run")
-        folder = Path(tempfile.mkdtemp(prefix="c4d-bench-"))
-        result = calibrate(workload.transformer, lambda call: run(call, steps), self.preset, budget=self.budget,
-                           out=folder / f"{self.preset}-{self.budget}.json", **dict(self.overrides))
+        result = _calibrated(workload, steps, self.preset, f"{self.preset}-{self.budget}.json", budget=self.budget,
+                             **dict(self.overrides))
         overrides = {**self.overrides, "schedule": str(result.path)}
         prepared = C4DPreset(self.preset, overrides).prepare(workload, lowering, steps)
         prepared.settings["calibrated_full_steps"] = list(result.full_steps)
@@ -162,14 +167,7 @@ class C4DMagnitude:
         return f"{self.preset} τ{self.threshold:g}"
 
     def prepare(self, workload: Workload, lowering: str, steps: int) -> Prepared:
-        from ..calibration import calibrate
-
-        run = workload.calibration_run
-        if run is None:
-            raise InvalidValueError("workload", workload.name, "a workload with a calibration run")
-        folder = Path(tempfile.mkdtemp(prefix="c4d-bench-"))
-        ratios = calibrate(workload.transformer, lambda call: run(call, steps), self.preset,
-                           out=folder / f"{self.preset}-ratios.json")
+        ratios = _calibrated(workload, steps, self.preset, f"{self.preset}-ratios.json")
         return C4DPreset(self.preset, {"threshold": self.threshold, **ratios.overrides()},
                          tag=f"τ{self.threshold:g}").prepare(workload, lowering, steps)
 

@@ -54,4 +54,4 @@ def test_magcache_without_ratios_or_with_another_models_ratios_is_a_typed_error(
         backend = c4d_backend("magcache", lowering="eager", num_steps=4, ratios=str(result.path))
         sample(torch.compile(wan.build(), backend=backend), wan, num_steps=4)
     inner = getattr(err.value, "inner_exception", err.value)
-    assert isinstance(inner, ConfigError) and "recorded on another model" in str(inner)
+    assert isinstance(inner, ConfigError) and "magnitude ratios" in str(inner) and "another model" in str(inner)

@@ -14,7 +14,6 @@ before the call: no probe, no device read. ``threshold=0`` always computes.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from ...errors import ConfigError, InvalidValueError
 from ...step_program import StepInfo, VariantKind
 from ..validate import check_int
 from .base import MissingStepCountError, ScheduleBase
+from .files import check_same_graph, field_from_file, read_tagged, write_tagged
 
 FORMAT = "c4d-magnitude-ratios/1"
 
@@ -38,12 +38,7 @@ class RatiosMissingError(ConfigError):
 
 
 def read_ratios(path: str | Path) -> dict[str, Any]:
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"cannot read magnitude ratios {str(path)!r}: {err}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ConfigError(f"{path}: not a magnitude-ratios file (expected format {FORMAT!r})")
+    data = read_tagged(path, FORMAT, "magnitude-ratios")
     ratios = data.get("ratios")
     if not isinstance(ratios, list) or len(ratios) < 2 or not all(
         isinstance(r, (int, float)) and not isinstance(r, bool) and math.isfinite(r) and r > 0 for r in ratios
@@ -53,11 +48,7 @@ def read_ratios(path: str | Path) -> dict[str, Any]:
 
 
 def write_ratios(path: str | Path, data: dict[str, Any]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"format": FORMAT, **data}, indent=1) + "\n")
-    read_ratios(path)
-    return path
+    return write_tagged(path, FORMAT, data, read_ratios)
 
 
 def resample(ratios: tuple[float, ...], num_steps: int) -> tuple[float, ...]:
@@ -90,12 +81,7 @@ class MagnitudeSchedule(ScheduleBase):
             0 <= self.retention <= 1
         ):
             raise InvalidValueError("retention", self.retention, "a number in [0, 1]")
-        ratios = self.ratios
-        if isinstance(ratios, (str, Path)):
-            data = read_ratios(ratios)
-            object.__setattr__(self, "source", str(ratios))
-            object.__setattr__(self, "graph", str(data.get("fingerprint", {}).get("graph", "")))
-            ratios = data["ratios"]
+        ratios = field_from_file(self, self.ratios, read_ratios, "ratios")
         if not isinstance(ratios, (tuple, list)) or not all(
             isinstance(r, (int, float)) and not isinstance(r, bool) and math.isfinite(r) and r > 0 for r in ratios
         ):
@@ -106,9 +92,7 @@ class MagnitudeSchedule(ScheduleBase):
     def check_plan(self, fingerprint: dict) -> None:
         if not self.ratios:
             raise RatiosMissingError()
-        if self.graph and self.graph != fingerprint.get("graph"):
-            raise ConfigError(f"the magnitude ratios in {self.source!r} were recorded on another model (graph "
-                              f"{self.graph}, this one {fingerprint.get('graph')}): record them on this one")
+        check_same_graph(self, fingerprint, "magnitude ratios")
 
     def decide(self, info: StepInfo) -> VariantKind:
         if not self.ratios:

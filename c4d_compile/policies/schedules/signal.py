@@ -33,7 +33,6 @@ a host input, and ``torch.cond`` runs one continuation — the host reads nothin
 from __future__ import annotations
 
 import enum
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,18 +42,14 @@ from ...errors import ConfigError, InvalidValueError
 from ...step_program import StepInfo, VariantKind
 from ..validate import check_bool, check_int
 from .base import ScheduleBase
+from .files import check_same_graph, field_from_file, read_tagged, write_tagged
 
 RESCALE_FORMAT = "c4d-signal-rescale/1"
 
 
 def read_rescale(path: str | Path) -> dict[str, Any]:
     """A rescale file of ``c4d calibrate --policy teacache``: the polynomial and what it was fitted on."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"cannot read rescale polynomial {str(path)!r}: {err}") from None
-    if not isinstance(data, dict) or data.get("format") != RESCALE_FORMAT:
-        raise ConfigError(f"{path}: not a rescale file (expected format {RESCALE_FORMAT!r})")
+    data = read_tagged(path, RESCALE_FORMAT, "rescale")
     coefficients = data.get("rescale")
     if not isinstance(coefficients, list) or not coefficients or not all(
         isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in coefficients
@@ -64,11 +59,7 @@ def read_rescale(path: str | Path) -> dict[str, Any]:
 
 
 def write_rescale(path: str | Path, data: dict[str, Any]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"format": RESCALE_FORMAT, **data}, indent=1) + "\n")
-    read_rescale(path)
-    return path
+    return write_tagged(path, RESCALE_FORMAT, data, read_rescale)
 
 
 class Signal(str, enum.Enum):
@@ -124,12 +115,7 @@ class SignalSchedule(ScheduleBase):
         check_int("warmup", self.warmup, 1)
         check_int("last_steps_full", self.last_steps_full, 0)
         check_int("max_cached_in_row", self.max_cached_in_row, 0)
-        rescale = self.rescale
-        if isinstance(rescale, (str, Path)):
-            data = read_rescale(rescale)
-            object.__setattr__(self, "source", str(rescale))
-            object.__setattr__(self, "graph", str(data.get("fingerprint", {}).get("graph", "")))
-            rescale = data["rescale"]
+        rescale = field_from_file(self, self.rescale, read_rescale, "rescale")
         coefficients = tuple(rescale) if isinstance(rescale, (tuple, list)) else None
         if coefficients is None or not all(
             isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in coefficients
@@ -140,9 +126,7 @@ class SignalSchedule(ScheduleBase):
         object.__setattr__(self, "rescale", tuple(float(c) for c in coefficients))
 
     def check_plan(self, fingerprint: dict) -> None:
-        if self.graph and self.graph != fingerprint.get("graph"):
-            raise ConfigError(f"the rescale polynomial in {self.source!r} was fitted on another model (graph "
-                              f"{self.graph}, this one {fingerprint.get('graph')}): fit it on this one")
+        check_same_graph(self, fingerprint, "rescale polynomial")
 
     @property
     def without_step_count(self) -> str | None:  # only the forced last steps need the step count
