@@ -85,7 +85,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     from .bench.matrix import run_matrix
     from .bench.plans import BUDGETS, FULL, QUICK, SIGNALS
-    from .bench.report import markdown, plot_pareto, write_json
+    from .bench.report import markdown, plot_pareto, plot_signals, write_json
 
     base = QUICK if args.quick else SIGNALS if args.thresholds else BUDGETS if args.budgets else FULL
     plan = base.with_overrides(
@@ -105,11 +105,13 @@ def _bench(args: argparse.Namespace) -> int:
         (out / "bench.md").write_text(markdown(result) + "\n")
         write_json(result, out / "bench.json")
         plot_pareto(result, out / "pareto.png")
+        plot_signals(result, out / "signals.png")
 
     result = run_matrix(list(plan.models), methods, on_model=write, shifts=plan.shifts, repeats=plan.repeats,
                         steps=plan.steps, lowering=plan.lowering, per_class=plan.per_class)
     print(markdown(result))
-    print(f"wrote {out / 'bench.md'}, {out / 'bench.json'}, {out / 'pareto.png'}")
+    signals = ", " + str(out / "signals.png") if any(r.trace for r in result.rows) else ""
+    print(f"wrote {out / 'bench.md'}, {out / 'bench.json'}, {out / 'pareto.png'}{signals}")
     return 0
 
 

@@ -59,6 +59,7 @@ class BenchRow:
     cache_mib: float | None
     compile_seconds: float | None
     fewer_steps_db: float | None = None  # PSNR above the fewer-steps baseline at equal compute
+    trace: dict | None = None  # signal-driven caches: signal and decision of every call of the last generation
     on_front: bool = False  # on the speed-vs-PSNR Pareto front of its model
 
     def as_dict(self) -> dict:
@@ -198,7 +199,7 @@ def _bench_model(model, methods, repeats, steps, lowering, per_class, seed, prog
             ideal_speedup=ideal[label], ratio=measured / ideal[label], psnr_mean=scores.psnr_mean,
             psnr_worst=scores.psnr_worst, ssim_mean=scores.ssim_mean, accuracy=scores.accuracy,
             frechet=scores.frechet, cache_mib=None if cache is None else cache / 2**20,
-            compile_seconds=max(first[label] - seconds, 0.0) if own_compile else None,
+            compile_seconds=max(first[label] - seconds, 0.0) if own_compile else None, trace=prepared.trace(),
         ))
         prepared.close()
     _compare_with_fewer_steps(result.rows, steps, equal)

@@ -45,6 +45,8 @@ class Prepared:
     # the uncached model run the same way, never against the compiled one.
     compiled: bool = True
     close: Callable[[], None] = _nothing
+    # A signal-driven cache's last generation, per context: signal and decision per call, and its threshold.
+    trace: Callable[[], dict | None] = _nothing
 
 
 class Method(Protocol):
@@ -88,6 +90,13 @@ class Uncached:
         )
 
 
+def _trace(backend) -> dict:
+    schedule = backend.policy.schedule
+    return {"threshold": schedule.threshold, "accumulate": schedule.accumulate, "rescale": list(schedule.rescale),
+            "contexts": {name: {"kinds": list(ctx.kinds), "signals": list(ctx.signals)}
+                         for name, ctx in backend.stats().last.contexts.items()}}
+
+
 @dataclass(frozen=True)
 class C4DPreset:
     """A c4d preset (with optional overrides) as a Dynamo backend over the same transformer."""
@@ -112,6 +121,7 @@ class C4DPreset:
         # peers' caches that decide at run time, not its count of full steps.
         dynamic = getattr(backend.policy.schedule, "signal", None) is not None
         return Prepared(
+            trace=(lambda: _trace(backend)) if dynamic else _nothing,
             call=torch.compile(workload.transformer, backend=backend), steps=steps,
             settings={**backend.policy.options(), "schedule": backend.policy.schedule.describe()},
             begin=lambda: backend.reset(stats=True), full_steps=_nothing if dynamic else lambda: stats().full_steps,

@@ -1,4 +1,5 @@
-"""What ``c4d bench`` writes: a markdown table per model, a JSON file, and a speed-vs-PSNR Pareto plot."""
+"""What ``c4d bench`` writes: a markdown table per model, a JSON file, a speed-vs-PSNR Pareto plot, and for
+signal-driven caches the signal and the decision of every step (why a threshold caches what it caches)."""
 
 from __future__ import annotations
 
@@ -117,3 +118,65 @@ def plot_pareto(result: BenchResult, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=130)
     plt.close(fig)
+
+
+def decision_scores(trace: dict) -> list[list[float | None]]:
+    """Per context, what was compared with the threshold at each call: the (rescaled) signal, summed since the
+    last full call when the rule accumulates, as the schedule computes it."""
+    coefficients = trace.get("rescale") or []
+    out = []
+    for ctx in trace["contexts"].values():
+        scores, acc = [], 0.0
+        for kind, signal in zip(ctx["kinds"], ctx["signals"] or [None] * len(ctx["kinds"])):
+            if signal is None:
+                scores.append(None)
+                continue
+            value = signal
+            if coefficients:
+                value = 0.0
+                for c in coefficients:
+                    value = value * signal + c
+            acc = acc + value if trace.get("accumulate") else value
+            scores.append(acc)
+            if kind == "full":
+                acc = 0.0
+        out.append(scores)
+    return out
+
+
+def plot_signals(result: BenchResult, path: Path) -> bool:
+    """One panel per signal-driven row: the score compared with the threshold at every step, full steps filled,
+    cached steps hollow. False (nothing written) when no row has a trace."""
+    rows = [r for r in result.rows if r.trace]
+    if not rows:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(4, len(rows))
+    fig, axes = plt.subplots(math.ceil(len(rows) / cols), cols, figsize=(4.2 * cols, 3.0 * math.ceil(len(rows) / cols)),
+                             squeeze=False)
+    for ax in axes.flat[len(rows):]:
+        ax.set_visible(False)
+    for ax, row in zip(axes.flat, rows):
+        for (name, ctx), scores in zip(row.trace["contexts"].items(), decision_scores(row.trace)):
+            steps = [i for i, v in enumerate(scores) if v is not None]
+            full = [i for i in steps if ctx["kinds"][i] == "full"]
+            cached = [i for i in steps if ctx["kinds"][i] != "full"]
+            line = ax.plot(steps, [scores[i] for i in steps], lw=0.8, label=name)[0]
+            ax.scatter(full, [scores[i] for i in full], color=line.get_color(), s=12, zorder=3)
+            ax.scatter(cached, [scores[i] for i in cached], facecolors="none", edgecolors=line.get_color(), s=12)
+        ax.axhline(row.trace["threshold"], color="crimson", lw=0.8, ls="--", label="threshold")
+        ax.set_title(f"{row.model}: {row.method} ({row.computations:.1f} computed)", fontsize=8)
+        ax.set_xlabel("step (filled: computed, hollow: cached)", fontsize=7)
+        ax.set_ylabel("compared with the threshold", fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True

@@ -139,3 +139,27 @@ class Drifting:
 def test_a_row_that_changes_between_warmup_and_timed_runs_fails_loudly():
     with pytest.raises(RuntimeError, match="'drifting' computed 4 steps at warm-up but 0"):
         bench_model("dit", [Drifting()], steps=4, repeats=1, per_class=1, lowering="eager", progress=False)
+
+
+def test_a_signal_row_keeps_its_trace_and_the_plot_shows_what_the_threshold_saw(tmp_path):
+    from c4d_compile.bench.report import decision_scores, plot_signals
+    from c4d_compile.policies.schedules import SignalSchedule
+
+    torch._dynamo.reset()
+    result = bench_model("dit", [C4DPreset("teacache", {"threshold": 0.1})], steps=8, repeats=1, per_class=1,
+                         lowering="eager", progress=False)
+    row = _row(result, "teacache[threshold=0.1]")
+    ctx = next(iter(row.trace["contexts"].values()))
+    assert len(ctx["kinds"]) == len(ctx["signals"]) == 8 and ctx["signals"][0] is None
+    # the plotted score is what the schedule compared with the threshold: the signals summed since a full call
+    schedule = SignalSchedule(threshold=0.1, signal="modulated-input", reference="previous", accumulate=True)
+    scores, since = decision_scores(row.trace)[0], []
+    for kind, signal, score in zip(ctx["kinds"][1:], ctx["signals"][1:], scores[1:]):
+        since.append(signal)
+        assert score == pytest.approx(schedule.score(since))
+        if kind == "full":
+            since = []
+    assert plot_signals(result, tmp_path / "s.png") and (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+    assert all(r.trace is None for r in result.rows if r.family != "c4d")
+    assert not plot_signals(bench_model("dit", [], steps=4, repeats=1, per_class=1, lowering="eager",
+                                        progress=False), tmp_path / "none.png")

@@ -57,3 +57,18 @@ def test_bad_names_fail_before_running_and_list_the_valid_ones(overrides, error,
 def test_unknown_plan_option_is_rejected():
     with pytest.raises(InvalidValueError, match="repeats"):
         QUICK.with_overrides(repeat=3)
+
+
+def test_signal_plan_sets_every_adaptive_preset_and_signal_peer_at_each_threshold():
+    from c4d_compile.bench.methods import C4DMagnitude
+    from c4d_compile.bench.plans import BUDGETS, SIGNALS
+
+    plan = SIGNALS.with_overrides(thresholds=(0.1, 0.2), budgets=(10,))
+    labels = [m.label for m in plan.methods()]
+    for threshold in ("0.1", "0.2"):
+        for name in ("fbcache", "teacache", "customcache", "magcache", "diffusers-fbcache", "diffusers-magcache",
+                     "cache-dit-dbcache", "cache-dit-dbcache+taylorseer"):
+            assert f"{name} τ{threshold}" in labels
+    assert labels[-1] == "taylorseer @10"  # the library's fixed schedule at a budget beside them
+    assert sum(isinstance(m, C4DMagnitude) for m in plan.methods()) == 2  # ratios recorded per workload
+    assert not {"fbcache", "teacache", "magcache"} & set(BUDGETS.policies)  # a budget would replace their rule
