@@ -23,6 +23,7 @@ from .plan import CachePlan
 from .policies.config import Policy
 from .policies.variable import Variable, coordinates
 from .state import ContextState
+from .stats import NO_SIGNAL
 from .step_program import StepInfo, VariantKind
 
 if TYPE_CHECKING:
@@ -127,15 +128,15 @@ class Runtime:
         signals = state.signals
         info = StepInfo(step, num_steps, state.full_steps, signals)  # sees the signal appended below
         kind = self._early(info) if self._early is not None else None
-        ran = ()
+        ran, measured = (), NO_SIGNAL if not self.prelude else None
         if kind is None or self._from_call[kind]:  # the decision needs the signal, or the variant the probe
             ran = self.plan.prelude
             for variant in self.prelude:
                 self._run(variant, args, state, values, info, key, clock)
             if self.prelude:
-                signal = self.plan.measure(values, state.tensors)  # the one extra host read of a probed call
-                if signal is not None:
-                    signals.append(signal)
+                measured = self.plan.measure(values, state.tensors)  # the one extra host read of a probed call
+                if measured is not None:
+                    signals.append(measured)
             if kind is None:
                 kind = self.policy.schedule.decide(info)
         variant = self.variants[kind]
@@ -149,7 +150,7 @@ class Runtime:
                                             self.flops[VariantKind.FULL], self.flops[VariantKind.CACHED])
             return outs[:n] if len(outs) != n else outs
         if kind is VariantKind.FULL:
-            signal = signals[-1] if self.prelude and signals else None
+            signal = None if measured is NO_SIGNAL else measured
             for recorder in backend.recorders:  # calibration: the trajectory of the cached features
                 recorder(self.plan, clock.generation, tick.context, clock, step, key, outs[n:], signal)
             state.full_steps.append(step)
@@ -157,7 +158,7 @@ class Runtime:
             if len(state.full_steps) > self.plan.num_slots:
                 del state.full_steps[0], state.full_keys[0]
         backend.recorder.record(clock.generation, label, step, kind.value, kind is VariantKind.FULL, self.flops[kind],
-                                self.flops[VariantKind.FULL], signals[-1] if ran and signals else None)
+                                self.flops[VariantKind.FULL], measured)
         if kind is VariantKind.FULL:
             signals.clear()
         return outs[:n] if len(outs) != n else outs

@@ -8,6 +8,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+NO_SIGNAL = object()  # a call of a plan without a probe: no entry in ``signals``
+
 
 @dataclass
 class ContextStats:
@@ -17,7 +19,8 @@ class ContextStats:
     # per call, in order, for one generation (``stats().last``; the totals keep counts only)
     kinds: list[str] = field(default_factory=list)  # the variant kind each call ran
     computed: list[int] = field(default_factory=list)  # the steps computed in full: the schedule that ran
-    signals: list[float | None] = field(default_factory=list)  # per call, the signal a probe measured
+    # per call, the signal a probe measured (None: nothing to compare with yet); empty for fixed schedules
+    signals: list[float | None] = field(default_factory=list)
 
 
 @dataclass
@@ -67,7 +70,7 @@ class CacheStats:
 
     def record(
         self, context: str, step: int, kind: str, full: bool, flops: Any, full_flops: Any, detail: bool = True,
-        signal: float | None = None,
+        signal: float | None | object = NO_SIGNAL,
     ) -> None:
         """One call. ``detail`` keeps the per-call kinds and computed steps (one generation's worth)."""
         ctx = self.contexts.get(context)
@@ -78,8 +81,8 @@ class CacheStats:
         ctx.cached_steps += not full
         if detail:
             ctx.kinds.append(kind)
-            if signal is not None or ctx.signals:
-                ctx.signals += [None] * (len(ctx.kinds) - 1 - len(ctx.signals)) + [signal]
+            if signal is not NO_SIGNAL:
+                ctx.signals.append(signal)
             if full:
                 ctx.computed.append(step)
         self.runs[flops] += 1
@@ -145,12 +148,13 @@ class StatsRecorder:
                          full_flops if full else cached_flops, full_flops, signal)
 
     def record(self, generation: int, context: str, step: int, kind: str, full: bool, flops, full_flops,
-               signal: float | None = None) -> None:
+               signal: float | None | object = NO_SIGNAL) -> None:
+        """One call; ``signal`` only from a plan that probes (``None`` there: nothing to compare with yet)."""
         self.flush()
         self._record(generation, context, step, kind, full, flops, full_flops, signal)
 
     def _record(self, generation: int, context: str, step: int, kind: str, full: bool, flops, full_flops,
-                signal: float | None) -> None:
+                signal: float | None | object) -> None:
         if generation != self._generation:
             self._generation = generation
             self.last = CacheStats(planned_bytes_per_context=self.total.planned_bytes_per_context,

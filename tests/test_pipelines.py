@@ -135,8 +135,11 @@ def test_a_signal_preset_at_threshold_zero_is_the_uncompiled_pipeline(case):
     pipe = case.build()
     backend = enable_cache(pipe, "teacache", lowering="eager", threshold=0.0, **OPTIONS.get(case.name, {}))
     assert torch.equal(run(pipe, case, steps=3, seed=0), reference)
-    for ctx in backend.stats().last.contexts.values():
-        assert ctx.kinds == ["full"] * 3 and ctx.signals[0] is None and all(s > 0 for s in ctx.signals[1:])
+    measured = []
+    for ctx in backend.stats().last.contexts.values():  # a fresh state (first call, new graph) has no signal
+        assert ctx.kinds == ["full"] * ctx.steps and ctx.signals[0] is None and len(ctx.signals) == ctx.steps
+        measured += [s for s in ctx.signals if s is not None]
+    assert measured and min(measured) > 0  # the probe reads the latent: it moves every step
 
 
 @pytest.mark.parametrize("name,preset", [("qwenimage", "fbcache"), ("wan2.2", "teacache"), ("sd3", "customcache")])
@@ -144,14 +147,14 @@ def test_a_signal_preset_caches_each_context_of_a_real_pipeline(name, preset):
     case = PIPELINES[name]
     pipe = case.build()
     backend = enable_cache(pipe, preset, lowering="eager", threshold=100.0)  # every call after the first caches
-    run(pipe, case, steps=6, seed=0)
+    run(pipe, case, steps=8, seed=0)
     contexts = backend.stats().last.contexts
     assert len(contexts) == CONTEXTS[case.guidance] * len(case.transformers)
     for ctx in contexts.values():
         assert ctx.kinds[0] == "full" and ctx.cached_steps >= 1, ctx
         assert len(ctx.signals) == len(ctx.kinds) and ctx.signals[0] is None
     if preset != "fbcache":  # TeaCache's decision computes the last step of the pipeline
-        assert any(ctx.computed and ctx.computed[-1] == 5 for ctx in contexts.values())
+        assert any(ctx.computed and ctx.computed[-1] == 7 for ctx in contexts.values())
 
 
 @pytest.mark.parametrize("name", ["qwenimage", "wan2.2"])

@@ -19,6 +19,7 @@ built by ``out[..., 0::2] = ...``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch.fx as fx
@@ -27,7 +28,7 @@ from ..errors import ConfigError, NotCacheableError
 from ..policies.schedules.signal import Signal, SignalSchedule
 from .analyze import GraphAnalysis
 from .find_stream import pair_residuals
-from .graph_utils import is_matmul, is_write, tensor_meta
+from .graph_utils import is_matmul, is_write, size_hint, tensor_meta
 
 
 @dataclass(frozen=True)
@@ -54,22 +55,32 @@ def _prefix(nodes: list[fx.Node], targets: list[fx.Node]) -> frozenset[str]:
     return frozenset(n.name for n in inside)
 
 
-def _latent_dependent(nodes: list[fx.Node], analysis: GraphAnalysis) -> set[fx.Node]:
-    """Nodes computed from the main stream: the stack inputs the cached stack outputs are residuals of
-    (the latent's tokens). A signal must move with the latent; blocks before the main stream is read
-    (HunyuanVideo's text refiner) say nothing about it."""
+def _latent_dependent(gm: fx.GraphModule, analysis: GraphAnalysis) -> set[fx.Node]:
+    """Nodes computed from the main stream: the latent's tokens. A signal must move with the latent; blocks
+    before the main stream is read (HunyuanVideo's and Lumina2's text refiners) say nothing about it.
+
+    The main stream is the stack inputs the cached stack outputs are residuals of; when no output pairs
+    with an input (Lumina2 joins text and image tokens inside the stack), the largest stack input: the
+    latent's tokens outnumber the prompt's in the models this targets."""
+    nodes = list(gm.graph.nodes)
     main = {partner for _, partner in analysis.stream.pairs if partner is not None}
-    main = main or {v.name for v in analysis.stream.inputs}
-    found: set[fx.Node] = set()
+    if not main and analysis.stream.inputs:
+        sizes = {v.name: math.prod(size_hint(d) for d in v.shape) for v in analysis.stream.inputs}
+        main = {name for name, size in sizes.items() if size == max(sizes.values())}
+    return _closure(nodes, {n for n in nodes if n.name in main})
+
+
+def _closure(nodes: list[fx.Node], roots: set[fx.Node]) -> set[fx.Node]:
+    found = set(roots)
     for n in nodes:
-        if n.name in main or any(a in found for a in n.all_input_nodes):
+        if any(a in found for a in n.all_input_nodes):
             found.add(n)
     return found
 
 
 def _first_blocks(gm: fx.GraphModule, analysis: GraphAnalysis, schedule: SignalSchedule):
     nodes = list(gm.graph.nodes)
-    latent = _latent_dependent(nodes, analysis)
+    latent = _latent_dependent(gm, analysis)
     blocks = analysis.stack.blocks
     first = next(i for i, b in enumerate(blocks) if any(n in latent for n in nodes[b.start : b.end + 1]))
     fn, bn = schedule.first_blocks, schedule.last_blocks
@@ -94,7 +105,7 @@ def _first_blocks(gm: fx.GraphModule, analysis: GraphAnalysis, schedule: SignalS
 
 def _modulated_input(gm: fx.GraphModule, analysis: GraphAnalysis):
     nodes = list(gm.graph.nodes)
-    latent = _latent_dependent(nodes, analysis)
+    latent = _latent_dependent(gm, analysis)
     for block in analysis.stack.blocks:
         for n in nodes[block.start : block.end + 1]:
             operands = [a for a in n.all_input_nodes if a in latent and tensor_meta(a) is not None]
