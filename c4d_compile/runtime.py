@@ -1,11 +1,13 @@
 """The callable handed back to Dynamo: it walks the step program once per step call.
 
 Per call: read the timestep (one host read), find the model, context and step (``clock.py``), the
-state of that slot (``state.py``), ask the schedule which variant to run, resolve the variant's named
-inputs (state tensors, host inputs such as the forecast weights), run it, store the state it
-writes, count it. Nothing here knows which kinds of variant exist: a variant is a compiled callable
-with named inputs and outputs (``passes/variants.py``). Kept thin on purpose — it runs once per
-denoising step.
+state of that slot (``state.py``); for a signal-driven plan run the PROBE and measure its signal
+(unless the schedule lets the device decide); ask the schedule which variant to run, resolve the
+variant's named inputs (the probe's values, state tensors, host inputs such as the forecast weights),
+run it, store the state the call writes, count it. Variants are compiled callables with named inputs
+and outputs (``passes/variants.py``); the Runtime names two kinds only where their meaning requires:
+FULL (its steps are what forecasts count from) and DECIDE (its decision stays on the device until the
+stats are read). Kept thin on purpose — it runs once per denoising step.
 """
 
 from __future__ import annotations
