@@ -125,7 +125,7 @@ BUDGETS = BenchPlan(
 
 SIGNAL_POLICIES = ("fbcache", "teacache", "customcache", "magcache")
 
-SIGNALS = BenchPlan(
+SIGNALS = BenchPlan(  # "auto": eager for the trained models (fidelity), inductor for the speed configs
     models=REFERENCE_MODELS, policies=SIGNAL_POLICIES, peers=tuple(PEERS), repeats=1, per_class=4,
-    lowering="eager", thresholds=(0.05, 0.1, 0.2, 0.4), budgets=(6, 10, 16),
+    lowering="auto", thresholds=(0.05, 0.1, 0.2, 0.4), budgets=(6, 10, 16),
 )
