@@ -83,3 +83,21 @@ def test_branch_caching_skips_every_branch(traced):
     assert stats.cached_steps == 2  # 4 steps, W=1, N=2: full at 0 and 2
     assert runtime.variants["cached"].flops.value < 0.5 * runtime.variants["full"].flops.value
     assert len(backend.plan.features) == sum(spec.branches_per_block)
+
+
+@pytest.mark.parametrize("preset,cached", [("fbcache", STEPS - 1), ("teacache", STEPS - 2)])
+def test_a_probed_plan_is_exact_at_threshold_zero_and_the_device_skips_the_rest(traced, preset, cached):
+    """The probe's cut on every generated architecture: at threshold 0 (probe, then FULL from its values) the
+    traced graph's outputs bit-exactly; with an unreachable threshold, one graph deciding on the device caches
+    every call after the first (teacache also computes the last step)."""
+    gm, example_inputs, spec = traced
+    backend = c4d_backend(preset, lowering="eager", threshold=0.0, num_steps=STEPS)
+    runtime = backend(gm, example_inputs)
+    got = drive(runtime, gm, example_inputs, runtime)
+    expected = drive(gm.forward, gm, example_inputs, runtime)
+    assert all(torch.equal(a, b) for a, b in zip(got, expected))
+    assert backend.stats().full_steps == STEPS
+    device = c4d_backend(preset, lowering="eager", threshold=1e9, num_steps=STEPS, decision="device")
+    runtime = device(gm, example_inputs)
+    drive(runtime, gm, example_inputs, runtime)
+    assert device.stats().cached_steps == cached
