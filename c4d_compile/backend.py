@@ -311,13 +311,18 @@ def _named_examples(variant: Variant, plan: CachePlan, gm: fx.GraphModule, examp
         meta = tensor_meta(node)
         if any(not isinstance(d, int) for d in meta.shape):
             return meta  # dynamic shapes: the symbolic example Dynamo recorded
-        return torch.zeros(meta.shape, dtype=meta.dtype, device=meta.device if meta.device.type != "meta" else device)
+        where = meta.device if meta.device.type != "meta" else device
+        # the value's own strides: a probe hands its continuation views (transposes), and inductor checks strides
+        return torch.empty_strided(meta.shape, meta.stride(), dtype=meta.dtype, device=where).zero_()
 
     examples = {WEIGHTS: torch.ones(plan.num_slots, device=device), FORCE: torch.tensor(False, device=device)}
     for entry in plan.state:  # the decision state of a probed plan (references, accumulator, count)
         examples[entry.name] = torch.zeros(entry.shape, dtype=entry.dtype, device=device)
-    for feature in plan.features:
-        examples.update(dict.fromkeys(history_names(feature, plan.num_slots), like(by_name[feature.name])))
+    for feature in plan.features:  # histories are contiguous: FULL writes them so (rewrite_full.py)
+        meta = tensor_meta(by_name[feature.name])
+        symbolic = any(not isinstance(d, int) for d in meta.shape)
+        example = meta if symbolic else torch.zeros(feature.shape, dtype=feature.dtype, device=device)
+        examples.update(dict.fromkeys(history_names(feature, plan.num_slots), example))
     return [examples[name] if name in examples else like(by_name[name]) for name in variant.inputs]
 
 

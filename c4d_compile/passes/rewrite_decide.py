@@ -104,7 +104,9 @@ def build_decide(gm: fx.GraphModule, plan: CachePlan, split: dict[VariantKind, V
         if node.op == "get_attr":
             _copy_attr(probe.gm, root, node.target)
     branch_nodes = [graph.get_attr("c4d_full_branch"), graph.get_attr("c4d_cached_branch")]
-    operand_nodes = [*model, *(values[n] for n in crossing), *(named[n] for n in histories)]
+    # the prefix values enter the branches contiguous: a branch is compiled for the layout its operand had when
+    # traced, and inductor may lay an intermediate out otherwise in the graph around it
+    operand_nodes = [*model, *(proxy(values[n]).contiguous().node for n in crossing), *(named[n] for n in histories)]
     chosen = graph.call_function(torch.ops.higher_order.cond,
                                  (compute.node, *branch_nodes, tuple(operand_nodes)))
     outs = [graph.call_function(operator.getitem, (chosen, i)) for i in range(full.num_outputs + len(histories))]

@@ -30,7 +30,8 @@ def build_full(gm: fx.GraphModule, plan: CachePlan) -> Variant:
             if feature.residual_of is not None:
                 base = fx.Proxy(by_name[feature.residual_of], tracer)
                 value = (fx.Proxy(value, tracer).float() - base.float()).to(feature.dtype).node
-            written.append(value)
+            # contiguous (free when it already is): every variant that reads the history is compiled for one layout
+            written.append(fx.Proxy(value, tracer).contiguous().node)
             names.append(history_names(feature, plan.num_slots)[0])
     out.args = (tuple(original + written),)
     graph.lint()

@@ -74,7 +74,8 @@ def _probe(gm: fx.GraphModule, plan: CachePlan, needed: list[str]) -> Variant:
             signal = fx.Proxy(by_name[value], tracer).float()
             if base is not None:
                 signal = signal - fx.Proxy(by_name[base], tracer).float()
-            measured.append(signal.node)
+            # contiguous: it is kept as the next call's reference, whose layout a compiled graph checks
+            measured.append(signal.contiguous().node)
         # the device path's decision state starts at zero where a context starts: at its first, probed call
         zeros = [fx.Proxy(measured[0], tracer).new_zeros((), dtype=dtype).node
                  for dtype in (torch.float64, torch.float32)[: len(plan.decision_state_names)]]

@@ -73,3 +73,21 @@ def test_inductor_compiles_the_device_decision_into_one_graph():
                           backend.stats().last.contexts["branch0"].kinds)
     assert runs["device"][1] == runs["host"][1] and "cached" in runs["host"][1]
     torch.testing.assert_close(runs["device"][0], runs["host"][0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("decision", ["host", "device"])
+def test_inductor_runs_a_probed_plan_after_a_batch_change(decision):
+    """DiT hands its continuations transposed views and Dynamo goes dynamic on the second batch size: every
+    compiled variant must take the layouts it is given (the probe's views, the histories, cond's operands)."""
+    spec = get_tiny_model("dit")
+    model = spec.build()
+    backend = c4d_backend("teacache", lowering="inductor", threshold=0.1, decision=decision, num_steps=6)
+    compiled = torch.compile(model, backend=backend)
+    for batch in (1, 2):
+        inputs = spec.make_inputs(batch=batch)
+        got, _ = sample(compiled, spec, num_steps=6, inputs=inputs, batch=batch)
+        reference = c4d_backend("teacache", lowering="eager", threshold=0.1, num_steps=6)
+        want, _ = sample(torch.compile(model, backend=reference), spec, num_steps=6, inputs=inputs, batch=batch)
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+        assert backend.stats().last.contexts["branch0"].kinds == reference.stats().last.contexts["branch0"].kinds
+    assert backend.stats().cached_steps > 0
