@@ -114,10 +114,7 @@ def plot_pareto(result: BenchResult, path: Path) -> None:
         ax.set_ylabel("PSNR vs uncached, mean (dB)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    _save(fig, path, dpi=130)
 
 
 def decision_scores(trace: dict) -> list[list[float | None]]:
@@ -175,8 +172,14 @@ def plot_signals(result: BenchResult, path: Path) -> bool:
         ax.tick_params(labelsize=6)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
+    _save(fig, path, dpi=110)
+    return True
+
+
+def _save(fig, path: Path, dpi: int) -> None:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
-    return True
