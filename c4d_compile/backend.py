@@ -24,8 +24,7 @@ from .errors import C4DError, ConfigError, InvalidValueError, NotCacheableError,
 from .flops import LazyFlops
 from .passes.analyze import GraphAnalysis, analyze
 from .passes.graph_utils import example_value, is_parameter_input, tensor_meta, user_inputs
-from .passes.rewrite_decide import FORCE
-from .passes.variants import WEIGHTS, RewriteResult, Variant, build_variants
+from .passes.variants import FORCE, WEIGHTS, RewriteResult, Variant, build_variants
 from .plan import CachePlan, history_names, make_plan
 from .policies import Policy, get_policy
 from .runtime import CallSignature, LoweredVariant, Runtime
@@ -300,8 +299,8 @@ class C4DBackend:
 
 
 def _named_examples(variant: Variant, plan: CachePlan, gm: fx.GraphModule, example_inputs: Sequence) -> list:
-    """Examples of the named inputs a variant reads: one per feature, shared by its history; the weights;
-    and, for a continuation after a probe, the prefix values it reads (named by their node)."""
+    """Examples of the named inputs a variant reads: one per state entry, the host inputs, and, for a
+    continuation after a probe, the prefix values it reads (named by their node)."""
     if not variant.inputs:
         return []
     by_name = {n.name: n for n in gm.graph.nodes}
@@ -316,13 +315,13 @@ def _named_examples(variant: Variant, plan: CachePlan, gm: fx.GraphModule, examp
         return torch.empty_strided(meta.shape, meta.stride(), dtype=meta.dtype, device=where).zero_()
 
     examples = {WEIGHTS: torch.ones(plan.num_slots, device=device), FORCE: torch.tensor(False, device=device)}
-    for entry in plan.state:  # the decision state of a probed plan (references, accumulator, count)
-        examples[entry.name] = torch.zeros(entry.shape, dtype=entry.dtype, device=device)
-    for feature in plan.features:  # histories are contiguous: FULL writes them so (rewrite_full.py)
+    for feature in plan.features:  # a dynamic-shape graph: the symbolic example Dynamo recorded, for the history
         meta = tensor_meta(by_name[feature.name])
-        symbolic = any(not isinstance(d, int) for d in meta.shape)
-        example = meta if symbolic else torch.zeros(feature.shape, dtype=feature.dtype, device=device)
-        examples.update(dict.fromkeys(history_names(feature, plan.num_slots), example))
+        if any(not isinstance(d, int) for d in meta.shape):
+            examples.update(dict.fromkeys(history_names(feature, plan.num_slots), meta))
+    for entry in plan.state:  # contiguous, as FULL writes histories (rewrite_full.py) and the probe references
+        if entry.name not in examples:
+            examples[entry.name] = torch.zeros(entry.shape, dtype=entry.dtype, device=device)
     return [examples[name] if name in examples else like(by_name[name]) for name in variant.inputs]
 
 

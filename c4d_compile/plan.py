@@ -30,6 +30,16 @@ class CachedFeature:
     kind: str = "value"  # what it is: output, stack, branch, block (for per-region memory)
 
 
+def relative_l1(values, references):
+    """``sum |v - ref| / sum |ref|`` over all the probed values together: the signal every signal-driven rule
+    reads. Tensors on the host path, graph proxies in the DECIDE variant: one formula for both."""
+    num = den = None
+    for value, ref in zip(values, references):
+        a, b = (value - ref).abs().sum(), ref.abs().sum()
+        num, den = (a, b) if num is None else (num + a, den + b)
+    return num / den.clamp_min(1e-30)
+
+
 def history_names(feature: CachedFeature, slots: int) -> list[str]:
     """State names of a feature's history, newest first."""
     return [f"{feature.name}@{age}" for age in range(slots)]
@@ -44,9 +54,27 @@ class CachePlan:
     variant_kinds: tuple[VariantKind, ...] = (VariantKind.FULL, VariantKind.CACHED)
     probe: ProbeSite | None = None  # signal-driven schedules: what the PROBE variant measures
     probe_shapes: tuple[tuple[int, ...], ...] = ()  # of each probed value
-    probe_written_by: VariantKind = VariantKind.FULL  # the probe value becomes the reference when this runs
-    decided_on_device: bool = False  # a DECIDE variant takes the decision inside one graph
-    signal_rule: Any = None  # with decided_on_device: the signal schedule the graph decides by
+    signal_rule: Any = None  # with a probe: the signal schedule (what is measured against what, where decided)
+
+    @property
+    def decided_on_device(self) -> bool:
+        """A DECIDE variant takes the decision inside one graph."""
+        return self.signal_rule is not None and self.signal_rule.decision is Decision.DEVICE
+
+    @property
+    def probe_written_by(self) -> VariantKind:
+        """The probe value becomes the reference of the next signal when this kind runs."""
+        return VariantKind.PROBE if self.signal_rule.reference is Reference.PREVIOUS else VariantKind.FULL
+
+    @property
+    def decision_state(self) -> tuple[tuple[str, torch.dtype], ...]:
+        """The device path's decision state: the accumulator (float64, as the host sums) and the cached calls
+        in a row; zero from the probe at a context's first call."""
+        return (("signal.acc", torch.float64), ("signal.in_row", torch.float32)) if self.decided_on_device else ()
+
+    @property
+    def decision_state_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.decision_state)
 
     @property
     def prelude(self) -> tuple[VariantKind, ...]:
@@ -63,16 +91,12 @@ class CachePlan:
         return tuple(f"signal.ref.{i}" for i in range(len(self.probe_shapes)))
 
     def measure(self, values: dict, tensors: dict) -> float | None:
-        """Relative L1 change of the probed values against the reference: one host read per call.
-        None when there is no reference yet (the first call of a context)."""
-        num = den = None
-        for name, ref_name in zip(self.signal_names, self.reference_names):
-            ref = tensors.get(ref_name)
-            if ref is None:
-                return None
-            a, b = (values[name] - ref).abs().sum(), ref.abs().sum()
-            num, den = (a, b) if num is None else (num + a, den + b)
-        return float(num / den.clamp_min(1e-30))
+        """The signal of a call against the reference: one host read per call. None when there is no
+        reference yet (the first call of a context)."""
+        refs = [tensors.get(name) for name in self.reference_names]
+        if any(ref is None for ref in refs):
+            return None
+        return float(relative_l1([values[name] for name in self.signal_names], refs))
 
     @property
     def state(self) -> tuple[StateTensor, ...]:
@@ -83,8 +107,7 @@ class CachePlan:
         for shape, name, ref in zip(self.probe_shapes, self.signal_names, self.reference_names):
             entries.append(StateTensor(ref, shape, torch.float32, "signal", written_by=(self.probe_written_by, *decide),
                                        read_by=decide, source=name))
-        for name, dtype in zip(self.decision_state_names, (torch.float64, torch.float32)):
-            # the accumulator (float64, as the host sums) and the cached calls in a row: zero from the probe
+        for name, dtype in self.decision_state:
             entries.append(StateTensor(name, (), dtype, "signal", written_by=(VariantKind.PROBE, *decide),
                                        read_by=decide))
         for f in self.features:
@@ -95,10 +118,6 @@ class CachePlan:
                     read_by=(VariantKind.CACHED, *decide), shifts_from=names[age - 1] if age else None,
                 ))
         return tuple(entries)
-
-    @property
-    def decision_state_names(self) -> tuple[str, ...]:
-        return ("signal.acc", "signal.in_row") if self.decided_on_device else ()
 
     @property
     def state_bytes(self) -> int:
@@ -217,13 +236,10 @@ def make_plan(gm: fx.GraphModule, analysis: GraphAnalysis, policy: Policy) -> Ca
     if probe is not None:
         by_name = {n.name: n for n in gm.graph.nodes}
         shapes = tuple(tuple(size_hint(d) for d in tensor_meta(by_name[v]).shape) for v, _ in probe.values)
-        written_by = VariantKind.PROBE if policy.schedule.reference is Reference.PREVIOUS else VariantKind.FULL
-        device = policy.schedule.decision is Decision.DEVICE
-        if device:
+        plan = dataclasses.replace(plan, probe=probe, probe_shapes=shapes, signal_rule=policy.schedule)
+        if plan.decided_on_device:
             _check_device_decision(policy)
-        kinds = (VariantKind.PROBE, *plan.variant_kinds, *((VariantKind.DECIDE,) if device else ()))
-        plan = dataclasses.replace(plan, variant_kinds=kinds, probe=probe, probe_shapes=shapes,
-                                   probe_written_by=written_by, decided_on_device=device,
-                                   signal_rule=policy.schedule if device else None)
+        decide = (VariantKind.DECIDE,) if plan.decided_on_device else ()
+        plan = dataclasses.replace(plan, variant_kinds=(VariantKind.PROBE, *plan.variant_kinds, *decide))
     policy.schedule.check_plan(plan.fingerprint)
     return plan

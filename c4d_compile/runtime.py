@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .flops import LazyFlops
-from .passes.rewrite_decide import FORCE, SIGNAL_FULL, SIGNAL_VALUE
-from .passes.variants import WEIGHTS
+from .passes.variants import FORCE, SIGNAL_FULL, SIGNAL_VALUE, WEIGHTS
 from .plan import CachePlan
 from .policies.config import Policy
 from .policies.variable import Variable, coordinates
@@ -92,6 +91,9 @@ class Runtime:
         self._weights_at = {kind: v.inputs.index(WEIGHTS) for kind, v in variants.items() if WEIGHTS in v.inputs}
         self._force_at = {kind: v.inputs.index(FORCE) for kind, v in variants.items() if FORCE in v.inputs}
         self._forced: dict[tuple, torch.Tensor] = {}
+        # kinds whose inputs are partly filled per call (host inputs, the probe's values): the others reuse a list
+        self._per_call = {kind for kind in variants
+                          if kind in self._weights_at or kind in self._force_at or self._from_call[kind]}
         self._early = getattr(policy.schedule, "early", None) if self.prelude else None
         # FLOPs of a call that ends in each kind (the prelude counted in), and of an uncached call
         self.flops = {kind: CallFlops((*self.prelude, v)) for kind, v in variants.items()
@@ -172,7 +174,7 @@ class Runtime:
         inputs = state.resolved.get(kind)  # state inputs change only when a call writes state
         if inputs is None:
             inputs = state.resolved[kind] = [self._state_input(name, state) for name in variant.inputs]
-        if kind in self._weights_at or kind in self._force_at or self._from_call[kind]:
+        if kind in self._per_call:
             inputs = list(inputs)
             device = args[self.signature.device].device
             if kind in self._weights_at:

@@ -118,25 +118,21 @@ def plot_pareto(result: BenchResult, path: Path) -> None:
 
 
 def decision_scores(trace: dict) -> list[list[float | None]]:
-    """Per context, what was compared with the threshold at each call: the (rescaled) signal, summed since the
-    last full call when the rule accumulates, as the schedule computes it."""
-    coefficients = trace.get("rescale") or []
+    """Per context, what was compared with the threshold at each call: the schedule's own score of the
+    signals since the last full call (rescaled, summed when the rule accumulates)."""
+    from ..policies.schedules import SignalSchedule
+
+    rule = SignalSchedule(threshold=trace["threshold"], accumulate=trace["accumulate"],
+                          rescale=tuple(trace["rescale"]))
     out = []
     for ctx in trace["contexts"].values():
-        scores, acc = [], 0.0
+        scores, since = [], []
         for kind, signal in zip(ctx["kinds"], ctx["signals"] or [None] * len(ctx["kinds"])):
-            if signal is None:
-                scores.append(None)
-                continue
-            value = signal
-            if coefficients:
-                value = 0.0
-                for c in coefficients:
-                    value = value * signal + c
-            acc = acc + value if trace.get("accumulate") else value
-            scores.append(acc)
+            if signal is not None:
+                since.append(signal)
+            scores.append(rule.score(since) if signal is not None else None)
             if kind == "full":
-                acc = 0.0
+                since = []
         out.append(scores)
     return out
 

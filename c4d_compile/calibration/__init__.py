@@ -21,7 +21,7 @@ import torch
 from ..backend import C4DBackend
 from ..errors import InvalidValueError
 from ..policies import Policy, forecaster_spec, get_policy
-from ..policies.schedules import IntervalSchedule, write_calibration
+from ..policies.schedules import IntervalSchedule, MagnitudeSchedule, SignalSchedule, write_calibration
 from .magnitude import RatiosCalibration, calibrate_ratios
 from .record import TrajectoryRecorder
 from .rescale import RescaleCalibration, calibrate_rescale
@@ -59,7 +59,7 @@ def calibrate(
     schedule options are ignored while recording (every step is computed).
     """
     searched = get_policy(policy, **options)
-    adaptive = _ADAPTIVE.get(searched.schedule.kind)
+    adaptive = _ADAPTIVE.get(type(searched.schedule))
     if adaptive is not None:
         return adaptive(model, run, searched, out, _record_with)
     if budget is None:
@@ -92,8 +92,8 @@ def calibrate(
     return Calibration(full_steps, num_steps, budget, error, searched, path)
 
 
-# Adaptive schedules calibrate what their decision reads, not a set of full steps: per schedule kind.
-_ADAPTIVE = {"magnitude": calibrate_ratios, "signal": calibrate_rescale}
+# Adaptive schedules calibrate what their decision reads, not a set of full steps: per schedule class.
+_ADAPTIVE = {MagnitudeSchedule: calibrate_ratios, SignalSchedule: calibrate_rescale}
 
 
 def _record_with(model: Any, run: Callable, policy: Policy, recorder: Callable) -> None:

@@ -23,12 +23,9 @@ import torch
 import torch.fx as fx
 from torch.fx.graph_module import _copy_attr
 
-from ..plan import CachePlan, history_names
+from ..plan import CachePlan, history_names, relative_l1
 from ..step_program import VariantKind
-from .variants import WEIGHTS, Variant
-
-FORCE = "force"  # host input: a 0-d bool, true on steps the schedule computes whatever the signal says
-SIGNAL_VALUE, SIGNAL_FULL = "signal.value", "signal.full"  # outputs for stats: the signal and the decision
+from .variants import FORCE, SIGNAL_FULL, SIGNAL_VALUE, WEIGHTS, Variant
 
 
 def _placeholder(graph: fx.Graph, name: str) -> fx.Node:
@@ -78,19 +75,10 @@ def build_decide(gm: fx.GraphModule, plan: CachePlan, split: dict[VariantKind, V
     def proxy(node: fx.Node) -> fx.Proxy:
         return fx.Proxy(node, tracer)
 
-    num = den = None
-    for name, ref_name in zip(plan.signal_names, plan.reference_names):
-        now, ref = proxy(values[name]), proxy(named[ref_name])
-        a, b = (now - ref).abs().sum(), ref.abs().sum()
-        num, den = (a, b) if num is None else (num + a, den + b)
-    signal = num / den.clamp_min(1e-30)
-    score = signal.double()
-    if rule.rescale:
-        poly = score * 0.0 + rule.rescale[0]
-        for c in rule.rescale[1:]:  # Horner, in float64 like the host
-            poly = poly * score + c
-        score = poly
-    acc, in_row = proxy(named["signal.acc"]), proxy(named["signal.in_row"])
+    signal = relative_l1([proxy(values[n]) for n in plan.signal_names], [proxy(named[n]) for n in plan.reference_names])
+    score = rule.rescaled(signal.double())  # the schedule's own polynomial, in float64 like the host
+    acc_name, in_row_name = plan.decision_state_names
+    acc, in_row = proxy(named[acc_name]), proxy(named[in_row_name])
     if rule.accumulate:
         score = acc + score
     compute = (score >= rule.threshold) | proxy(named[FORCE])

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 
-import torch
 import torch.fx as fx
 
 from ..plan import CachePlan
@@ -77,8 +76,7 @@ def _probe(gm: fx.GraphModule, plan: CachePlan, needed: list[str]) -> Variant:
             # contiguous: it is kept as the next call's reference, whose layout a compiled graph checks
             measured.append(signal.contiguous().node)
         # the device path's decision state starts at zero where a context starts: at its first, probed call
-        zeros = [fx.Proxy(measured[0], tracer).new_zeros((), dtype=dtype).node
-                 for dtype in (torch.float64, torch.float32)[: len(plan.decision_state_names)]]
+        zeros = [fx.Proxy(measured[0], tracer).new_zeros((), dtype=dtype).node for _, dtype in plan.decision_state]
     out.args = (tuple(by_name[name] for name in needed) + tuple(measured) + tuple(zeros),)
     keep = set(graph.nodes) - before | {out}
     for node in reversed(list(graph.nodes)):

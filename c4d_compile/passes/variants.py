@@ -21,6 +21,8 @@ import torch.fx as fx
 from ..step_program import VariantKind
 
 WEIGHTS = "weights"  # host input: forecast weights over the history slots, newest first
+FORCE = "force"  # host input of DECIDE: a 0-d bool, true on steps the schedule computes whatever the signal says
+SIGNAL_VALUE, SIGNAL_FULL = "signal.value", "signal.full"  # DECIDE's outputs for stats: the signal, the decision
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..errors import InvalidValueError
@@ -15,3 +16,14 @@ def check_int(field: str, value: Any, minimum: int) -> None:
 def check_bool(field: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise InvalidValueError(field, value, "True or False")
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float, not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_number(field: str, value: Any, minimum: float, maximum: float | None = None, note: str = "") -> None:
+    if not is_number(value) or value < minimum or (maximum is not None and value > maximum):
+        valid = f"a number in [{minimum:g}, {maximum:g}]" if maximum is not None else f"a finite number >= {minimum:g}"
+        raise InvalidValueError(field, value, valid + (f" ({note})" if note else ""))

@@ -154,9 +154,11 @@ def test_a_signal_row_keeps_its_trace_and_the_plot_shows_what_the_threshold_saw(
     # the plotted score is what the schedule compared with the threshold: the signals summed since a full call
     schedule = SignalSchedule(threshold=0.1, signal="modulated-input", reference="previous", accumulate=True)
     scores, since = decision_scores(row.trace)[0], []
-    for kind, signal, score in zip(ctx["kinds"][1:], ctx["signals"][1:], scores[1:]):
+    for step, (kind, signal, score) in enumerate(zip(ctx["kinds"][1:], ctx["signals"][1:], scores[1:]), 1):
         since.append(signal)
         assert score == pytest.approx(schedule.score(since))
+        if step < len(scores) - 1:  # the last step is forced full: elsewhere the score explains the decision
+            assert (kind == "full") == (score >= 0.1)
         if kind == "full":
             since = []
     assert plot_signals(result, tmp_path / "s.png") and (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"

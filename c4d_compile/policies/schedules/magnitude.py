@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from ...errors import ConfigError, InvalidValueError
 from ...step_program import StepInfo, VariantKind
-from ..validate import check_int
+from ..validate import check_int, check_number, is_number
 from .base import MissingStepCountError, ScheduleBase
 from .files import check_same_graph, field_from_file, read_tagged, write_tagged
 
@@ -40,9 +40,7 @@ class RatiosMissingError(ConfigError):
 def read_ratios(path: str | Path) -> dict[str, Any]:
     data = read_tagged(path, FORMAT, "magnitude-ratios")
     ratios = data.get("ratios")
-    if not isinstance(ratios, list) or len(ratios) < 2 or not all(
-        isinstance(r, (int, float)) and not isinstance(r, bool) and math.isfinite(r) and r > 0 for r in ratios
-    ):
+    if not isinstance(ratios, list) or len(ratios) < 2 or not all(is_number(r) and r > 0 for r in ratios):
         raise ConfigError(f"{path}: 'ratios' must be a list of at least 2 finite positive numbers")
     return data
 
@@ -72,19 +70,11 @@ class MagnitudeSchedule(ScheduleBase):
     kind: ClassVar[str] = "magnitude"
 
     def __post_init__(self) -> None:
-        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) or not (
-            math.isfinite(self.threshold) and self.threshold >= 0
-        ):
-            raise InvalidValueError("threshold", self.threshold, "a finite number >= 0 (0: always compute)")
+        check_number("threshold", self.threshold, 0, note="0: always compute")
         check_int("max_cached_in_row", self.max_cached_in_row, 0)
-        if isinstance(self.retention, bool) or not isinstance(self.retention, (int, float)) or not (
-            0 <= self.retention <= 1
-        ):
-            raise InvalidValueError("retention", self.retention, "a number in [0, 1]")
+        check_number("retention", self.retention, 0, 1)
         ratios = field_from_file(self, self.ratios, read_ratios, "ratios")
-        if not isinstance(ratios, (tuple, list)) or not all(
-            isinstance(r, (int, float)) and not isinstance(r, bool) and math.isfinite(r) and r > 0 for r in ratios
-        ):
+        if not isinstance(ratios, (tuple, list)) or not all(is_number(r) and r > 0 for r in ratios):
             raise InvalidValueError("ratios", self.ratios, "recorded magnitude ratios (positive numbers) or the "
                                     "path of a ratios file from `c4d calibrate --policy magcache`")
         object.__setattr__(self, "ratios", tuple(float(r) for r in ratios))

@@ -33,14 +33,13 @@ a host input, and ``torch.cond`` runs one continuation — the host reads nothin
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ...errors import ConfigError, InvalidValueError
 from ...step_program import StepInfo, VariantKind
-from ..validate import check_bool, check_int
+from ..validate import check_bool, check_int, check_number, is_number
 from .base import ScheduleBase
 from .files import check_same_graph, field_from_file, read_tagged, write_tagged
 
@@ -51,9 +50,7 @@ def read_rescale(path: str | Path) -> dict[str, Any]:
     """A rescale file of ``c4d calibrate --policy teacache``: the polynomial and what it was fitted on."""
     data = read_tagged(path, RESCALE_FORMAT, "rescale")
     coefficients = data.get("rescale")
-    if not isinstance(coefficients, list) or not coefficients or not all(
-        isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in coefficients
-    ):
+    if not isinstance(coefficients, list) or not coefficients or not all(map(is_number, coefficients)):
         raise ConfigError(f"{path}: 'rescale' must be a non-empty list of finite coefficients")
     return data
 
@@ -102,10 +99,7 @@ class SignalSchedule(ScheduleBase):
     kind: ClassVar[str] = "signal"
 
     def __post_init__(self) -> None:
-        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) or not (
-            math.isfinite(self.threshold) and self.threshold >= 0
-        ):
-            raise InvalidValueError("threshold", self.threshold, "a finite number >= 0 (0: always compute)")
+        check_number("threshold", self.threshold, 0, note="0: always compute")
         object.__setattr__(self, "signal", _parse(Signal, "signal", self.signal))
         object.__setattr__(self, "reference", _parse(Reference, "reference", self.reference))
         object.__setattr__(self, "decision", _parse(Decision, "decision", self.decision))
@@ -117,9 +111,7 @@ class SignalSchedule(ScheduleBase):
         check_int("max_cached_in_row", self.max_cached_in_row, 0)
         rescale = field_from_file(self, self.rescale, read_rescale, "rescale")
         coefficients = tuple(rescale) if isinstance(rescale, (tuple, list)) else None
-        if coefficients is None or not all(
-            isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in coefficients
-        ):
+        if coefficients is None or not all(map(is_number, coefficients)):
             raise InvalidValueError("rescale", self.rescale, "a sequence of finite polynomial coefficients, "
                                     "highest power first (empty: no rescaling), or the path of a rescale file from "
                                     "`c4d calibrate --policy teacache`")
