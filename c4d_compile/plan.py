@@ -12,12 +12,13 @@ import torch
 import torch.fx as fx
 
 from .errors import ConfigError, NotCacheableError
+from .measures import MEASURES, Measure
 from .passes.analyze import GraphAnalysis
 from .passes.find_probe import ProbeSite, find_probe
 from .passes.find_stream import StreamValue, pair_residuals
 from .passes.graph_utils import size_hint, tensor_meta
 from .policies.config import Policy, Region
-from .policies.schedules import Decision, Reference
+from .policies.schedules import Decision, Signal
 from .step_program import StateTensor, VariantKind
 
 
@@ -28,16 +29,6 @@ class CachedFeature:
     dtype: torch.dtype
     residual_of: str | None = None  # cache `name - residual_of` (a residual) instead of the value
     kind: str = "value"  # what it is: output, stack, branch, block (for per-region memory)
-
-
-def relative_l1(values, references):
-    """``sum |v - ref| / sum |ref|`` over all the probed values together: the signal every signal-driven rule
-    reads. Tensors on the host path, graph proxies in the DECIDE variant: one formula for both."""
-    num = den = None
-    for value, ref in zip(values, references):
-        a, b = (value - ref).abs().sum(), ref.abs().sum()
-        num, den = (a, b) if num is None else (num + a, den + b)
-    return num / den.clamp_min(1e-30)
 
 
 def history_names(feature: CachedFeature, slots: int) -> list[str]:
@@ -55,16 +46,27 @@ class CachePlan:
     probe: ProbeSite | None = None  # signal-driven schedules: what the PROBE variant measures
     probe_shapes: tuple[tuple[int, ...], ...] = ()  # of each probed value
     signal_rule: Any = None  # with a probe: the signal schedule (what is measured against what, where decided)
+    measured_output: str | None = None  # a model-input probe: the model output whose rate of change is measured
+
+    @property
+    def signal_measure(self) -> Measure:
+        """How the signal is measured, from which variant's values and state (``measures.py``)."""
+        return MEASURES[self.signal_rule.signal]
 
     @property
     def decided_on_device(self) -> bool:
         """A DECIDE variant takes the decision inside one graph."""
-        return self.signal_rule is not None and self.signal_rule.decision is Decision.DEVICE
+        return getattr(self.signal_rule, "decision", None) is Decision.DEVICE
 
     @property
     def probe_written_by(self) -> VariantKind:
         """The probe value becomes the reference of the next signal when this kind runs."""
-        return VariantKind.PROBE if self.signal_rule.reference is Reference.PREVIOUS else VariantKind.FULL
+        return self.signal_measure.reference_writer(self)
+
+    @property
+    def full_signal_outputs(self) -> tuple[tuple[str, str, str | None], ...]:
+        """What FULL outputs for the measure beyond the cached features: (name, value, base), float32."""
+        return self.signal_measure.full_outputs(self) if self.probe is not None else ()
 
     @property
     def decision_state(self) -> tuple[tuple[str, torch.dtype], ...]:
@@ -79,7 +81,8 @@ class CachePlan:
     @property
     def prelude(self) -> tuple[VariantKind, ...]:
         """Variants every call runs before the schedule decides (the PROBE, whose signal it reads)."""
-        return (VariantKind.PROBE,) if self.probe is not None else ()
+        probed = self.probe is not None and self.signal_measure.at is VariantKind.PROBE
+        return (VariantKind.PROBE,) if probed else ()
 
     @property
     def signal_names(self) -> tuple[str, ...]:
@@ -90,23 +93,22 @@ class CachePlan:
     def reference_names(self) -> tuple[str, ...]:
         return tuple(f"signal.ref.{i}" for i in range(len(self.probe_shapes)))
 
-    def measure(self, values: dict, tensors: dict) -> float | None:
-        """The signal of a call against the reference: one host read per call. None when there is no
-        reference yet (the first call of a context)."""
-        refs = [tensors.get(name) for name in self.reference_names]
-        if any(ref is None for ref in refs):
-            return None
-        return float(relative_l1([values[name] for name in self.signal_names], refs))
+    def measure(self, values: dict, state) -> float | None:
+        """The signal of a call from the PROBE's values: one host read per call. None when there is nothing
+        to compare with yet (the first call of a context)."""
+        return self.signal_measure.before(self, values, state)
+
+    def measure_full(self, values: dict, state) -> float | None:
+        """After a full call ran, before it stores its state: a signal measured at that step (AdaCache's
+        distance), or None; EasyCache updates its rate here."""
+        return self.signal_measure.after_full(self, values, state)
 
     @property
     def state(self) -> tuple[StateTensor, ...]:
         """Per feature, its history: age 0 written by FULL, older ages shifted from younger ones; per probed
         value, the reference the next signal is measured against."""
-        entries = []
         decide = (VariantKind.DECIDE,) if self.decided_on_device else ()
-        for shape, name, ref in zip(self.probe_shapes, self.signal_names, self.reference_names):
-            entries.append(StateTensor(ref, shape, torch.float32, "signal", written_by=(self.probe_written_by, *decide),
-                                       read_by=decide, source=name))
+        entries = self.signal_measure.state(self) if self.probe is not None else []
         for name, dtype in self.decision_state:
             entries.append(StateTensor(name, (), dtype, "signal", written_by=(VariantKind.PROBE, *decide),
                                        read_by=decide))
@@ -210,9 +212,14 @@ def _after_probe(gm: fx.GraphModule, analysis: GraphAnalysis, policy: Policy, pr
     return [f for f in features if f.name not in probe.prefix]
 
 
-def _check_device_decision(policy: Policy) -> None:
+def _check_device_decision(policy: Policy, plan: CachePlan) -> None:
     """On the device path the host never learns which steps were full, so it cannot compute forecast weights
-    that depend on them: the forecast must be plain reuse (one slot, weight 1)."""
+    that depend on them: the forecast must be plain reuse (one slot, weight 1). Only the relative L1 of a
+    probe is compiled into the decision graph."""
+    if not plan.signal_measure.on_device:
+        raise ConfigError(f"decision='device' compiles the relative L1 of a probe (signal 'first-blocks' or "
+                          f"'modulated-input'); signal {policy.schedule.signal.value!r} is measured on the host: use "
+                          "decision='host'")
     forecaster = policy.forecaster
     if forecaster.num_slots != 1 or tuple(forecaster.weights(1.0, [0.0])) != (1.0,):
         raise ConfigError(
@@ -222,12 +229,26 @@ def _check_device_decision(policy: Policy) -> None:
         )
 
 
+def _against_input(gm: fx.GraphModule, features: list[CachedFeature], probe: ProbeSite) -> list[CachedFeature]:
+    """A model-input probe (EasyCache): an output of the probed input's shape and dtype is cached as its
+    change from that input, so a cached call returns ``x + (v_p - x_p)`` and moves with the latent it is
+    given; an output of another shape (a learned-variance DiT's) is reused as it is."""
+    ((latent, _),) = probe.values
+    meta = tensor_meta(next(n for n in gm.graph.nodes if n.name == latent))
+    shape = tuple(size_hint(d) for d in meta.shape)
+    return [dataclasses.replace(f, residual_of=latent) if f.kind == "output" and f.shape == shape else f
+            for f in features]
+
+
 def make_plan(gm: fx.GraphModule, analysis: GraphAnalysis, policy: Policy) -> CachePlan:
     features = REGION_FEATURES[policy.region](analysis)
     probe = None
     if getattr(policy.schedule, "signal", None) is not None:  # a signal-driven schedule measures a probe
         probe = find_probe(gm, analysis, policy.schedule)
-        features = _after_probe(gm, analysis, policy, probe, features)
+        if MEASURES[policy.schedule.signal].at is VariantKind.PROBE:
+            features = _after_probe(gm, analysis, policy, probe, features)
+        if policy.schedule.signal is Signal.MODEL_INPUT:
+            features = _against_input(gm, features, probe)
     if not features:
         raise NotCacheableError("nothing left to cache after the probe: every cached value is computed before "
                                 "the decision")
@@ -236,10 +257,15 @@ def make_plan(gm: fx.GraphModule, analysis: GraphAnalysis, policy: Policy) -> Ca
     if probe is not None:
         by_name = {n.name: n for n in gm.graph.nodes}
         shapes = tuple(tuple(size_hint(d) for d in tensor_meta(by_name[v]).shape) for v, _ in probe.values)
-        plan = dataclasses.replace(plan, probe=probe, probe_shapes=shapes, signal_rule=policy.schedule)
+        output = features[0].name if policy.schedule.signal is Signal.MODEL_INPUT else None
+        if output is not None and features[0].kind != "output":
+            raise ConfigError("signal='model-input' measures the model output's rate of change: use it with "
+                              "region='output' (easycache)")
+        plan = dataclasses.replace(plan, probe=probe, probe_shapes=shapes, signal_rule=policy.schedule,
+                                   measured_output=output)
         if plan.decided_on_device:
-            _check_device_decision(policy)
+            _check_device_decision(policy, plan)
         decide = (VariantKind.DECIDE,) if plan.decided_on_device else ()
-        plan = dataclasses.replace(plan, variant_kinds=(VariantKind.PROBE, *plan.variant_kinds, *decide))
+        plan = dataclasses.replace(plan, variant_kinds=(*plan.prelude, *plan.variant_kinds, *decide))
     policy.schedule.check_plan(plan.fingerprint)
     return plan

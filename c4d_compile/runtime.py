@@ -88,6 +88,8 @@ class Runtime:
         self._shifts = {kind: _shift_order([name for name, _ in self._writes[kind]], shifts) for kind in variants}
         self._fallback = {e.name: e.shifts_from for e in plan.state if e.shifts_from}  # read of a missing slot
         self._weights: dict[tuple, torch.Tensor] = {}
+        # full steps kept per context: the forecast's history, and the two last ones a schedule may space by
+        self._kept = max(plan.num_slots, 2)
         self._weights_at = {kind: v.inputs.index(WEIGHTS) for kind, v in variants.items() if WEIGHTS in v.inputs}
         self._force_at = {kind: v.inputs.index(FORCE) for kind, v in variants.items() if FORCE in v.inputs}
         self._forced: dict[tuple, torch.Tensor] = {}
@@ -132,13 +134,13 @@ class Runtime:
         signals = state.signals
         info = StepInfo(step, num_steps, state.full_steps, signals)  # sees the signal appended below
         kind = self._early(info) if self._early is not None else None
-        ran, measured = (), NO_SIGNAL if not self.prelude else None
+        ran, measured = (), NO_SIGNAL if self.plan.probe is None else None
         if kind is None or self._from_call[kind]:  # the decision needs the signal, or the variant the probe
             ran = self.plan.prelude
             for variant in self.prelude:
                 self._run(variant, args, state, values, info, key, clock)
             if self.prelude:
-                measured = self.plan.measure(values, state.tensors)  # the one extra host read of a probed call
+                measured = self.plan.measure(values, state)  # the one extra host read of a probed call
                 if measured is not None:
                     signals.append(measured)
             if kind is None:
@@ -146,6 +148,9 @@ class Runtime:
         variant = self.variants[kind]
         outs = self._run(variant, args, state, values, info, key, clock)
         n = variant.num_outputs
+        at_full = None  # a signal measured by the full step itself (AdaCache), read before its state is stored
+        if kind is VariantKind.FULL and self.plan.probe is not None:
+            at_full = self.plan.measure_full(values, state)
         for done in (*ran, kind):
             self._commit(done, state, values)
         label = backend.context_label(model, tick.context)
@@ -159,12 +164,16 @@ class Runtime:
                 recorder(self.plan, clock.generation, tick.context, clock, step, key, outs[n:], signal)
             state.full_steps.append(step)
             state.full_keys.append(key)
-            if len(state.full_steps) > self.plan.num_slots:
+            if len(state.full_steps) > self._kept:
                 del state.full_steps[0], state.full_keys[0]
+            if at_full is not None:
+                measured = at_full
         backend.recorder.record(clock.generation, label, step, kind.value, kind is VariantKind.FULL, self.flops[kind],
                                 self.flops[VariantKind.FULL], measured)
         if kind is VariantKind.FULL:
             signals.clear()
+            if at_full is not None:
+                signals.append(at_full)
         return outs[:n] if len(outs) != n else outs
 
     def _run(self, variant: LoweredVariant, args, state: ContextState, values: dict, info: StepInfo, key: tuple,
@@ -223,20 +232,21 @@ class Runtime:
     def _forecast_weights(self, state: ContextState, step: int, key: tuple, clock, device) -> torch.Tensor:
         """The weights tensor of this step: memoised on everything the weights depend on, so a repeated
         schedule (every generation of a run) computes them once."""
+        slots = self.plan.num_slots
+        steps, keys = state.full_steps[-slots:], state.full_keys[-slots:]
         if self.policy.variable is Variable.STEP:
-            memo = (step, tuple(state.full_steps), device)
+            memo = (step, tuple(steps), device)
         else:  # the time is the timestep input that moves (a guidance-scale input next to it stays put)
             i = next((i for i, (a, b) in enumerate(zip(clock.first_key, key)) if a != b), 0)
-            memo = (step, tuple(state.full_steps), key[i], clock.first_step, clock.first_key[i],
-                    tuple(k[i] for k in state.full_keys), device)
+            memo = (step, tuple(steps), key[i], clock.first_step, clock.first_key[i], tuple(k[i] for k in keys), device)
         tensor = self._weights.get(memo)
         if tensor is not None:
             return tensor
         if self.policy.variable is Variable.STEP:
-            target, coords = float(step), [float(s) for s in reversed(state.full_steps)]
+            target, coords = float(step), [float(s) for s in reversed(steps)]
         else:
             target, coords = coordinates(self.policy.variable, step, key[i], clock.first_step, clock.first_key[i],
-                                         state.full_steps[::-1], [k[i] for k in reversed(state.full_keys)])
+                                         steps[::-1], [k[i] for k in reversed(keys)])
         values = tuple(self.policy.forecaster.weights(target, coords))
         values += (0.0,) * (self.plan.num_slots - len(values))
         if len(self._weights) > 4096:  # timestep-dependent weights of many generations: stay bounded

@@ -24,6 +24,7 @@ class ContextState:
     full_steps: list[int] = field(default_factory=list)  # this generation's full steps, oldest first
     full_keys: list[tuple] = field(default_factory=list)  # their timestep values (the forecast variable)
     signals: list[float] = field(default_factory=list)  # signal of every call since the last full one
+    scalars: dict[str, float] = field(default_factory=dict)  # host floats a measure keeps (EasyCache's rate)
     resolved: dict = field(default_factory=dict)  # per variant kind: its state inputs, until state is written
 
 

@@ -30,7 +30,7 @@ class StepInfo(NamedTuple):  # a tuple, not a dataclass: one is made per step ca
 
     step: int  # index of the step in this generation (the sampler's, when the pipeline says it)
     num_steps: int | None  # step calls of this generation per context, when known
-    full_steps: Sequence[int]  # steps this context's cache computed in full so far, oldest first
+    full_steps: Sequence[int]  # the latest steps this context computed in full (at least two kept), oldest first
     # the signal of every call of this context since its last full step, this call's last (signal-driven
     # schedules: a PROBE variant measured it); empty when the plan has no probe or nothing to compare with
     signals: Sequence[float] = ()

@@ -5,30 +5,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from support.sampling import loop, relative_l1
 
 from c4d_compile import ConfigError, c4d_backend
 from c4d_compile.passes.graph_utils import module_path
 from c4d_compile.step_program import VariantKind
-from c4d_compile.zoo.tiny_diffusers import first_output, get_tiny_model
+from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def loop(call, spec, steps, inputs=None):
-    """Sampler stand-in: the prediction feeds the next latent; returns every step's prediction."""
-    inputs = dict(inputs or spec.make_inputs())
-    x = inputs[spec.latent_key].clone()
-    outs = []
-    with torch.no_grad():
-        for t in spec.timesteps(steps):
-            out = first_output(call(**{**inputs, spec.latent_key: x, spec.timestep_key: t}))
-            outs.append(out)
-            x = x - 0.05 * out[tuple(slice(0, s) for s in x.shape)]
-    return outs
-
-
-def relative_l1(now, ref):
-    return float((now.float() - ref.float()).abs().sum() / ref.float().abs().sum())
 
 
 class PlainDiTCache:

@@ -11,6 +11,11 @@ found from the graph's structure alone:
 * modulated-input (TeaCache): in the first block, the first matrix product that reads the stream; its
   stream operand is the normalised, timestep-modulated input (``(1 + scale) * norm(x) + shift`` in
   every adaLN block), whatever the model calls it.
+* model-input (EasyCache): the model's latent input itself, the user input the main stream is computed
+  from (of the output's shape where one is: the prediction has the latent's shape); the prefix is empty.
+* block-residual (AdaCache): the residual of one block on the latent stream, the middle one unless the
+  schedule names another, ``H(after block b) - H(after block b - 1)``; FULL measures it, so there is
+  no prefix to cut.
 
 The prefix is every ancestor of the probed values, plus every in-place write into a prefix value
 (a write is not an ancestor in the data flow, yet it changes the value: Wan's rotary tables are
@@ -28,7 +33,7 @@ from ..errors import ConfigError, NotCacheableError
 from ..policies.schedules.signal import Signal, SignalSchedule
 from .analyze import GraphAnalysis
 from .find_stream import pair_residuals
-from .graph_utils import is_matmul, is_write, size_hint, tensor_meta
+from .graph_utils import is_matmul, is_write, size_hint, tensor_meta, user_inputs
 
 
 @dataclass(frozen=True)
@@ -62,12 +67,15 @@ def _latent_dependent(gm: fx.GraphModule, analysis: GraphAnalysis) -> set[fx.Nod
     The main stream is the stack inputs the cached stack outputs are residuals of; when no output pairs
     with an input (Lumina2 joins text and image tokens inside the stack), the largest stack input: the
     latent's tokens outnumber the prompt's in the models this targets."""
-    nodes = list(gm.graph.nodes)
+    return _closure(list(gm.graph.nodes), _main_stream(gm, analysis))
+
+
+def _main_stream(gm: fx.GraphModule, analysis: GraphAnalysis) -> set[fx.Node]:
     main = {partner for _, partner in analysis.stream.pairs if partner is not None}
     if not main and analysis.stream.inputs:
         sizes = {v.name: math.prod(size_hint(d) for d in v.shape) for v in analysis.stream.inputs}
         main = {name for name, size in sizes.items() if size == max(sizes.values())}
-    return _closure(nodes, {n for n in nodes if n.name in main})
+    return {n for n in gm.graph.nodes if n.name in main}
 
 
 def _closure(nodes: list[fx.Node], roots: set[fx.Node]) -> set[fx.Node]:
@@ -82,7 +90,7 @@ def _first_blocks(gm: fx.GraphModule, analysis: GraphAnalysis, schedule: SignalS
     nodes = list(gm.graph.nodes)
     latent = _latent_dependent(gm, analysis)
     blocks = analysis.stack.blocks
-    first = next(i for i, b in enumerate(blocks) if any(n in latent for n in nodes[b.start : b.end + 1]))
+    first = _first_latent_block(gm, analysis)
     fn, bn = schedule.first_blocks, schedule.last_blocks
     after = first + fn - 1
     if after + 1 + bn >= len(blocks):
@@ -116,11 +124,70 @@ def _modulated_input(gm: fx.GraphModule, analysis: GraphAnalysis):
     raise NotCacheableError("no matrix product in the block stack reads the stream: no modulated input to probe")
 
 
+def _first_latent_block(gm: fx.GraphModule, analysis: GraphAnalysis) -> int:
+    nodes = list(gm.graph.nodes)
+    latent = _latent_dependent(gm, analysis)
+    return next(i for i, b in enumerate(analysis.stack.blocks) if any(n in latent for n in nodes[b.start : b.end + 1]))
+
+
+def _block_residual(gm: fx.GraphModule, analysis: GraphAnalysis, schedule):
+    nodes = list(gm.graph.nodes)
+    latent = _latent_dependent(gm, analysis)
+    blocks = analysis.stack.blocks
+    first = _first_latent_block(gm, analysis)
+    count = len(blocks) - first
+    index = count // 2 if schedule.block is None else schedule.block
+    if index >= count:
+        raise ConfigError(f"block={index}: this model has {count} blocks on the latent stream ({blocks[first].name} "
+                          f"... {blocks[-1].name}); choose 0 <= block < {count}")
+    b = first + index
+    pos = {n: i for i, n in enumerate(nodes)}
+    by_name = {n.name: n for n in nodes}
+    after = [by_name[v.name] for v in analysis.stream.boundaries[b] if by_name[v.name] in latent]
+    before = analysis.stream.boundaries[b - 1] if b else analysis.stream.inputs
+    pairs = pair_residuals(after, [by_name[v.name] for v in before], pos, blocks[b].start)
+    if any(base is not None for _, base in pairs):
+        pairs = [(out, base) for out, base in pairs if base is not None]
+    values = tuple((out.name, base.name if base is not None else None) for out, base in pairs)
+    what = "residual of" if any(base for _, base in values) else "stream after"
+    return values, None, f"{what} block {blocks[b].name} (measured by full steps): {[v for v, _ in values]}"
+
+
+def _model_input(gm: fx.GraphModule, analysis: GraphAnalysis, schedule):
+    """The user input the main stream is computed from; of the first output's shape where one is."""
+    ancestors: set[fx.Node] = set()
+    todo = list(_main_stream(gm, analysis))
+    while todo:
+        n = todo.pop()
+        if n not in ancestors:
+            ancestors.add(n)
+            todo += n.all_input_nodes
+    candidates = [n for n in user_inputs(gm) if n in ancestors and tensor_meta(n) is not None
+                  and tensor_meta(n).is_floating_point()]
+    if not candidates:
+        raise NotCacheableError("no floating-point model input feeds the block stack: no latent input to probe")
+    output = analysis.stream.graph_outputs[0].shape if analysis.stream.graph_outputs else None
+
+    def shape(n: fx.Node) -> tuple[int, ...]:
+        return tuple(size_hint(d) for d in tensor_meta(n).shape)
+
+    same = [n for n in candidates if output is not None and shape(n) == tuple(size_hint(d) for d in output)]
+    chosen = same[0] if same else max(candidates, key=lambda n: math.prod(shape(n)))
+    return ((chosen.name, None),), None, f"the latent input {chosen.name} {list(shape(chosen))}"
+
+
+_FINDERS = {
+    Signal.FIRST_BLOCKS: _first_blocks,
+    Signal.MODULATED_INPUT: lambda gm, analysis, schedule: _modulated_input(gm, analysis),
+    Signal.MODEL_INPUT: _model_input,
+    Signal.BLOCK_RESIDUAL: _block_residual,
+}
+
+
 def find_probe(gm: fx.GraphModule, analysis: GraphAnalysis, schedule: SignalSchedule) -> ProbeSite:
-    if schedule.signal is Signal.FIRST_BLOCKS:
-        values, after, description = _first_blocks(gm, analysis, schedule)
-    else:
-        values, after, description = _modulated_input(gm, analysis)
+    values, after, description = _FINDERS[schedule.signal](gm, analysis, schedule)
+    if schedule.signal is Signal.BLOCK_RESIDUAL:  # FULL computes it: nothing runs before the decision
+        return ProbeSite(values, frozenset(), after, description)
     by_name = {n.name: n for n in gm.graph.nodes}
     targets = [by_name[name] for pair in values for name in pair if name is not None]
     return ProbeSite(values, _prefix(list(gm.graph.nodes), targets), after, description)

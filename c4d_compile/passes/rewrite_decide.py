@@ -23,7 +23,8 @@ import torch
 import torch.fx as fx
 from torch.fx.graph_module import _copy_attr
 
-from ..plan import CachePlan, history_names, relative_l1
+from ..measures import relative_l1
+from ..plan import CachePlan, history_names
 from ..step_program import VariantKind
 from .variants import FORCE, SIGNAL_FULL, SIGNAL_VALUE, WEIGHTS, Variant
 

@@ -4,7 +4,8 @@ Why it is the original graph: the model's outputs stay the original nodes, so a 
 always computes is bit-exact. The only addition is the feature values the CACHED variant will
 forecast from (``value``, or ``value - input`` in float32 for a residual), written to the newest
 slot of each feature's history; older slots are moved by the Runtime, so a full step does no cache
-arithmetic at all.
+arithmetic at all. A signal measured at full steps (AdaCache's block residual, EasyCache's output)
+adds its values, in float32.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ def build_full(gm: fx.GraphModule, plan: CachePlan) -> Variant:
             # contiguous (free when it already is): every variant that reads the history is compiled for one layout
             written.append(fx.Proxy(value, tracer).contiguous().node)
             names.append(history_names(feature, plan.num_slots)[0])
+        for name, value, base in plan.full_signal_outputs:  # what a signal measured at full steps reads
+            measured = fx.Proxy(by_name[value], tracer).float()
+            if base is not None:
+                measured = measured - fx.Proxy(by_name[base], tracer).float()
+            written.append(measured.contiguous().node)
+            names.append(name)
     out.args = (tuple(original + written),)
     graph.lint()
     return Variant(VariantKind.FULL, fx.GraphModule(gm, graph, class_name="C4DFull"), len(original), (), tuple(names))

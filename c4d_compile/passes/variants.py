@@ -54,7 +54,7 @@ def build_variants(gm: fx.GraphModule, plan) -> RewriteResult:
 
     passes = _registry()
     variants = {kind: passes[kind](gm, plan) for kind in plan.variant_kinds if kind in passes}
-    if plan.probe is not None:
+    if VariantKind.PROBE in plan.variant_kinds:
         variants = split_at_probe(gm, plan, variants)
     original = {n.name for n in gm.graph.nodes if n.op not in ("placeholder", "output")}
     removed = {kind: len(original - {n.name for n in v.gm.graph.nodes}) for kind, v in variants.items()}

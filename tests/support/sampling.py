@@ -43,3 +43,20 @@ def sample(
             predictions.append(pred)
             x = x - 0.05 * pred.to(x.dtype)
     return x, predictions
+
+
+def loop(call, spec: TinyModel, steps: int, inputs: dict | None = None) -> list[torch.Tensor]:
+    """Sampler stand-in: the prediction feeds the next latent; returns every step's prediction."""
+    inputs = dict(inputs or spec.make_inputs())
+    x = inputs[spec.latent_key].clone()
+    outs = []
+    with torch.no_grad():
+        for t in spec.timesteps(steps):
+            out = first_output(call(**{**inputs, spec.latent_key: x, spec.timestep_key: t}))
+            outs.append(out)
+            x = x - 0.05 * out[tuple(slice(0, s) for s in x.shape)]
+    return outs
+
+
+def relative_l1(now: torch.Tensor, ref: torch.Tensor) -> float:
+    return float((now.float() - ref.float()).abs().sum() / ref.float().abs().sum())

@@ -1,6 +1,7 @@
-"""Adaptive presets: a signal decides each step. TeaCache, FBCache, DBCache and CustomCache measure it
-with a PROBE on every call (schedules/signal.py); MagCache reads ratios recorded once on the model
-(schedules/magnitude.py), so it decides before the call.
+"""Adaptive presets: a signal decides each step. TeaCache, FBCache, DBCache, CustomCache and EasyCache
+measure it with a PROBE on every call (schedules/signal.py); AdaCache measures it at full steps
+(schedules/codebook.py); MagCache reads ratios recorded once on the model (schedules/magnitude.py),
+so it decides before the call.
 
 ``threshold`` is the option of every one of them (0: always compute); any forecaster of the library
 combines with them (``customcache`` is TeaCache's decision with a Taylor forecast).
@@ -12,7 +13,7 @@ from types import MappingProxyType
 from ..config import Policy, Region
 from ..forecasters import Reuse, Taylor
 from ..registry import register
-from ..schedules import MagnitudeSchedule, SignalSchedule
+from ..schedules import CodebookSchedule, MagnitudeSchedule, SignalSchedule
 
 FBCACHE = register(
     Policy(
@@ -85,5 +86,36 @@ MAGCACHE = register(
         description="skip while the recorded magnitude ratios of the stack residual accumulate little error "
                     "(record them once: c4d calibrate --policy magcache)",
         source="MagCache, arXiv 2506.09045 (diffusers MagCacheConfig defaults; paper FLUX: E024K5R01)",
+    )
+)
+
+# EasyCache's Wan2.1 settings: tau 0.05, the first 10 of 50 steps and the last one computed.
+_EASYCACHE = SignalSchedule(threshold=0.05, signal="model-input", reference="previous", accumulate=True, warmup=10,
+                            last_steps_full=1)
+
+EASYCACHE = register(
+    Policy(
+        name="easycache",
+        region=Region.OUTPUT,
+        forecaster=Reuse(),
+        schedule=_EASYCACHE,
+        paper=MappingProxyType({"schedule": _EASYCACHE}),
+        description="the input's change times the output's measured rate of change decides; a cached call returns "
+                    "its input plus the last full step's output-minus-input",
+        source="EasyCache, arXiv 2507.02860 (H-EmbodVis/EasyCache, Wan2.1: threshold 0.05, 10 warm-up steps)",
+    )
+)
+
+ADACACHE = register(
+    Policy(
+        name="adacache",
+        region=Region.STACK,
+        forecaster=Reuse(),
+        schedule=CodebookSchedule(),
+        paper=MappingProxyType({"schedule": CodebookSchedule()}),
+        description="each full step picks the next cached span from a codebook of the middle block's residual "
+                    "change; the stack residual is reused",
+        source="AdaCache, arXiv 2411.02397 (AdaCache-DiT/AdaCache Open-Sora 100-step codebook; lightx2v Wan2.1 "
+               "stack-residual variant)",
     )
 )

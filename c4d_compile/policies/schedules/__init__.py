@@ -3,6 +3,7 @@
 from .base import MissingStepCountError, Schedule, ScheduleBase, StepSetSchedule
 from .budget import BudgetSchedule
 from .calibrated import CalibratedSchedule, CalibrationFileError, read_calibration, write_calibration
+from .codebook import CodebookSchedule
 from .explicit import ExplicitSchedule
 from .interval import IntervalSchedule
 from .magnitude import MagnitudeSchedule, RatiosMissingError, read_ratios, write_ratios
@@ -12,11 +13,12 @@ from .spread import SpreadSchedule
 
 # Kinds a flat override can select by its fields, in the order of preference when several own them.
 SCHEDULE_KINDS = (SpreadSchedule, IntervalSchedule, BudgetSchedule, ExplicitSchedule, SignalSchedule,
-                  MagnitudeSchedule)
+                  MagnitudeSchedule, CodebookSchedule)
 
 __all__ = [
-    "SCHEDULE_KINDS", "BudgetSchedule", "Decision", "CalibratedSchedule", "CalibrationFileError", "ExplicitSchedule",
-    "IntervalSchedule", "MagnitudeSchedule", "MissingStepCountError", "RatiosMissingError", "Reference", "Schedule",
-    "ScheduleBase", "Signal", "SignalSchedule", "SpreadSchedule", "StepSetSchedule", "read_calibration",
-    "read_ratios", "read_rescale", "spread_evenly", "write_calibration", "write_ratios", "write_rescale",
+    "SCHEDULE_KINDS", "BudgetSchedule", "CalibratedSchedule", "CalibrationFileError", "CodebookSchedule",
+    "Decision", "ExplicitSchedule", "IntervalSchedule", "MagnitudeSchedule", "MissingStepCountError",
+    "RatiosMissingError", "Reference", "Schedule", "ScheduleBase", "Signal", "SignalSchedule", "SpreadSchedule",
+    "StepSetSchedule", "read_calibration", "read_ratios", "read_rescale", "spread_evenly", "write_calibration",
+    "write_ratios", "write_rescale",
 ]

@@ -12,6 +12,10 @@ What is probed (``signal``), found in the graph by the passes, never by names:
   last ``last_blocks`` blocks are computed on cached steps too (DBCache's Bn).
 * ``modulated-input`` — the input of the first block's first matrix product on the stream: the
   timestep-modulated, normalised stream of TeaCache (arXiv 2411.19108).
+* ``model-input`` — the model's latent input (EasyCache, arXiv 2507.02860, with ``region="output"``):
+  the signal is the input's change since the previous call times the rate ``k`` at which the output
+  changed per unit of input change between the last two full steps, over the last full output,
+  ``k |x - x_prev| / |v_p|``: an estimate of the output's relative change (``measures.py``).
 
 ``reference`` says what ``ref`` is: the probe value of the last full step (FBCache: the comparison
 is cumulative since the last compute) or of the previous call (TeaCache). With ``accumulate`` the
@@ -62,6 +66,11 @@ def write_rescale(path: str | Path, data: dict[str, Any]) -> Path:
 class Signal(str, enum.Enum):
     FIRST_BLOCKS = "first-blocks"  # residual of the first blocks (FBCache, DBCache)
     MODULATED_INPUT = "modulated-input"  # the first block's modulated input (TeaCache)
+    MODEL_INPUT = "model-input"  # the latent input, against the output's rate of change (EasyCache)
+    BLOCK_RESIDUAL = "block-residual"  # one block's residual, measured at full steps (AdaCache)
+
+
+PER_CALL = (Signal.FIRST_BLOCKS, Signal.MODULATED_INPUT, Signal.MODEL_INPUT)  # a PROBE measures them every call
 
 
 class Decision(str, enum.Enum):
@@ -101,6 +110,9 @@ class SignalSchedule(ScheduleBase):
     def __post_init__(self) -> None:
         check_number("threshold", self.threshold, 0, note="0: always compute")
         object.__setattr__(self, "signal", _parse(Signal, "signal", self.signal))
+        if self.signal not in PER_CALL:
+            raise InvalidValueError("signal", self.signal.value, f"one of {[s.value for s in PER_CALL]} (a signal "
+                                    "measured on every call; block-residual is measured at full steps: adacache)")
         object.__setattr__(self, "reference", _parse(Reference, "reference", self.reference))
         object.__setattr__(self, "decision", _parse(Decision, "decision", self.decision))
         check_int("first_blocks", self.first_blocks, 1)
@@ -167,7 +179,9 @@ class SignalSchedule(ScheduleBase):
         parts = [f"signal {self.signal.value}"]
         if self.signal is Signal.FIRST_BLOCKS:
             parts.append(f"F{self.first_blocks}B{self.last_blocks}")
-        parts.append(f"{'accumulated ' if self.accumulate else ''}relative L1 vs {self.reference.value}"
+        measured = ("input change x output rate" if self.signal is Signal.MODEL_INPUT
+                    else f"relative L1 vs {self.reference.value}")
+        parts.append(f"{'accumulated ' if self.accumulate else ''}{measured}"
                      f"{' (rescaled' + (' by ' + self.source if self.source else '') + ')' if self.rescale else ''}"
                      f" >= {self.threshold:g}")
         parts.append(f"warm-up {self.warmup}")

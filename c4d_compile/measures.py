@@ -1,0 +1,145 @@
+"""What a signal-driven plan measures, when, and from which state: one rule per kind of signal.
+
+A signal is a host float per call (or per full step) that a schedule reads. Three rules cover the
+methods built here; each says which variant yields its values, which state tensors it keeps, and how
+the float is computed, so the Runtime and the plan never branch on the method:
+
+* :class:`ProbeChange` (FBCache, DBCache, TeaCache): the PROBE's values against a reference (the last
+  full step's or the previous call's), before the decision, as a relative L1. The only rule the
+  device path compiles (``passes/rewrite_decide.py``): one formula, :func:`relative_l1`, for both.
+* :class:`FullStepChange` (AdaCache, arXiv 2411.02397): a block's residual measured by FULL itself
+  against the previous full step's, after it ran: the distance that sets the next cached span. No
+  PROBE, no extra work.
+* :class:`TransformationRate` (EasyCache, arXiv 2507.02860): the PROBE is the model's latent input;
+  a full step measures the rate ``k = |v_s - v_p| / |x_s - x_p|`` between the last two full steps'
+  outputs ``v`` and inputs ``x``, and every later call estimates the relative change of the output
+  from the change of the input, ``k |x - x_prev| / |v_p|`` (L1 norms; the reference code's means over
+  the same number of elements give the same ratios).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+
+from .policies.schedules.signal import Reference, Signal
+from .step_program import StateTensor, VariantKind
+
+if TYPE_CHECKING:
+    from .plan import CachePlan
+    from .state import ContextState
+
+OUTPUT = "signal.output"  # TransformationRate: FULL's model output in float32, kept until the next full step
+INPUT_AT_FULL = "signal.input_at_full"  # TransformationRate: the latent input of the last full step
+
+
+def relative_l1(values, references):
+    """``sum |v - ref| / sum |ref|`` over all the values together: tensors on the host path, graph proxies
+    in the DECIDE variant, one formula for both."""
+    num = den = None
+    for value, ref in zip(values, references):
+        a, b = (value - ref).abs().sum(), ref.abs().sum()
+        num, den = (a, b) if num is None else (num + a, den + b)
+    return num / den.clamp_min(1e-30)
+
+
+def _change(plan: CachePlan, values: dict, state: ContextState) -> float | None:
+    """The probed values against their references; None before the first reference."""
+    refs = [state.tensors.get(name) for name in plan.reference_names]
+    if any(ref is None for ref in refs):
+        return None
+    return float(relative_l1([values[name] for name in plan.signal_names], refs))
+
+
+class Measure:
+    """The base rule: the probed values are ``signal.i``, each with a reference ``signal.ref.i``."""
+
+    at: ClassVar[VariantKind] = VariantKind.PROBE  # the variant whose outputs carry the probed values
+    on_device: ClassVar[bool] = False  # compiled into the DECIDE variant (decision='device')
+
+    def reference_writer(self, plan: CachePlan) -> VariantKind:
+        return VariantKind.FULL
+
+    def full_outputs(self, plan: CachePlan) -> tuple[tuple[str, str, str | None], ...]:
+        """Values FULL outputs for the measure, as (name, graph value, base it is a residual of): float32."""
+        return ()
+
+    def state(self, plan: CachePlan) -> list[StateTensor]:
+        decide = (VariantKind.DECIDE,) if plan.decided_on_device else ()
+        return [StateTensor(ref, shape, torch.float32, "signal", written_by=(self.reference_writer(plan), *decide),
+                            read_by=decide, source=name)
+                for shape, name, ref in zip(plan.probe_shapes, plan.signal_names, plan.reference_names)]
+
+    def before(self, plan: CachePlan, values: dict, state: ContextState) -> float | None:
+        """The signal of a call, before the decision (None: nothing to compare with yet)."""
+        return None
+
+    def after_full(self, plan: CachePlan, values: dict, state: ContextState) -> float | None:
+        """After a full step ran, before its state is stored: a signal measured at that step, if any."""
+        return None
+
+
+class ProbeChange(Measure):
+    on_device = True
+
+    def reference_writer(self, plan: CachePlan) -> VariantKind:
+        return VariantKind.PROBE if plan.signal_rule.reference is Reference.PREVIOUS else VariantKind.FULL
+
+    def before(self, plan, values, state):
+        return _change(plan, values, state)
+
+
+class FullStepChange(Measure):
+    at = VariantKind.FULL
+
+    def full_outputs(self, plan):
+        return tuple((name, value, base) for name, (value, base) in zip(plan.signal_names, plan.probe.values))
+
+    def after_full(self, plan, values, state):
+        return _change(plan, values, state)
+
+
+class TransformationRate(Measure):
+    def reference_writer(self, plan):
+        return VariantKind.PROBE  # the previous call's input
+
+    def full_outputs(self, plan):
+        return ((OUTPUT, plan.measured_output, None),)
+
+    def state(self, plan):
+        (shape,), (name,) = plan.probe_shapes, plan.signal_names
+        output_shape = next(f.shape for f in plan.features if f.name == plan.measured_output)
+        return [*super().state(plan),
+                StateTensor(INPUT_AT_FULL, shape, torch.float32, "signal", (VariantKind.FULL,), (), source=name),
+                StateTensor(OUTPUT, output_shape, torch.float32, "signal", (VariantKind.FULL,), ())]
+
+    def before(self, plan, values, state):
+        (ref,) = (state.tensors.get(name) for name in plan.reference_names)
+        rate, norm = state.scalars.get("rate"), state.scalars.get("output_norm")
+        if ref is None or rate is None:
+            return None
+        (now,) = (values[name] for name in plan.signal_names)
+        return rate * float((now - ref).abs().sum()) / max(norm, 1e-30)
+
+    def after_full(self, plan, values, state):
+        (now,) = (values[name] for name in plan.signal_names)
+        output, tensors = values[OUTPUT], state.tensors
+        if OUTPUT in tensors:  # one read: the output's and the input's change since the last full step, the norm
+            moved, changed, norm = torch.stack([(output - tensors[OUTPUT]).abs().sum(),
+                                                (now - tensors[INPUT_AT_FULL]).abs().sum(),
+                                                output.abs().sum()]).tolist()
+            if changed > 0:
+                state.scalars["rate"] = moved / changed
+        else:
+            norm = float(output.abs().sum())
+        state.scalars["output_norm"] = norm
+        return None
+
+
+MEASURES: dict[Signal, Measure] = {
+    Signal.FIRST_BLOCKS: ProbeChange(),
+    Signal.MODULATED_INPUT: ProbeChange(),
+    Signal.BLOCK_RESIDUAL: FullStepChange(),
+    Signal.MODEL_INPUT: TransformationRate(),
+}
