@@ -10,6 +10,8 @@ the float is computed, so the Runtime and the plan never branch on the method:
 * :class:`FullStepChange` (AdaCache, arXiv 2411.02397): a block's residual measured by FULL itself
   against the previous full step's, after it ran: the distance that sets the next cached span. No
   PROBE, no extra work.
+* :class:`Verification` (SpeCa, arXiv 2509.11628): the VERIFY variant's error of the draft on the last
+  block, one host read per verified call.
 * :class:`TransformationRate` (EasyCache, arXiv 2507.02860): the PROBE is the model's latent input;
   a full step measures the rate ``k = |v_s - v_p| / |x_s - x_p|`` between the last two full steps'
   outputs ``v`` and inputs ``x``, and every later call estimates the relative change of the output
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from .plan import CachePlan
     from .state import ContextState
 
+VERIFY_ERROR = "signal.verify"  # Verification: the VERIFY variant's error of the forecast on the last block
 OUTPUT = "signal.output"  # TransformationRate: FULL's model output in float32, kept until the next full step
 INPUT_AT_FULL = "signal.input_at_full"  # TransformationRate: the latent input of the last full step
 
@@ -75,8 +78,8 @@ class Measure:
         """The signal of a call, before the decision (None: nothing to compare with yet)."""
         return None
 
-    def after_full(self, plan: CachePlan, values: dict, state: ContextState) -> float | None:
-        """After a full step ran, before its state is stored: a signal measured at that step, if any."""
+    def after(self, plan: CachePlan, kind: VariantKind, values: dict, state: ContextState) -> float | None:
+        """After a call ran ``kind``, before its state is stored: a signal measured by that call, if any."""
         return None
 
 
@@ -96,8 +99,18 @@ class FullStepChange(Measure):
     def full_outputs(self, plan):
         return tuple((name, value, base) for name, (value, base) in zip(plan.signal_names, plan.probe.values))
 
-    def after_full(self, plan, values, state):
-        return _change(plan, values, state)
+    def after(self, plan, kind, values, state):
+        return _change(plan, values, state) if kind is VariantKind.FULL else None
+
+
+class Verification(Measure):
+    at = VariantKind.VERIFY
+
+    def state(self, plan):
+        return []
+
+    def after(self, plan, kind, values, state):
+        return float(values[VERIFY_ERROR]) if kind is VariantKind.VERIFY else None
 
 
 class TransformationRate(Measure):
@@ -122,7 +135,9 @@ class TransformationRate(Measure):
         (now,) = (values[name] for name in plan.signal_names)
         return rate * float((now - ref).abs().sum()) / max(norm, 1e-30)
 
-    def after_full(self, plan, values, state):
+    def after(self, plan, kind, values, state):
+        if kind is not VariantKind.FULL:
+            return None
         (now,) = (values[name] for name in plan.signal_names)
         output, tensors = values[OUTPUT], state.tensors
         if OUTPUT in tensors:  # one read: the output's and the input's change since the last full step, the norm
@@ -142,4 +157,5 @@ MEASURES: dict[Signal, Measure] = {
     Signal.MODULATED_INPUT: ProbeChange(),
     Signal.BLOCK_RESIDUAL: FullStepChange(),
     Signal.MODEL_INPUT: TransformationRate(),
+    Signal.VERIFICATION: Verification(),
 }

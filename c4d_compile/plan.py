@@ -98,10 +98,10 @@ class CachePlan:
         to compare with yet (the first call of a context)."""
         return self.signal_measure.before(self, values, state)
 
-    def measure_full(self, values: dict, state) -> float | None:
-        """After a full call ran, before it stores its state: a signal measured at that step (AdaCache's
-        distance), or None; EasyCache updates its rate here."""
-        return self.signal_measure.after_full(self, values, state)
+    def measure_after(self, kind: VariantKind, values: dict, state) -> float | None:
+        """After a call ran ``kind``, before it stores its state: a signal that call measured (AdaCache's
+        distance at a full step, SpeCa's error at a verified draft), or None; EasyCache updates its rate here."""
+        return self.signal_measure.after(self, kind, values, state)
 
     @property
     def state(self) -> tuple[StateTensor, ...]:
@@ -240,10 +240,27 @@ def _against_input(gm: fx.GraphModule, features: list[CachedFeature], probe: Pro
             for f in features]
 
 
+def _verified(gm: fx.GraphModule, analysis: GraphAnalysis, policy: Policy,
+              features: list[CachedFeature]) -> ProbeSite:
+    """SpeCa checks a draft on the last block: the cached features computed inside it (its branches)."""
+    if policy.region is not Region.BRANCH:
+        raise ConfigError(f"a speculative schedule verifies the forecast of the last block's branches: use it with "
+                          f"region='branch' (speca), not {policy.region.value!r}")
+    last = analysis.stack.blocks[-1]
+    inside = {n.name for n in list(gm.graph.nodes)[last.start : last.end + 1]}
+    values = tuple((f.name, None) for f in features if f.name in inside)
+    if not values:
+        raise NotCacheableError(f"nothing cached in the last block {last.name}: no forecast to verify")
+    return ProbeSite(values, frozenset(), None, f"the forecast of {last.name}'s cached branches, checked by verified "
+                                                 f"drafts: {[v for v, _ in values]}")
+
+
 def make_plan(gm: fx.GraphModule, analysis: GraphAnalysis, policy: Policy) -> CachePlan:
     features = REGION_FEATURES[policy.region](analysis)
     probe = None
-    if getattr(policy.schedule, "signal", None) is not None:  # a signal-driven schedule measures a probe
+    if getattr(policy.schedule, "signal", None) is Signal.VERIFICATION:  # the cached features it checks
+        probe = _verified(gm, analysis, policy, features)
+    elif getattr(policy.schedule, "signal", None) is not None:  # a signal-driven schedule measures a probe
         probe = find_probe(gm, analysis, policy.schedule)
         if MEASURES[policy.schedule.signal].at is VariantKind.PROBE:
             features = _after_probe(gm, analysis, policy, probe, features)
@@ -266,6 +283,7 @@ def make_plan(gm: fx.GraphModule, analysis: GraphAnalysis, policy: Policy) -> Ca
         if plan.decided_on_device:
             _check_device_decision(policy, plan)
         decide = (VariantKind.DECIDE,) if plan.decided_on_device else ()
-        plan = dataclasses.replace(plan, variant_kinds=(*plan.prelude, *plan.variant_kinds, *decide))
+        verify = (VariantKind.VERIFY,) if plan.signal_measure.at is VariantKind.VERIFY else ()
+        plan = dataclasses.replace(plan, variant_kinds=(*plan.prelude, *plan.variant_kinds, *verify, *decide))
     policy.schedule.check_plan(plan.fingerprint)
     return plan

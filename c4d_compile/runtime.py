@@ -148,9 +148,9 @@ class Runtime:
         variant = self.variants[kind]
         outs = self._run(variant, args, state, values, info, key, clock)
         n = variant.num_outputs
-        at_full = None  # a signal measured by the full step itself (AdaCache), read before its state is stored
-        if kind is VariantKind.FULL and self.plan.probe is not None:
-            at_full = self.plan.measure_full(values, state)
+        after = None  # a signal this call's variant measured (AdaCache, SpeCa), read before its state is stored
+        if self.plan.probe is not None:
+            after = self.plan.measure_after(kind, values, state)
         for done in (*ran, kind):
             self._commit(done, state, values)
         label = backend.context_label(model, tick.context)
@@ -166,14 +166,14 @@ class Runtime:
             state.full_keys.append(key)
             if len(state.full_steps) > self._kept:
                 del state.full_steps[0], state.full_keys[0]
-            if at_full is not None:
-                measured = at_full
+        if after is not None:
+            measured = after
         backend.recorder.record(clock.generation, label, step, kind.value, kind is VariantKind.FULL, self.flops[kind],
                                 self.flops[VariantKind.FULL], measured)
         if kind is VariantKind.FULL:
             signals.clear()
-            if at_full is not None:
-                signals.append(at_full)
+        if after is not None:
+            signals.append(after)
         return outs[:n] if len(outs) != n else outs
 
     def _run(self, variant: LoweredVariant, args, state: ContextState, values: dict, info: StepInfo, key: tuple,

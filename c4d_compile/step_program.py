@@ -22,6 +22,7 @@ class VariantKind(str, enum.Enum):
     FULL = "full"  # the original graph; writes the newest value of every cached feature
     CACHED = "cached"  # every cached feature forecast from its history; the work only it fed is gone
     PROBE = "probe"  # the cheapest prefix that yields a decision signal; FULL / CACHED continue from its values
+    VERIFY = "verify"  # a CACHED step that also computes the last block on its draft and measures the error (SpeCa)
     DECIDE = "decide"  # the probe, the decision and both continuations in one graph (torch.cond): the device decides
 
 

@@ -176,3 +176,12 @@ def test_a_model_input_signal_needs_the_output_region():
         loop(torch.compile(spec.build(), backend=backend, fullgraph=True), spec, 2)
     inner = getattr(err.value, "inner_exception", err.value)
     assert isinstance(inner, ConfigError) and "region='output'" in str(inner)
+
+
+def test_a_speculative_schedule_verifies_branches_only():
+    spec = get_tiny_model("flux")
+    backend = c4d_backend("speca", lowering="eager", region="stack")
+    with pytest.raises(Exception) as err:
+        loop(torch.compile(spec.build(), backend=backend, fullgraph=True), spec, 2)
+    inner = getattr(err.value, "inner_exception", err.value)
+    assert isinstance(inner, ConfigError) and "region='branch'" in str(inner)

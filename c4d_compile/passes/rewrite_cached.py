@@ -26,7 +26,20 @@ from .variants import WEIGHTS, Variant, add_named_inputs, model_outputs
 
 
 def build_cached(gm: fx.GraphModule, plan: CachePlan) -> Variant:
+    graph, inputs, _ = forecast_graph(gm, plan)
+    eliminate_dead_code(graph)
+    graph.lint()
+    _, outputs = model_outputs(graph)
+    variant_gm = fx.GraphModule(gm, graph, class_name="C4DCached")
+    return Variant(VariantKind.CACHED, variant_gm, len(outputs), tuple(inputs), ())
+
+
+def forecast_graph(gm: fx.GraphModule, plan: CachePlan) -> tuple[fx.Graph, list[str], dict[str, tuple]]:
+    """A copy of the graph where every use of a cached feature reads its forecast instead; its named inputs;
+    per feature, (the original value, its forecast), both still in the graph (the value until dead-code
+    elimination)."""
     graph = copy.deepcopy(gm.graph)
+    forecasts = {}
     histories = [history_names(f, plan.num_slots) for f in plan.features]
     inputs = [name for names in histories for name in names] + [WEIGHTS]
     placeholders = add_named_inputs(graph, inputs)
@@ -46,8 +59,5 @@ def build_cached(gm: fx.GraphModule, plan: CachePlan) -> Variant:
             forecast = forecast.to(feature.dtype)
         for user in users:
             user.replace_input_with(node, forecast.node)
-    eliminate_dead_code(graph)
-    graph.lint()
-    _, outputs = model_outputs(graph)
-    variant_gm = fx.GraphModule(gm, graph, class_name="C4DCached")
-    return Variant(VariantKind.CACHED, variant_gm, len(outputs), tuple(inputs), ())
+        forecasts[feature.name] = (node, forecast.node)
+    return graph, inputs, forecasts

@@ -1,7 +1,7 @@
 """Adaptive presets: a signal decides each step. TeaCache, FBCache, DBCache, CustomCache and EasyCache
 measure it with a PROBE on every call (schedules/signal.py); AdaCache measures it at full steps
-(schedules/codebook.py); MagCache reads ratios recorded once on the model (schedules/magnitude.py),
-so it decides before the call.
+(schedules/codebook.py), SpeCa on verified drafts (schedules/speculative.py); MagCache reads ratios
+recorded once on the model (schedules/magnitude.py), so it decides before the call.
 
 ``threshold`` is the option of every one of them (0: always compute); any forecaster of the library
 combines with them (``customcache`` is TeaCache's decision with a Taylor forecast).
@@ -13,7 +13,7 @@ from types import MappingProxyType
 from ..config import Policy, Region
 from ..forecasters import Reuse, Taylor
 from ..registry import register
-from ..schedules import CodebookSchedule, MagnitudeSchedule, SignalSchedule
+from ..schedules import CodebookSchedule, MagnitudeSchedule, SignalSchedule, SpeculativeSchedule
 
 FBCACHE = register(
     Policy(
@@ -117,5 +117,19 @@ ADACACHE = register(
                     "change; the stack residual is reused",
         source="AdaCache, arXiv 2411.02397 (AdaCache-DiT/AdaCache Open-Sora 100-step codebook; lightx2v Wan2.1 "
                "stack-residual variant)",
+    )
+)
+
+SPECA = register(
+    Policy(
+        name="speca",
+        region=Region.BRANCH,
+        forecaster=Taylor(order=2),
+        schedule=SpeculativeSchedule(),
+        paper=MappingProxyType({"schedule": SpeculativeSchedule()}),
+        description="Taylor drafts of every branch, verified on the last block; a rejected draft makes the next "
+                    "step full",
+        source="SpeCa, arXiv 2509.11628 (Shenyi-Z/Cache4Diffusion speca-flux: order 2, warm-up 3, tau0 7, beta 0.3, "
+               "tau_min 0.1, 2 to 8 drafts)",
     )
 )

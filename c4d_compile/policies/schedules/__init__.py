@@ -9,16 +9,17 @@ from .interval import IntervalSchedule
 from .magnitude import MagnitudeSchedule, RatiosMissingError, read_ratios, write_ratios
 from .placement import spread_evenly
 from .signal import Decision, Reference, Signal, SignalSchedule, read_rescale, write_rescale
+from .speculative import SpeculativeSchedule
 from .spread import SpreadSchedule
 
 # Kinds a flat override can select by its fields, in the order of preference when several own them.
 SCHEDULE_KINDS = (SpreadSchedule, IntervalSchedule, BudgetSchedule, ExplicitSchedule, SignalSchedule,
-                  MagnitudeSchedule, CodebookSchedule)
+                  MagnitudeSchedule, CodebookSchedule, SpeculativeSchedule)
 
 __all__ = [
     "SCHEDULE_KINDS", "BudgetSchedule", "CalibratedSchedule", "CalibrationFileError", "CodebookSchedule",
     "Decision", "ExplicitSchedule", "IntervalSchedule", "MagnitudeSchedule", "MissingStepCountError",
-    "RatiosMissingError", "Reference", "Schedule", "ScheduleBase", "Signal", "SignalSchedule", "SpreadSchedule",
-    "StepSetSchedule", "read_calibration", "read_ratios", "read_rescale", "spread_evenly", "write_calibration",
-    "write_ratios", "write_rescale",
+    "RatiosMissingError", "Reference", "Schedule", "ScheduleBase", "Signal", "SignalSchedule",
+    "SpeculativeSchedule", "SpreadSchedule", "StepSetSchedule", "read_calibration", "read_ratios", "read_rescale",
+    "spread_evenly", "write_calibration", "write_ratios", "write_rescale",
 ]

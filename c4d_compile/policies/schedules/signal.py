@@ -68,6 +68,7 @@ class Signal(str, enum.Enum):
     MODULATED_INPUT = "modulated-input"  # the first block's modulated input (TeaCache)
     MODEL_INPUT = "model-input"  # the latent input, against the output's rate of change (EasyCache)
     BLOCK_RESIDUAL = "block-residual"  # one block's residual, measured at full steps (AdaCache)
+    VERIFICATION = "verification"  # the forecast's error on the last block, measured by verified drafts (SpeCa)
 
 
 PER_CALL = (Signal.FIRST_BLOCKS, Signal.MODULATED_INPUT, Signal.MODEL_INPUT)  # a PROBE measures them every call

@@ -39,7 +39,7 @@ class SpeculativeSchedule(ScheduleBase):
     signal: ClassVar[Signal] = Signal.VERIFICATION
 
     def __post_init__(self) -> None:
-        check_number("threshold", self.threshold, 0, note="tau0 of the decaying acceptance threshold; 0: always compute")
+        check_number("threshold", self.threshold, 0, note="tau0 of the decaying acceptance threshold; 0: full")
         check_number("decay", self.decay, 0, 1, note="beta: tau(s) = threshold * decay^(s/T)")
         check_number("min_threshold", self.min_threshold, 0)
         check_int("warmup", self.warmup, 1)
