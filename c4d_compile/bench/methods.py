@@ -91,8 +91,10 @@ class Uncached:
 
 
 def _trace(backend) -> dict:
+    """Every call's decision and signal; a per-call signal rule's settings (the others plot their raw signal)."""
     schedule = backend.policy.schedule
-    return {"threshold": schedule.threshold, "accumulate": schedule.accumulate, "rescale": list(schedule.rescale),
+    rule = {"accumulate": schedule.accumulate, "rescale": list(schedule.rescale)} if hasattr(schedule, "score") else {}
+    return {"threshold": schedule.threshold, **rule,
             "contexts": {name: {"kinds": list(ctx.kinds), "signals": list(ctx.signals)}
                          for name, ctx in backend.stats().last.contexts.items()}}
 

@@ -119,9 +119,12 @@ def plot_pareto(result: BenchResult, path: Path) -> None:
 
 def decision_scores(trace: dict) -> list[list[float | None]]:
     """Per context, what was compared with the threshold at each call: the schedule's own score of the
-    signals since the last full call (rescaled, summed when the rule accumulates)."""
+    signals since the last full call (rescaled, summed when the rule accumulates). Rules that measure after
+    a call (AdaCache's distance, SpeCa's error) give their raw signal."""
     from ..policies.schedules import SignalSchedule
 
+    if "accumulate" not in trace:
+        return [list(ctx["signals"] or [None] * len(ctx["kinds"])) for ctx in trace["contexts"].values()]
     rule = SignalSchedule(threshold=trace["threshold"], accumulate=trace["accumulate"],
                           rescale=tuple(trace["rescale"]))
     out = []

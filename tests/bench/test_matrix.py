@@ -165,3 +165,10 @@ def test_a_signal_row_keeps_its_trace_and_the_plot_shows_what_the_threshold_saw(
     assert all(r.trace is None for r in result.rows if r.family != "c4d")
     assert not plot_signals(bench_model("dit", [], steps=4, repeats=1, per_class=1, lowering="eager",
                                         progress=False), tmp_path / "none.png")
+
+
+def test_rules_measured_after_a_call_plot_their_raw_signal():
+    from c4d_compile.bench.report import decision_scores
+
+    trace = {"threshold": 1.0, "contexts": {"cond": {"kinds": ["full", "full", "cached"], "signals": [None, 0.2, None]}}}
+    assert decision_scores(trace) == [[None, 0.2, None]]
