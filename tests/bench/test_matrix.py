@@ -170,5 +170,6 @@ def test_a_signal_row_keeps_its_trace_and_the_plot_shows_what_the_threshold_saw(
 def test_rules_measured_after_a_call_plot_their_raw_signal():
     from c4d_compile.bench.report import decision_scores
 
-    trace = {"threshold": 1.0, "contexts": {"cond": {"kinds": ["full", "full", "cached"], "signals": [None, 0.2, None]}}}
+    context = {"kinds": ["full", "full", "cached"], "signals": [None, 0.2, None]}
+    trace = {"threshold": 1.0, "contexts": {"cond": context}}
     assert decision_scores(trace) == [[None, 0.2, None]]
