@@ -185,3 +185,27 @@ def test_a_speculative_schedule_verifies_branches_only():
         loop(torch.compile(spec.build(), backend=backend, fullgraph=True), spec, 2)
     inner = getattr(err.value, "inner_exception", err.value)
     assert isinstance(inner, ConfigError) and "region='branch'" in str(inner)
+
+
+@pytest.mark.parametrize("preset,options", [("easycache", {"threshold": 0.2, "warmup": 2}),
+                                            ("adacache", {"threshold": 3.0}), ("speca", {"threshold": 0.5})])
+def test_fifty_steps_and_a_second_generation_compile_one_graph(preset, options):
+    spec = get_tiny_model("flux")
+    backend = c4d_backend(preset, lowering="eager", num_steps=50, **options)
+    call = torch.compile(spec.build(), backend=backend, fullgraph=True)
+    loop(call, spec, 50)
+    loop(call, spec, 50, spec.make_inputs(seed=1))
+    assert backend._graphs == 1
+    stats = backend.stats()
+    assert stats.steps == 100 and 0 < stats.cached_steps < 100
+
+
+@pytest.mark.parametrize("model", ["wan", "qwenimage"])
+def test_speca_at_threshold_zero_computes_every_step_exactly(model):
+    spec = get_tiny_model(model)
+    module = spec.build()
+    want = loop(module, spec, 6)
+    backend = c4d_backend("speca", lowering="eager", threshold=0.0, num_steps=6)
+    got = loop(torch.compile(module, backend=backend, fullgraph=True), spec, 6)
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+    assert backend.stats().last.contexts["branch0"].kinds == ["full"] * 6
