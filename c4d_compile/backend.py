@@ -23,6 +23,7 @@ from .contexts import call_context, new_generation
 from .errors import C4DError, ConfigError, InvalidValueError, NotCacheableError, UnknownOptionError
 from .flops import LazyFlops
 from .passes.analyze import GraphAnalysis, analyze
+from .passes.check_collectives import check_collectives, is_parallel, sum_over_ranks
 from .passes.graph_utils import example_value, is_parameter_input, tensor_meta, user_inputs
 from .passes.variants import FORCE, WEIGHTS, RewriteResult, Variant, build_variants
 from .plan import CachePlan, history_names, make_plan
@@ -135,11 +136,17 @@ class C4DBackend:
         rewrite, failed = self._stage("rewrite", build_variants, gm, plan)
         if failed:
             return self._give_up(gm, example_inputs, failed)
+        # every rank must skip the same collectives at the same steps: the same variants and the same policy
+        sequences, failed = self._stage("collectives", check_collectives, rewrite.variants, repr(self.policy))
+        if failed:
+            return self._give_up(gm, example_inputs, failed)
         self.rewrite = rewrite
         lowered, failed = self._stage("lowering", self._lower_all, rewrite, plan, gm, example_inputs)
         if failed:
             return self._give_up(gm, example_inputs, failed)
         runtime = Runtime(self, self.policy, plan, lowered, _signature(gm, analysis))
+        if is_parallel(sequences):  # every rank decides from the signal of all the tokens
+            runtime.reduce = sum_over_ranks
         self.runtimes.append(runtime)
         for name in analysis.stack.lists:
             self._lists_seen.setdefault(name, []).append(runtime)

@@ -47,12 +47,22 @@ def relative_l1(values, references):
     return num / den.clamp_min(1e-30)
 
 
-def _change(plan: CachePlan, values: dict, state: ContextState) -> float | None:
-    """The probed values against their references; None before the first reference."""
+def _ratio(num: torch.Tensor, den: torch.Tensor, reduce) -> float:
+    """``num / den`` read on the host; under context parallelism both sums are first added over the ranks
+    (``reduce``), so every rank divides the same totals and takes the same decision."""
+    if reduce is not None:
+        num, den = reduce(torch.stack([num, den]))
+    return float(num / den.clamp_min(1e-30))
+
+
+def _change(plan: CachePlan, values: dict, state: ContextState, reduce) -> float | None:
+    """The probed values against their references (relative L1); None before the first reference."""
     refs = [state.tensors.get(name) for name in plan.reference_names]
     if any(ref is None for ref in refs):
         return None
-    return float(relative_l1([values[name] for name in plan.signal_names], refs))
+    nows = [values[name] for name in plan.signal_names]
+    num = sum((now - ref).abs().sum() for now, ref in zip(nows, refs))
+    return _ratio(num, sum(ref.abs().sum() for ref in refs), reduce)
 
 
 class Measure:
@@ -74,11 +84,13 @@ class Measure:
                             read_by=decide, source=name)
                 for shape, name, ref in zip(plan.probe_shapes, plan.signal_names, plan.reference_names)]
 
-    def before(self, plan: CachePlan, values: dict, state: ContextState) -> float | None:
-        """The signal of a call, before the decision (None: nothing to compare with yet)."""
+    def before(self, plan: CachePlan, values: dict, state: ContextState, reduce=None) -> float | None:
+        """The signal of a call, before the decision (None: nothing to compare with yet). ``reduce`` sums a
+        tensor over the ranks of a context-parallel group (None: one process)."""
         return None
 
-    def after(self, plan: CachePlan, kind: VariantKind, values: dict, state: ContextState) -> float | None:
+    def after(self, plan: CachePlan, kind: VariantKind, values: dict, state: ContextState,
+              reduce=None) -> float | None:
         """After a call ran ``kind``, before its state is stored: a signal measured by that call, if any."""
         return None
 
@@ -89,8 +101,8 @@ class ProbeChange(Measure):
     def reference_writer(self, plan: CachePlan) -> VariantKind:
         return VariantKind.PROBE if plan.signal_rule.reference is Reference.PREVIOUS else VariantKind.FULL
 
-    def before(self, plan, values, state):
-        return _change(plan, values, state)
+    def before(self, plan, values, state, reduce=None):
+        return _change(plan, values, state, reduce)
 
 
 class FullStepChange(Measure):
@@ -99,8 +111,8 @@ class FullStepChange(Measure):
     def full_outputs(self, plan):
         return tuple((name, value, base) for name, (value, base) in zip(plan.signal_names, plan.probe.values))
 
-    def after(self, plan, kind, values, state):
-        return _change(plan, values, state) if kind is VariantKind.FULL else None
+    def after(self, plan, kind, values, state, reduce=None):
+        return _change(plan, values, state, reduce) if kind is VariantKind.FULL else None
 
 
 class Verification(Measure):
@@ -109,8 +121,11 @@ class Verification(Measure):
     def state(self, plan):
         return []
 
-    def after(self, plan, kind, values, state):
-        return float(values[VERIFY_ERROR]) if kind is VariantKind.VERIFY else None
+    def after(self, plan, kind, values, state, reduce=None):
+        if kind is not VariantKind.VERIFY:
+            return None
+        total, count = values[VERIFY_ERROR]  # the sum of the elementwise errors and their count
+        return _ratio(total, count, reduce)
 
 
 class TransformationRate(Measure):
@@ -127,7 +142,8 @@ class TransformationRate(Measure):
                 StateTensor(INPUT_AT_FULL, shape, torch.float32, "signal", (VariantKind.FULL,), (), source=name),
                 StateTensor(OUTPUT, output_shape, torch.float32, "signal", (VariantKind.FULL,), ())]
 
-    def before(self, plan, values, state):
+    # the latent input and the gathered output are the same on every rank: nothing to reduce
+    def before(self, plan, values, state, reduce=None):
         (ref,) = (state.tensors.get(name) for name in plan.reference_names)
         rate, norm = state.scalars.get("rate"), state.scalars.get("output_norm")
         if ref is None or rate is None:
@@ -135,7 +151,7 @@ class TransformationRate(Measure):
         (now,) = (values[name] for name in plan.signal_names)
         return rate * float((now - ref).abs().sum()) / max(norm, 1e-30)
 
-    def after(self, plan, kind, values, state):
+    def after(self, plan, kind, values, state, reduce=None):
         if kind is not VariantKind.FULL:
             return None
         (now,) = (values[name] for name in plan.signal_names)

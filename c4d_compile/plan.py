@@ -93,15 +93,15 @@ class CachePlan:
     def reference_names(self) -> tuple[str, ...]:
         return tuple(f"signal.ref.{i}" for i in range(len(self.probe_shapes)))
 
-    def measure(self, values: dict, state) -> float | None:
+    def measure(self, values: dict, state, reduce=None) -> float | None:
         """The signal of a call from the PROBE's values: one host read per call. None when there is nothing
         to compare with yet (the first call of a context)."""
-        return self.signal_measure.before(self, values, state)
+        return self.signal_measure.before(self, values, state, reduce)
 
-    def measure_after(self, kind: VariantKind, values: dict, state) -> float | None:
+    def measure_after(self, kind: VariantKind, values: dict, state, reduce=None) -> float | None:
         """After a call ran ``kind``, before it stores its state: a signal that call measured (AdaCache's
         distance at a full step, SpeCa's error at a verified draft), or None; EasyCache updates its rate here."""
-        return self.signal_measure.after(self, kind, values, state)
+        return self.signal_measure.after(self, kind, values, state, reduce)
 
     @property
     def state(self) -> tuple[StateTensor, ...]:

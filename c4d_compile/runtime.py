@@ -74,6 +74,7 @@ class Runtime:
         self.full = variants[VariantKind.FULL]
         self.signature = signature
         self.enabled = True
+        self.reduce = None  # context parallelism: sums a signal's tensor over the ranks (set by the backend)
         self.prelude = tuple(variants[kind] for kind in plan.prelude)  # run before the decision (the PROBE)
         # call values the others read: what the prelude outputs that is not state it writes
         self._produced = {name for v in self.prelude for name in v.outputs} - {e.name for e in plan.state}
@@ -140,7 +141,7 @@ class Runtime:
             for variant in self.prelude:
                 self._run(variant, args, state, values, info, key, clock)
             if self.prelude:
-                measured = self.plan.measure(values, state)  # the one extra host read of a probed call
+                measured = self.plan.measure(values, state, self.reduce)  # the one extra host read of the call
                 if measured is not None:
                     signals.append(measured)
             if kind is None:
@@ -150,7 +151,7 @@ class Runtime:
         n = variant.num_outputs
         after = None  # a signal this call's variant measured (AdaCache, SpeCa), read before its state is stored
         if self.plan.probe is not None:
-            after = self.plan.measure_after(kind, values, state)
+            after = self.plan.measure_after(kind, values, state, self.reduce)
         for done in (*ran, kind):
             self._commit(done, state, values)
         label = backend.context_label(model, tick.context)

@@ -1,10 +1,17 @@
-"""Dead-code elimination that also drops writes into dead scratch buffers.
+"""Dead-code elimination that also drops writes into dead scratch buffers and dead collectives.
 
 Why: FX keeps every ``setitem`` / in-place call as impure, so a rotary embedding written as
 ``out = empty_like(q); out[..., 0::2] = ...`` (Wan) keeps the q/k projections of every block alive in
 a CACHED variant that no longer reads ``out``. A write is dead when it targets a tensor this graph
 freshly allocated and nothing but other writes reads that tensor. Writes into inputs or into views
 of other values stay, because their effect is visible elsewhere.
+
+Likewise FX keeps every ``wait_tensor`` of a functional collective (context parallelism: Ulysses'
+all-to-all, the all-gathers), and through it the collective and every block that feeds it: a cached
+step of a context-parallel model would save nothing. A functional collective returns a new tensor
+and has no other effect, so a collective whose result only dead waits read is dead, and so are those
+waits. Skipping it is safe only if every rank skips it: the graphs are the same on every rank and so
+is this rule, and ``check_collectives`` compares what each variant keeps across ranks.
 """
 
 from __future__ import annotations
@@ -27,7 +34,25 @@ def _is_fresh(node: fx.Node) -> bool:
     )
 
 
+def is_collective(node: fx.Node) -> bool:
+    """A functional collective or its wait (``torch.ops._c10d_functional``)."""
+    if node.op != "call_function":
+        return False
+    target = node.target  # an OpOverloadPacket in Dynamo's graphs, an OpOverload after decomposition
+    return isinstance(target, (torch._ops.OpOverloadPacket, torch._ops.OpOverload)) and str(target).startswith(
+        "_c10d_functional.")
+
+
+def _dead_wait(node: fx.Node) -> bool:
+    """A wait whose collective's result is read by nothing but waits that nothing reads."""
+    if not (is_collective(node) and node.args and isinstance(node.args[0], fx.Node)):
+        return False
+    return all(is_collective(u) and not u.users for u in node.args[0].users)
+
+
 def _is_impure(node: fx.Node) -> bool:
+    if is_collective(node):  # a collective goes with its waits; a wait stays while its result is read
+        return "wait_tensor" in str(node.target) and not _dead_wait(node)
     if is_write(node) and node.args and isinstance(node.args[0], fx.Node):
         target = node.args[0]
         if _is_fresh(target) and all(u is node or (is_write(u) and u.args[0] is target) for u in target.users):

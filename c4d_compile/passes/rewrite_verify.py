@@ -8,8 +8,9 @@ one more output measures
 
     e = mean(|f - y| / (|y| + 1e-10))        over every element of the verified branches
 
-(the reference code's ``relative_l1``). Dead-code elimination then keeps exactly the last block's
-branch computations on top of the draft: one block of extra work per verified step.
+(the reference code's ``relative_l1``), as its sum and its count, which the host divides. Dead-code
+elimination then keeps exactly the last block's branch computations on top of the draft: one block of
+extra work per verified step.
 """
 
 from __future__ import annotations
@@ -34,7 +35,11 @@ def build_verify(gm: fx.GraphModule, plan: CachePlan) -> Variant:
         for name, _ in plan.probe.values:
             true, forecast = (fx.Proxy(n, tracer).float() for n in forecasts[name])
             errors.append(((forecast - true).abs() / (true.abs() + 1e-10)).flatten())
-        error = fx.Proxy(graph.call_function(torch.cat, ([e.node for e in errors],)), tracer).mean()
+        flat = fx.Proxy(graph.call_function(torch.cat, ([e.node for e in errors],)), tracer)
+        # the sum and the count, not the mean: under context parallelism each rank holds a shard of the tokens,
+        # and the host adds both over the ranks before dividing
+        count = fx.Proxy(graph.call_function(torch.ones_like, (flat.node,)), tracer).sum()
+        error = fx.Proxy(graph.call_function(torch.stack, ([flat.sum().node, count.node],)), tracer)
     out.args = (tuple(outputs) + (error.node,),)
     eliminate_dead_code(graph)
     graph.lint()

@@ -1,0 +1,46 @@
+"""Dead-code elimination of functional collectives: a collective whose result nothing reads goes with its
+wait; a wait stays while the collective's result is read, and so does a collective whose wait is read."""
+
+import torch
+import torch.fx as fx
+
+from c4d_compile.passes.dead_code import eliminate_dead_code
+
+GATHER = torch.ops._c10d_functional.all_gather_into_tensor
+WAIT = torch.ops._c10d_functional.wait_tensor
+
+
+def _graph(read: str) -> fx.Graph:
+    """x -> all_gather -> wait; the output reads x, the wait, or the collective's result directly."""
+    graph = fx.Graph()
+    x = graph.placeholder("x")
+    gathered = graph.call_function(GATHER, (x, 2, "0"))
+    waited = graph.call_function(WAIT, (gathered,))
+    graph.output({"x": x, "wait": waited, "result": gathered}[read])
+    return graph
+
+
+def _collectives(graph: fx.Graph) -> list[str]:
+    return [str(n.target) for n in graph.nodes if n.op == "call_function"]
+
+
+def test_a_collective_nothing_reads_goes_with_its_wait():
+    graph = _graph("x")
+    assert eliminate_dead_code(graph)
+    assert _collectives(graph) == []
+
+
+def test_a_read_collective_keeps_its_wait():
+    for read in ("wait", "result"):  # through the wait, or the result after waiting on it in place
+        graph = _graph(read)
+        eliminate_dead_code(graph)
+        assert _collectives(graph) == ["_c10d_functional.all_gather_into_tensor", "_c10d_functional.wait_tensor"]
+
+
+def test_a_plain_graph_is_left_alone():
+    graph = fx.Graph()
+    x = graph.placeholder("x")
+    y = graph.call_function(torch.relu, (x,))
+    graph.output(y)
+    assert not eliminate_dead_code(graph)
+    assert [n.target for n in graph.nodes if n.op == "call_function"] == [torch.relu]

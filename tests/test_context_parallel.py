@@ -1,0 +1,104 @@
+"""Caching under diffusers' context parallelism (Ulysses all-to-all), 2 CPU ranks with gloo: a cached step
+skips the blocks' collectives on every rank alike, the ranks agree bit for bit, the cache matches the
+single-process one, and ranks whose variants would run different collectives are refused, never hung."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from support.ranks import run_ranks
+from support.sampling import loop
+
+from c4d_compile import c4d_backend
+from c4d_compile.passes.check_collectives import collective_sequence
+from c4d_compile.zoo.context_parallel import enable_cpu_context_parallel
+from c4d_compile.zoo.tiny_diffusers import get_tiny_model
+
+STEPS = 8
+
+
+def _generations(rank, world, out, runs):
+    """Per run (preset, options; None: no c4d), the predictions of an 8-step loop on tiny Flux under Ulysses CP."""
+    spec = get_tiny_model("flux")
+    model = spec.build()
+    enable_cpu_context_parallel(model, world)
+    results = []
+    for preset, options in runs:
+        torch._dynamo.reset()
+        if preset is None:
+            results.append({"outs": loop(model, spec, STEPS)})
+            continue
+        backend = c4d_backend(preset, lowering="eager", num_steps=STEPS, **options)
+        outs = loop(torch.compile(model, backend=backend, fullgraph=True), spec, STEPS)
+        variants = backend.rewrite.variants
+        blocks = [range(b.start, b.end + 1) for b in backend.analysis.stack.blocks]
+        nodes = list(variants["full"].gm.graph.nodes)
+        outside = {n.name for i, n in enumerate(nodes) if not any(i in r for r in blocks)}
+        cached_collectives = [n.name for n in variants["cached"].gm.graph.nodes if "c10d" in str(n.target)]
+        context = backend.stats().last.contexts["branch0"]
+        results.append({"outs": outs, "kinds": context.kinds, "signals": context.signals,
+                        "ideal": backend.stats().ideal_speedup,
+                        "sequences": {k.value: collective_sequence(v.gm) for k, v in variants.items()},
+                        "cached_outside": all(name in outside for name in cached_collectives)})
+    torch.save(results, out / f"rank{rank}.pt")
+
+
+def test_two_ranks_cache_alike_and_like_one_process(tmp_path):
+    runs = [(None, {}), ("taylorseer", {"interval": 1}), ("taylorseer", {}), ("fbcache", {"threshold": 0.6}),
+            ("speca", {"threshold": 0.5, "warmup": 2})]
+    ranks = run_ranks(_generations, 2, tmp_path, runs)
+    (plain, every, cached, *signal_driven), other = ranks[0], ranks[1]
+    assert all(torch.equal(a, b) for a, b in zip(every["outs"], plain["outs"]))  # interval 1: bit-exact with CP
+    for mine, theirs in zip(ranks[0], other):  # every rank holds the gathered output, bit for bit the same
+        assert all(torch.equal(a, b) for a, b in zip(mine["outs"], theirs["outs"]))
+    assert "cached" in cached["kinds"]
+
+    spec = get_tiny_model("flux")  # the same policy in one process
+    backend = c4d_backend("taylorseer", lowering="eager", num_steps=STEPS)
+    single = loop(torch.compile(spec.build(), backend=backend, fullgraph=True), spec, STEPS)
+    assert backend.stats().last.contexts["branch0"].kinds == cached["kinds"]
+    for a, b in zip(cached["outs"], single):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+    full, skipped = cached["sequences"]["full"], cached["sequences"]["cached"]
+    assert len(full) > 8 and any("all_to_all" in c for c in full)  # Ulysses exchanges tokens in every block
+    assert skipped and not any("all_to_all" in c for c in skipped)  # a cached step skips them on every rank
+    assert cached["cached_outside"]  # what stays is outside the blocks: the gather of the output
+    assert cached["ideal"] == pytest.approx(backend.stats().ideal_speedup, rel=0.1)
+
+    for mine, theirs in zip(signal_driven, other[3:]):  # each rank measures its shard; the sums are added first
+        assert mine["kinds"] == theirs["kinds"] and mine["signals"] == theirs["signals"]
+        assert len(set(mine["kinds"])) > 1, mine["signals"]  # the signal makes decisions either way
+    torch._dynamo.reset()  # summed over the ranks, the signal is the one of all the tokens: one process's
+    backend = c4d_backend("fbcache", lowering="eager", num_steps=STEPS, threshold=0.6)
+    loop(torch.compile(spec.build(), backend=backend, fullgraph=True), spec, STEPS)
+    single = backend.stats().last.contexts["branch0"]
+    assert single.kinds == signal_driven[0]["kinds"]
+    torch.testing.assert_close(torch.tensor(single.signals[1:]), torch.tensor(signal_driven[0]["signals"][1:]),
+                               rtol=1e-5, atol=0)
+
+
+def _mismatched(rank, world, out, policies):
+    """Each rank its own policy: other variants, or the same variants on other steps."""
+    spec = get_tiny_model("flux")
+    model = spec.build()
+    enable_cpu_context_parallel(model, world)
+    preset, options = policies[rank]
+    backend = c4d_backend(preset, lowering="eager", num_steps=4, **options)
+    try:
+        loop(torch.compile(model, backend=backend, fullgraph=True), spec, 4)
+        error = None
+    except Exception as err:  # Dynamo wraps what a backend raises
+        error = str(getattr(err, "inner_exception", err))
+    torch.save({"error": error}, out / f"rank{rank}.pt")
+
+
+@pytest.mark.parametrize("policies,says", [
+    ((("taylorseer", {}), ("taylorseer-lite", {})), "ranks [1] other collectives"),  # branches vs the output
+    ((("taylorseer", {"interval": 2}), ("taylorseer", {"interval": 3})), "ranks [1] run another policy"),
+])
+def test_ranks_that_would_skip_different_collectives_are_refused_not_hung(tmp_path, policies, says):
+    ranks = run_ranks(_mismatched, 2, tmp_path, policies, timeout=120)
+    for result in ranks:
+        assert result["error"] is not None and "would run different collectives" in result["error"]
+        assert says in result["error"]
