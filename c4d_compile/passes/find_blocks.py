@@ -94,6 +94,32 @@ def _data_dependent(gm: fx.GraphModule) -> set[fx.Node]:
     return data
 
 
+_SPLITS = {"chunk", "split", "tensor_split", "narrow"}
+
+
+def _after_entry_split(nodes: list[fx.Node], start: int, end: int, data: set[fx.Node]) -> int:
+    """Where the first block of a list starts once a split of its input on entry is left out.
+
+    Context parallelism (diffusers' ``_cp_plan``) shards the tokens in a pre-forward hook of the first
+    block: ``x.chunk(world, dim)[rank]`` runs under that block's module path. Counted in the block, its
+    input and output differ in length and the block pairs with no residual; the split belongs before
+    the stack. Only leading nodes go: splits of data tensors made before the block, and the items taken
+    from them."""
+    before = set(nodes[:start])
+    splits: set[fx.Node] = set()
+    pos = start
+    while pos < end:
+        node = nodes[pos]
+        target = getattr(node.target, "__name__", node.target)
+        source = node.all_input_nodes[0] if node.all_input_nodes else None
+        if target in _SPLITS and source in data and source in before:
+            splits.add(node)
+        elif not (target == "getitem" and source in splits):
+            break
+        pos += 1
+    return pos if splits else start
+
+
 def find_blocks(gm: fx.GraphModule) -> BlockStack:
     # A block is the longest run of its item's nodes. Shorter runs elsewhere are the model reusing
     # a block's submodule outside the block (DiT's epilogue calls block 0's embedding): glue.
@@ -108,6 +134,9 @@ def find_blocks(gm: fx.GraphModule) -> BlockStack:
     nodes = list(gm.graph.nodes)
     on_data = {name for (name, _), (start, end) in spans.items() if any(n in data for n in nodes[start : end + 1])}
     working &= on_data
+    for (name, idx), span in spans.items():
+        if idx == 0 and name in working:
+            span[0] = _after_entry_split(nodes, span[0], span[1], data)
     blocks = sorted(
         (Block(name, idx, s, e, matmuls[(name, idx)]) for (name, idx), (s, e) in spans.items() if name in working),
         key=lambda b: b.start,
