@@ -37,13 +37,19 @@ OUTPUT = "signal.output"  # TransformationRate: FULL's model output in float32, 
 INPUT_AT_FULL = "signal.input_at_full"  # TransformationRate: the latent input of the last full step
 
 
-def relative_l1(values, references):
-    """``sum |v - ref| / sum |ref|`` over all the values together: tensors on the host path, graph proxies
+def l1_sums(values, references):
+    """``(sum |v - ref|, sum |ref|)`` over all the values together: tensors on the host path, graph proxies
     in the DECIDE variant, one formula for both."""
     num = den = None
     for value, ref in zip(values, references):
         a, b = (value - ref).abs().sum(), ref.abs().sum()
         num, den = (a, b) if num is None else (num + a, den + b)
+    return num, den
+
+
+def relative_l1(values, references):
+    """``sum |v - ref| / sum |ref|``: the signal of a probe."""
+    num, den = l1_sums(values, references)
     return num / den.clamp_min(1e-30)
 
 
@@ -60,9 +66,7 @@ def _change(plan: CachePlan, values: dict, state: ContextState, reduce) -> float
     refs = [state.tensors.get(name) for name in plan.reference_names]
     if any(ref is None for ref in refs):
         return None
-    nows = [values[name] for name in plan.signal_names]
-    num = sum((now - ref).abs().sum() for now, ref in zip(nows, refs))
-    return _ratio(num, sum(ref.abs().sum() for ref in refs), reduce)
+    return _ratio(*l1_sums([values[name] for name in plan.signal_names], refs), reduce)
 
 
 class Measure:
