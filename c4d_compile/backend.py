@@ -144,9 +144,9 @@ class C4DBackend:
         lowered, failed = self._stage("lowering", self._lower_all, rewrite, plan, gm, example_inputs)
         if failed:
             return self._give_up(gm, example_inputs, failed)
-        runtime = Runtime(self, self.policy, plan, lowered, _signature(gm, analysis))
-        if is_parallel(sequences):  # every rank decides from the signal of all the tokens
-            runtime.reduce = sum_over_ranks
+        # under context parallelism every rank decides from the signal of all the tokens
+        reduce = sum_over_ranks if is_parallel(sequences) else None
+        runtime = Runtime(self, self.policy, plan, lowered, _signature(gm, analysis), reduce)
         self.runtimes.append(runtime)
         for name in analysis.stack.lists:
             self._lists_seen.setdefault(name, []).append(runtime)

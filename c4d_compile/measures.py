@@ -73,6 +73,7 @@ class Measure:
     """The base rule: the probed values are ``signal.i``, each with a reference ``signal.ref.i``."""
 
     at: ClassVar[VariantKind] = VariantKind.PROBE  # the variant whose outputs carry the probed values
+    measures_after: ClassVar[bool] = False  # ``after`` does something: the Runtime calls it after the variant
     on_device: ClassVar[bool] = False  # compiled into the DECIDE variant (decision='device')
 
     def reference_writer(self, plan: CachePlan) -> VariantKind:
@@ -111,6 +112,7 @@ class ProbeChange(Measure):
 
 class FullStepChange(Measure):
     at = VariantKind.FULL
+    measures_after = True
 
     def full_outputs(self, plan):
         return tuple((name, value, base) for name, (value, base) in zip(plan.signal_names, plan.probe.values))
@@ -121,6 +123,7 @@ class FullStepChange(Measure):
 
 class Verification(Measure):
     at = VariantKind.VERIFY
+    measures_after = True
 
     def state(self, plan):
         return []
@@ -133,6 +136,7 @@ class Verification(Measure):
 
 
 class TransformationRate(Measure):
+    measures_after = True  # the rate, after a full call
     def reference_writer(self, plan):
         return VariantKind.PROBE  # the previous call's input
 

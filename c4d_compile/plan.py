@@ -261,8 +261,9 @@ def make_plan(gm: fx.GraphModule, analysis: GraphAnalysis, policy: Policy) -> Ca
     if getattr(policy.schedule, "signal", None) is Signal.VERIFICATION:  # the cached features it checks
         probe = _verified(gm, analysis, policy, features)
     elif getattr(policy.schedule, "signal", None) is not None:  # a signal-driven schedule measures a probe
-        probe = find_probe(gm, analysis, policy.schedule)
-        if MEASURES[policy.schedule.signal].at is VariantKind.PROBE:
+        probed = MEASURES[policy.schedule.signal].at is VariantKind.PROBE  # else FULL measures it: no prefix
+        probe = find_probe(gm, analysis, policy.schedule, prefixed=probed)
+        if probed:
             features = _after_probe(gm, analysis, policy, probe, features)
         if policy.schedule.signal is Signal.MODEL_INPUT:
             features = _against_input(gm, features, probe)

@@ -66,7 +66,7 @@ class CallSignature:
 
 class Runtime:
     def __init__(self, backend: C4DBackend, policy: Policy, plan: CachePlan,
-                 variants: dict[VariantKind, LoweredVariant], signature: CallSignature):
+                 variants: dict[VariantKind, LoweredVariant], signature: CallSignature, reduce=None):
         self.backend = backend
         self.policy = policy
         self.plan = plan
@@ -74,7 +74,9 @@ class Runtime:
         self.full = variants[VariantKind.FULL]
         self.signature = signature
         self.enabled = True
-        self.reduce = None  # context parallelism: sums a signal's tensor over the ranks (set by the backend)
+        self.reduce = reduce  # context parallelism: sums a signal's tensor over the ranks
+        # a signal measured after the variant ran (AdaCache, SpeCa, EasyCache's rate): only then is it asked
+        self._after = plan.probe is not None and plan.signal_measure.measures_after
         self.prelude = tuple(variants[kind] for kind in plan.prelude)  # run before the decision (the PROBE)
         # call values the others read: what the prelude outputs that is not state it writes
         self._produced = {name for v in self.prelude for name in v.outputs} - {e.name for e in plan.state}
@@ -150,7 +152,7 @@ class Runtime:
         outs = self._run(variant, args, state, values, info, key, clock)
         n = variant.num_outputs
         after = None  # a signal this call's variant measured (AdaCache, SpeCa), read before its state is stored
-        if self.plan.probe is not None:
+        if self._after:
             after = self.plan.measure_after(kind, values, state, self.reduce)
         for done in (*ran, kind):
             self._commit(done, state, values)

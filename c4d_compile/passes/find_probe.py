@@ -87,10 +87,9 @@ def _closure(nodes: list[fx.Node], roots: set[fx.Node]) -> set[fx.Node]:
 
 
 def _first_blocks(gm: fx.GraphModule, analysis: GraphAnalysis, schedule: SignalSchedule):
-    nodes = list(gm.graph.nodes)
     latent = _latent_dependent(gm, analysis)
     blocks = analysis.stack.blocks
-    first = _first_latent_block(gm, analysis)
+    first = _first_latent_block(gm, analysis, latent)
     fn, bn = schedule.first_blocks, schedule.last_blocks
     after = first + fn - 1
     if after + 1 + bn >= len(blocks):
@@ -99,19 +98,26 @@ def _first_blocks(gm: fx.GraphModule, analysis: GraphAnalysis, schedule: SignalS
             f"blocks on the latent stream ({blocks[first].name} ... {blocks[-1].name}); choose first_blocks + "
             f"last_blocks <= {len(blocks) - first - 1}"
         )
-    pos = {n: i for i, n in enumerate(nodes)}
-    by_name = {n.name: n for n in nodes}
-    boundary = [by_name[v.name] for v in analysis.stream.boundaries[after] if by_name[v.name] in latent]
-    inputs = [by_name[v.name] for v in analysis.stream.inputs]
-    pairs = pair_residuals(boundary, inputs, pos, blocks[0].start)
-    if any(base is not None for _, base in pairs):
-        pairs = [(out, base) for out, base in pairs if base is not None]
-    values = tuple((out.name, base.name if base is not None else None) for out, base in pairs)
-    what = "residual of" if any(base for _, base in values) else "stream after"
+    values, what = _residuals(gm, analysis, latent, after, -1)
     return values, after, f"{what} the first {fn} block(s) to {blocks[after].name}: {[v for v, _ in values]}"
 
 
-def _modulated_input(gm: fx.GraphModule, analysis: GraphAnalysis):
+def _residuals(gm: fx.GraphModule, analysis: GraphAnalysis, latent: set[fx.Node], last: int, before: int):
+    """The latent stream after block ``last`` paired with the stream after block ``before`` (-1: the stack
+    inputs) it is a residual against; the values without a partner only when none has one."""
+    nodes = list(gm.graph.nodes)
+    pos = {n: i for i, n in enumerate(nodes)}
+    by_name = {n.name: n for n in nodes}
+    boundary = [by_name[v.name] for v in analysis.stream.boundaries[last] if by_name[v.name] in latent]
+    bases = analysis.stream.boundaries[before] if before >= 0 else analysis.stream.inputs
+    pairs = pair_residuals(boundary, [by_name[v.name] for v in bases], pos, analysis.stack.blocks[before + 1].start)
+    if any(base is not None for _, base in pairs):
+        pairs = [(out, base) for out, base in pairs if base is not None]
+    values = tuple((out.name, base.name if base is not None else None) for out, base in pairs)
+    return values, "residual of" if any(base for _, base in values) else "stream after"
+
+
+def _modulated_input(gm: fx.GraphModule, analysis: GraphAnalysis, schedule):
     nodes = list(gm.graph.nodes)
     latent = _latent_dependent(gm, analysis)
     for block in analysis.stack.blocks:
@@ -124,32 +130,22 @@ def _modulated_input(gm: fx.GraphModule, analysis: GraphAnalysis):
     raise NotCacheableError("no matrix product in the block stack reads the stream: no modulated input to probe")
 
 
-def _first_latent_block(gm: fx.GraphModule, analysis: GraphAnalysis) -> int:
+def _first_latent_block(gm: fx.GraphModule, analysis: GraphAnalysis, latent: set[fx.Node]) -> int:
     nodes = list(gm.graph.nodes)
-    latent = _latent_dependent(gm, analysis)
     return next(i for i, b in enumerate(analysis.stack.blocks) if any(n in latent for n in nodes[b.start : b.end + 1]))
 
 
 def _block_residual(gm: fx.GraphModule, analysis: GraphAnalysis, schedule):
-    nodes = list(gm.graph.nodes)
     latent = _latent_dependent(gm, analysis)
     blocks = analysis.stack.blocks
-    first = _first_latent_block(gm, analysis)
+    first = _first_latent_block(gm, analysis, latent)
     count = len(blocks) - first
     index = count // 2 if schedule.block is None else schedule.block
     if index >= count:
         raise ConfigError(f"block={index}: this model has {count} blocks on the latent stream ({blocks[first].name} "
                           f"... {blocks[-1].name}); choose 0 <= block < {count}")
     b = first + index
-    pos = {n: i for i, n in enumerate(nodes)}
-    by_name = {n.name: n for n in nodes}
-    after = [by_name[v.name] for v in analysis.stream.boundaries[b] if by_name[v.name] in latent]
-    before = analysis.stream.boundaries[b - 1] if b else analysis.stream.inputs
-    pairs = pair_residuals(after, [by_name[v.name] for v in before], pos, blocks[b].start)
-    if any(base is not None for _, base in pairs):
-        pairs = [(out, base) for out, base in pairs if base is not None]
-    values = tuple((out.name, base.name if base is not None else None) for out, base in pairs)
-    what = "residual of" if any(base for _, base in values) else "stream after"
+    values, what = _residuals(gm, analysis, latent, b, b - 1)
     return values, None, f"{what} block {blocks[b].name} (measured by full steps): {[v for v, _ in values]}"
 
 
@@ -178,15 +174,17 @@ def _model_input(gm: fx.GraphModule, analysis: GraphAnalysis, schedule):
 
 _FINDERS = {
     Signal.FIRST_BLOCKS: _first_blocks,
-    Signal.MODULATED_INPUT: lambda gm, analysis, schedule: _modulated_input(gm, analysis),
+    Signal.MODULATED_INPUT: _modulated_input,
     Signal.MODEL_INPUT: _model_input,
     Signal.BLOCK_RESIDUAL: _block_residual,
 }
 
 
-def find_probe(gm: fx.GraphModule, analysis: GraphAnalysis, schedule: SignalSchedule) -> ProbeSite:
+def find_probe(gm: fx.GraphModule, analysis: GraphAnalysis, schedule, prefixed: bool = True) -> ProbeSite:
+    """The probed values; with ``prefixed``, the prefix a PROBE variant runs to compute them (a signal that
+    FULL measures itself has none)."""
     values, after, description = _FINDERS[schedule.signal](gm, analysis, schedule)
-    if schedule.signal is Signal.BLOCK_RESIDUAL:  # FULL computes it: nothing runs before the decision
+    if not prefixed:
         return ProbeSite(values, frozenset(), after, description)
     by_name = {n.name: n for n in gm.graph.nodes}
     targets = [by_name[name] for pair in values for name in pair if name is not None]
