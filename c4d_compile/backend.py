@@ -26,7 +26,7 @@ from .passes.analyze import GraphAnalysis, analyze
 from .passes.check_collectives import check_collectives, is_parallel, sum_over_ranks
 from .passes.graph_utils import example_value, is_parameter_input, tensor_meta, user_inputs
 from .passes.variants import FORCE, WEIGHTS, RewriteResult, Variant, build_variants
-from .plan import CachePlan, history_names, make_plan
+from .plan import CachePlan, history_names, make_plan, token_index_name, token_noise_name
 from .policies import Policy, get_policy
 from .runtime import CallSignature, LoweredVariant, Runtime
 from .settings import Settings
@@ -64,7 +64,7 @@ class C4DBackend:
         self.states = StateTable()
         self.recorder = StatsRecorder()
         self.recorders: list = []  # called with every FULL step's feature values (calibration)
-        self.recorder.total.schedule = self.recorder.last.schedule = self.policy.schedule.describe()
+        self.recorder.total.schedule = self.recorder.last.schedule = self._schedule_described()
         self.analysis: GraphAnalysis | None = None
         self.plan: CachePlan | None = None
         self.rewrite: RewriteResult | None = None
@@ -131,6 +131,8 @@ class C4DBackend:
         if failed:
             return self._give_up(gm, example_inputs, failed)
         self.plan = plan
+        for note in plan.notes:
+            self._warn(note, f"c4d: {note}")
         self.recorder.total.planned_bytes_per_context = plan.state_bytes
         self._warn_coarsened(analysis)
         rewrite, failed = self._stage("rewrite", build_variants, gm, plan)
@@ -242,6 +244,12 @@ class C4DBackend:
             self._warn("coarse", f"c4d: {len(coarse)} block(s) are not provably 'stream + residual branches' and are "
                                  f"cached as whole-block residuals instead: {names}")
 
+    def _schedule_described(self) -> str:
+        described = self.policy.schedule.describe()
+        if self.policy.tokens is not None:
+            described += f"; partial calls: {self.policy.tokens.describe()}"
+        return described
+
     def context_label(self, model: object, context: str) -> str:
         """The context's name in stats; the second and later models a backend serves are told apart."""
         index = self._models.setdefault(model, len(self._models))
@@ -281,7 +289,7 @@ class C4DBackend:
             self.recorder = StatsRecorder()
             self.recorder.total.planned_bytes_per_context = planned
             self.recorder.total.coarse_blocks = coarse
-            self.recorder.total.schedule = self.recorder.last.schedule = self.policy.schedule.describe()
+            self.recorder.total.schedule = self.recorder.last.schedule = self._schedule_described()
 
     def cache_context(self, name: str, step_index: int | None = None, num_steps: int | None = None):
         """Calls inside use the cache of context ``name`` (e.g. "cond" / "uncond"); see ``contexts.py``."""
@@ -322,6 +330,9 @@ def _named_examples(variant: Variant, plan: CachePlan, gm: fx.GraphModule, examp
         return torch.empty_strided(meta.shape, meta.stride(), dtype=meta.dtype, device=where).zero_()
 
     examples = {WEIGHTS: torch.ones(plan.num_slots, device=device), FORCE: torch.tensor(False, device=device)}
+    for tokens, count in plan.token_rows:  # a partial call's rows (distinct, in range), or one draw per token
+        examples[token_index_name(tokens)] = torch.arange(count, device=device)
+        examples[token_noise_name(tokens)] = torch.rand(tokens, device=device)
     for feature in plan.features:  # a dynamic-shape graph: the symbolic example Dynamo recorded, for the history
         meta = tensor_meta(by_name[feature.name])
         if any(not isinstance(d, int) for d in meta.shape):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,9 +17,11 @@ from .measures import MEASURES, Measure
 from .passes.analyze import GraphAnalysis
 from .passes.find_probe import ProbeSite, find_probe
 from .passes.find_stream import StreamValue, pair_residuals
+from .passes.find_token_local import TokenLocality, TokenSpace
 from .passes.graph_utils import size_hint, tensor_meta
 from .policies.config import Policy, Region
 from .policies.schedules import Decision, Signal
+from .policies.tokens import Selection
 from .step_program import StateTensor, VariantKind
 
 
@@ -36,6 +39,29 @@ def history_names(feature: CachedFeature, slots: int) -> list[str]:
     return [f"{feature.name}@{age}" for age in range(slots)]
 
 
+def refreshed_name(feature: str) -> str:
+    """State name of a token-local feature's newest value with the rows partial calls recomputed."""
+    return f"{feature}.refreshed"
+
+
+def token_index_name(tokens: int) -> str:
+    """Host input of a partial call: the rows to recompute in a token space of ``tokens`` rows."""
+    return f"tokens.{tokens}.index"
+
+
+def token_noise_name(tokens: int) -> str:
+    """Host input of a clustered partial call: one uniform draw per token, which picks each cluster's token."""
+    return f"tokens.{tokens}.noise"
+
+
+def centroids_name(tokens: int) -> str:
+    return f"tokens.{tokens}.centroids"
+
+
+def labels_name(tokens: int) -> str:
+    return f"tokens.{tokens}.labels"
+
+
 @dataclass(frozen=True)
 class CachePlan:
     region: Region
@@ -47,6 +73,11 @@ class CachePlan:
     probe_shapes: tuple[tuple[int, ...], ...] = ()  # of each probed value
     signal_rule: Any = None  # with a probe: the signal schedule (what is measured against what, where decided)
     measured_output: str | None = None  # a model-input probe: the model output whose rate of change is measured
+    partial: tuple[TokenLocality, ...] = ()  # token subsets: the cached branches a PARTIAL call recomputes on rows
+    token_rows: tuple[tuple[int, int], ...] = ()  # per token space: (its rows N, the rows K a partial call recomputes)
+    notes: tuple[str, ...] = ()  # what the policy asked for and the graph does not allow (the backend warns)
+    clustered: tuple[TokenSpace, ...] = ()  # cluster selection: the token spaces clustered at full steps
+    propagation: float = 0.0  # cluster selection: γ
 
     @property
     def signal_measure(self) -> Measure:
@@ -112,13 +143,30 @@ class CachePlan:
         for name, dtype in self.decision_state:
             entries.append(StateTensor(name, (), dtype, "signal", written_by=(VariantKind.PROBE, *decide),
                                        read_by=decide))
+        refreshed = {t.feature for t in self.partial}
         for f in self.features:
             names = history_names(f, self.num_slots)
+            # a refreshed feature's history moves on from its refreshed value, as the reference code's order-0
+            # factor, overwritten in place by the fresh rows, is what the next full step differences against
+            older = [refreshed_name(f.name) if f.name in refreshed else names[0], *names[1:]]
             for age, name in enumerate(names):
                 entries.append(StateTensor(
                     name, f.shape, f.dtype, f.kind, written_by=(VariantKind.FULL, *decide),
-                    read_by=(VariantKind.CACHED, *decide), shifts_from=names[age - 1] if age else None,
+                    read_by=(VariantKind.CACHED, *decide), shifts_from=older[age - 1] if age else None,
+                    shifted_by=(VariantKind.FULL, *decide) if age == 1 and f.name in refreshed else None,
                 ))
+            if f.name in refreshed:  # the full step's value until a partial call refreshes rows of it
+                entries.append(StateTensor(refreshed_name(f.name), f.shape, f.dtype, "token-refresh",
+                                           written_by=(VariantKind.FULL, VariantKind.PARTIAL),
+                                           read_by=(VariantKind.CACHED, VariantKind.PARTIAL), source=names[0]))
+        rows = dict(self.token_rows)
+        for space in self.clustered:  # k-means at full steps, warm-started from the last one's centroids
+            points = math.prod(space.shape) // space.tokens
+            entries.append(StateTensor(centroids_name(space.tokens), (rows[space.tokens], points), torch.float32,
+                                       "clusters", written_by=(VariantKind.FULL,), read_by=(VariantKind.FULL,),
+                                       initial_zeros=True))
+            entries.append(StateTensor(labels_name(space.tokens), (space.tokens,), torch.int64, "clusters",
+                                       written_by=(VariantKind.FULL,), read_by=(VariantKind.PARTIAL,)))
         return tuple(entries)
 
     @property
@@ -140,6 +188,12 @@ class CachePlan:
                  + ", ".join(k.value for k in self.variant_kinds)]
         if self.probe is not None:
             lines.append(f"  probe: {self.probe.description} ({len(self.probe.prefix)} nodes before the decision)")
+        lines += [f"  note: {note}" for note in self.notes]
+        if self.partial:
+            rows = ", ".join(f"{k} of {n}" for n, k in self.token_rows)
+            lines.append(f"  partial: {len(self.partial)} token-local branch(es) recomputed on {rows} token rows")
+        for space in self.clustered:
+            lines.append(f"  clusters: the {space.tokens} tokens of {space.site}, grouped at every full step")
         for f in self.features:
             kind = f"residual vs {f.residual_of}" if f.residual_of else "value"
             lines.append(f"  {f.name} {list(f.shape)} {str(f.dtype).replace('torch.', '')} ({f.kind} {kind})")
@@ -286,5 +340,31 @@ def make_plan(gm: fx.GraphModule, analysis: GraphAnalysis, policy: Policy) -> Ca
         decide = (VariantKind.DECIDE,) if plan.decided_on_device else ()
         verify = (VariantKind.VERIFY,) if plan.signal_measure.at is VariantKind.VERIFY else ()
         plan = dataclasses.replace(plan, variant_kinds=(*plan.prelude, *plan.variant_kinds, *verify, *decide))
+    if policy.tokens is not None:
+        plan = _with_token_subsets(plan, analysis, policy)
     policy.schedule.check_plan(plan.fingerprint)
     return plan
+
+
+def _with_token_subsets(plan: CachePlan, analysis: GraphAnalysis, policy: Policy) -> CachePlan:
+    """The token-local branches among the cached features, recomputed on a few rows by the PARTIAL variant."""
+    if plan.decided_on_device:
+        raise ConfigError("token subsets need the host to choose the rows of a partial call: use decision='host'")
+    cached = {f.name for f in plan.features}
+    partial = tuple(t for t in analysis.token_local if t.local and t.feature in cached)
+    if not partial:  # cache as the policy does without token subsets, and say why
+        mixing = "; ".join(f"{t.feature}: {t.reason}" for t in analysis.token_local[:3]) or "no residual branch found"
+        return dataclasses.replace(plan, notes=(f"no cached branch is token-local, so no cached step recomputes token "
+                                                f"rows ({mixing}); see `c4d inspect`",))
+    rows = tuple((n, policy.tokens.count(n)) for n in sorted({t.tokens for t in partial}))
+    kinds = list(plan.variant_kinds)
+    kinds.insert(kinds.index(VariantKind.CACHED) + 1, VariantKind.PARTIAL)
+    plan = dataclasses.replace(plan, partial=partial, token_rows=rows, variant_kinds=tuple(kinds))
+    if policy.tokens.selection is not Selection.CLUSTER:
+        return plan
+    spaces = {s.tokens: s for s in analysis.token_spaces}
+    missing = [n for n, _ in rows if n not in spaces]
+    if missing:
+        raise NotCacheableError(f"token clusters: no block output carries the token space(s) of {missing} tokens")
+    return dataclasses.replace(plan, clustered=tuple(spaces[n] for n, _ in rows),
+                               propagation=policy.tokens.propagation)

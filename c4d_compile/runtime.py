@@ -26,6 +26,7 @@ from .policies.variable import Variable, coordinates
 from .state import ContextState
 from .stats import NO_SIGNAL
 from .step_program import StepInfo, VariantKind
+from .token_picker import TokenPicker
 
 if TYPE_CHECKING:
     from .backend import C4DBackend
@@ -84,11 +85,12 @@ class Runtime:
                            for kind, v in variants.items()}
         # per kind: the state entries a call that runs it writes, (entry, call value it takes), and the
         # entries that shift behind them, oldest move first: (dst, src)
-        shifts = {e.shifts_from: e.name for e in plan.state if e.shifts_from}
+        shifts = {kind: {e.shifts_from: e.name for e in plan.state
+                         if e.shifts_from and (e.shifted_by is None or kind in e.shifted_by)} for kind in variants}
         self._writes = {kind: tuple((e.name, e.name if e.name in v.outputs else e.source or e.name)
                                     for e in plan.state if kind in e.written_by and not e.shifts_from)
                         for kind, v in variants.items()}
-        self._shifts = {kind: _shift_order([name for name, _ in self._writes[kind]], shifts) for kind in variants}
+        self._shifts = {kind: _shift_order([name for name, _ in self._writes[kind]], shifts[kind]) for kind in variants}
         self._fallback = {e.name: e.shifts_from for e in plan.state if e.shifts_from}  # read of a missing slot
         self._weights: dict[tuple, torch.Tensor] = {}
         # full steps kept per context: the forecast's history, and the two last ones a schedule may space by
@@ -96,9 +98,18 @@ class Runtime:
         self._weights_at = {kind: v.inputs.index(WEIGHTS) for kind, v in variants.items() if WEIGHTS in v.inputs}
         self._force_at = {kind: v.inputs.index(FORCE) for kind, v in variants.items() if FORCE in v.inputs}
         self._forced: dict[tuple, torch.Tensor] = {}
+        # token subsets: which cached calls are partial, and the rows each partial call recomputes
+        self._refine = policy.tokens.refine if VariantKind.PARTIAL in variants else None
+        self._picker = TokenPicker(policy.tokens, plan.token_rows) if self._refine is not None else None
+        spaces = self._picker.inputs if self._picker is not None else {}
+        self._tokens_at = {kind: tuple((i, name) for i, name in enumerate(v.inputs) if name in spaces)
+                           for kind, v in variants.items()}
+        self._host = {WEIGHTS, FORCE, *spaces}
+        self._zeros = {e.name: e for e in plan.state if e.initial_zeros}  # state read as zeros before its first write
         # kinds whose inputs are partly filled per call (host inputs, the probe's values): the others reuse a list
         self._per_call = {kind for kind in variants
-                          if kind in self._weights_at or kind in self._force_at or self._from_call[kind]}
+                          if kind in self._weights_at or kind in self._force_at or self._from_call[kind]
+                          or self._tokens_at[kind]}
         self._early = getattr(policy.schedule, "early", None) if self.prelude else None
         # FLOPs of a call that ends in each kind (the prelude counted in), and of an uncached call
         self.flops = {kind: CallFlops((*self.prelude, v)) for kind, v in variants.items()
@@ -148,6 +159,8 @@ class Runtime:
                     signals.append(measured)
             if kind is None:
                 kind = self.policy.schedule.decide(info)
+        if self._refine is not None:
+            kind = self._refine(kind, info)
         variant = self.variants[kind]
         outs = self._run(variant, args, state, values, info, key, clock)
         n = variant.num_outputs
@@ -184,17 +197,19 @@ class Runtime:
         """Run one variant with its named inputs; its named outputs join the call's values."""
         kind = variant.kind
         inputs = state.resolved.get(kind)  # state inputs change only when a call writes state
+        device = args[self.signature.device].device
         if inputs is None:
-            inputs = state.resolved[kind] = [self._state_input(name, state) for name in variant.inputs]
+            inputs = state.resolved[kind] = [self._state_input(name, state, device) for name in variant.inputs]
         if kind in self._per_call:
             inputs = list(inputs)
-            device = args[self.signature.device].device
             if kind in self._weights_at:
                 inputs[self._weights_at[kind]] = self._forecast_weights(state, info.step, key, clock, device)
             if kind in self._force_at:
                 inputs[self._force_at[kind]] = self._force(self.policy.schedule.forced(info), device)
             for i, name in self._from_call[kind]:
                 inputs[i] = values[name]
+            for i, name in self._tokens_at[kind]:
+                inputs[i] = self._picker.make(name, device)
         outs = variant.fn(*args, *inputs)
         values.update(zip(variant.outputs, outs[variant.num_outputs:]))
         return outs
@@ -218,16 +233,19 @@ class Runtime:
         for name, source in writes:
             tensors[name] = values[source]
 
-    def _state_input(self, name: str, state: ContextState) -> torch.Tensor | None:
+    def _state_input(self, name: str, state: ContextState, device) -> torch.Tensor | None:
         """A named input from the state; a history slot not written yet reads as the nearest younger one.
         Host inputs (the forecast weights) and the prelude's values are filled in per call."""
-        if name in (WEIGHTS, FORCE) or name in self._produced:
+        if name in self._host or name in self._produced:
             return None
         tensors = state.tensors
         found = tensors.get(name)
         while found is None and name in self._fallback:
             name = self._fallback[name]
             found = tensors.get(name)
+        if found is None and name in self._zeros:
+            entry = self._zeros[name]
+            found = torch.zeros(entry.shape, dtype=entry.dtype, device=device)
         if found is None:
             raise KeyError(f"c4d: variant input {name!r} has no value")  # a plan/variant mismatch: a bug
         return found

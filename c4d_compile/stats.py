@@ -16,6 +16,7 @@ class ContextStats:
     steps: int = 0
     full_steps: int = 0
     cached_steps: int = 0
+    by_kind: Counter = field(default_factory=Counter)  # calls per variant kind (partial, verify: kinds of cached)
     # per call, in order, for one generation (``stats().last``; the totals keep counts only)
     kinds: list[str] = field(default_factory=list)  # the variant kind each call ran
     computed: list[int] = field(default_factory=list)  # the steps computed in full: the schedule that ran
@@ -79,6 +80,7 @@ class CacheStats:
         ctx.steps += 1
         ctx.full_steps += full
         ctx.cached_steps += not full
+        ctx.by_kind[kind] += 1
         if detail:
             ctx.kinds.append(kind)
             if signal is not NO_SIGNAL:
@@ -112,9 +114,15 @@ class CacheStats:
         if self.coarse_blocks:
             rows.append(f"  cached as whole blocks (branches not proven): {', '.join(self.coarse_blocks)}")
         rows += [f"  {name}: {c.steps} steps, {c.full_steps} full" + (f" {c.computed}" if c.computed else "")
-                 + f", {c.cached_steps} cached" for name, c in self.contexts.items()]
+                 + f", {c.cached_steps} cached" + _cached_kinds(c) for name, c in self.contexts.items()]
         rows += [f"  cache {kind}: {n / 2**20:.2f} MiB" for kind, n in self.cache_bytes_by_kind.items()]
         return "\n".join([head, *rows])
+
+
+def _cached_kinds(c: ContextStats) -> str:
+    """The kinds of cached call beyond plain forecasts (partial, verify), when any ran."""
+    others = {kind: n for kind, n in c.by_kind.items() if kind not in ("full", "cached", "decide")}
+    return f" ({', '.join(f'{n} {kind}' for kind, n in others.items())})" if others else ""
 
 
 class StatsRecorder:

@@ -22,6 +22,7 @@ class VariantKind(str, enum.Enum):
     FULL = "full"  # the original graph; writes the newest value of every cached feature
     CACHED = "cached"  # every cached feature forecast from its history; the work only it fed is gone
     PROBE = "probe"  # the cheapest prefix that yields a decision signal; FULL / CACHED continue from its values
+    PARTIAL = "partial"  # a CACHED step that recomputes token-local branches on a few token rows (token subsets)
     VERIFY = "verify"  # a CACHED step that also computes the last block on its draft and measures the error (SpeCa)
     DECIDE = "decide"  # the probe, the decision and both continuations in one graph (torch.cond): the device decides
 
@@ -57,6 +58,8 @@ class StateTensor:
     read_by: tuple[VariantKind, ...]
     shifts_from: str | None = None
     source: str | None = None  # the call value it takes when written (default: the value of its own name)
+    shifted_by: tuple[VariantKind, ...] | None = None  # kinds whose writes shift it (default: any writing the source)
+    initial_zeros: bool = False  # read as zeros before its first write (k-means centroids: "none yet")
 
     @property
     def nbytes(self) -> int:

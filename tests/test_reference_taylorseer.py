@@ -2,11 +2,11 @@
 hooks on the attention / MLP modules of tiny Flux and tiny Wan replace their outputs by the Taylor
 forecast on cached steps (TaylorSeer, arXiv 2503.06923), while gates and residual adds run as usual."""
 
-import math
 
 import pytest
 import torch
 from support.sampling import sample
+from support.taylor import taylor_forecast, updated_factors
 
 from c4d_compile import c4d_backend
 from c4d_compile.passes.graph_utils import is_matmul, module_path
@@ -42,17 +42,11 @@ class HookedTaylorSeer:
             for j, value in enumerate(outputs):
                 key = (index, j)
                 if self.full:
-                    old = self.factors.get(key, {})
-                    new = {0: value}
-                    for i in range(self.order):
-                        if i not in old:
-                            break
-                        new[i + 1] = (new[i] - old[i]) / (self.last_full - self.prev_full)
-                    self.factors[key] = new
+                    self.factors[key] = updated_factors(self.factors.get(key, {}), value, self.order,
+                                                        self.last_full - (self.prev_full or 0))
                     result.append(value)
                 else:
-                    k = self.step - self.last_full
-                    result.append(sum(d * (k**i / math.factorial(i)) for i, d in self.factors[key].items()))
+                    result.append(taylor_forecast(self.factors[key], self.step - self.last_full))
             return tuple(result) if isinstance(output, tuple) else result[0]
 
         return hook

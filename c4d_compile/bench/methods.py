@@ -119,11 +119,13 @@ class C4DPreset:
         # the bench's samplers are bare loops: the step count is passed as a bare loop would pass it
         backend = c4d_backend(self.preset, lowering=lowering, **{"num_steps": steps, **self.overrides})
         stats = backend.stats
-        # A signal-driven preset runs its probe on every step: its compute is FLOP-equivalent steps, like the
-        # peers' caches that decide at run time, not its count of full steps.
-        dynamic = getattr(backend.policy.schedule, "signal", None) is not None
+        # A signal-driven preset runs its probe on every step, a token subset recomputes a few rows on cached
+        # steps: its compute is FLOP-equivalent steps, like the peers' caches that decide at run time, not its
+        # count of full steps.
+        signal = getattr(backend.policy.schedule, "signal", None) is not None
+        dynamic = signal or backend.policy.tokens is not None
         return Prepared(
-            trace=(lambda: _trace(backend)) if dynamic else _nothing,
+            trace=(lambda: _trace(backend)) if signal else _nothing,
             call=torch.compile(workload.transformer, backend=backend), steps=steps,
             settings={**backend.policy.options(), "schedule": backend.policy.schedule.describe()},
             begin=lambda: backend.reset(stats=True), full_steps=_nothing if dynamic else lambda: stats().full_steps,

@@ -1,7 +1,7 @@
 """The analysis: run the analysis passes in order and collect what they found.
 
 Order (each reads the graph and what the passes before it found):
-    find_blocks -> find_stream -> find_branches -> find_timestep -> find_token_dims
+    find_blocks -> find_stream -> find_branches -> find_timestep -> find_token_dims -> find_token_local
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from .find_blocks import BlockStack, find_blocks
 from .find_branches import BlockBranches, find_branches
 from .find_stream import StreamFacts, find_stream
 from .find_timestep import TimestepInput, find_timestep
-from .find_token_dims import find_token_dims
+from .find_token_dims import TokenDims, find_token_dims
+from .find_token_local import TokenLocality, TokenSpace, find_token_local
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,9 @@ class GraphAnalysis:
     stream: StreamFacts
     branches: tuple[BlockBranches, ...]  # per block, graph order
     timesteps: tuple[TimestepInput, ...]
-    token_dims: dict[str, tuple[int, ...]]
+    token_dims: dict[str, TokenDims]
+    token_local: tuple[TokenLocality, ...] = ()  # per residual branch of a proven block
+    token_spaces: tuple[TokenSpace, ...] = ()  # per token count, the last block output carrying it
 
     @property
     def problems(self) -> tuple[str, ...]:
@@ -69,11 +72,16 @@ class GraphAnalysis:
 def analyze(gm: fx.GraphModule) -> GraphAnalysis:
     stack = find_blocks(gm)
     stream = find_stream(gm, stack)
+    branches = find_branches(gm, stack, stream) if stack.blocks else ()
+    token_dims = find_token_dims(gm, stack, stream)
+    token_local, token_spaces = find_token_local(gm, stack, branches, token_dims, stream)
     return GraphAnalysis(
         num_nodes=len(gm.graph.nodes),
         stack=stack,
         stream=stream,
-        branches=find_branches(gm, stack, stream) if stack.blocks else (),
+        branches=branches,
         timesteps=find_timestep(gm),
-        token_dims=find_token_dims(stream.inputs + stream.outputs),
+        token_dims=token_dims,
+        token_local=token_local,
+        token_spaces=token_spaces,
     )

@@ -58,6 +58,7 @@ class BlockBranches:
     reason: str = ""  # why a block is not proven
     # (value handed on, stream input it is a residual against or None) for the block-residual fallback
     residual_pairs: tuple[tuple[str, str | None], ...] = ()
+    chain: tuple[str, ...] = ()  # the stream inside the block: the values entering it, structural ops, residual adds
 
 
 def _is_pass_through(node: fx.Node) -> bool:
@@ -138,7 +139,7 @@ def _analyze_block(nodes: list[fx.Node], stream_in: set[fx.Node], inside: set[fx
                 reason = f"{n.name} is stream-dependent but not part of a residual branch"
             todo.extend(n.all_input_nodes)
     entering = sorted((n for n in frontier if tensor_meta(n) is not None), key=lambda n: n.name)
-    return branches, reason, stream_outputs, entering
+    return branches, reason, stream_outputs, entering, chain
 
 
 def find_branches(gm: fx.GraphModule, stack: BlockStack, stream: StreamFacts) -> tuple[BlockBranches, ...]:
@@ -156,7 +157,7 @@ def find_branches(gm: fx.GraphModule, stack: BlockStack, stream: StreamFacts) ->
     for block in stack.blocks:
         members = nodes[block.start : block.end + 1]
         inside = set(members)
-        branches, reason, outputs, frontier = _analyze_block(members, stream_values, inside)
+        branches, reason, outputs, frontier, chain = _analyze_block(members, stream_values, inside)
         found = tuple(
             Branch(add.name, f.name, g.name if g is not None else None, tuple(meta.shape), meta.dtype)
             for add, f, g in branches
@@ -167,5 +168,6 @@ def find_branches(gm: fx.GraphModule, stack: BlockStack, stream: StreamFacts) ->
             for out, partner in pair_residuals([n for n in outputs if tensor_meta(n) is not None], frontier, pos,
                                                block.start)
         )
-        result.append(BlockBranches(block.name, found, not reason, reason, pairs))
+        ordered = tuple(n.name for n in nodes[: block.end + 1] if n in chain)
+        result.append(BlockBranches(block.name, found, not reason, reason, pairs, ordered))
     return tuple(result)

@@ -32,7 +32,8 @@ def format_report(a: GraphAnalysis) -> str:
         if s.recomputed_outputs:
             lines.append(f"recomputed glue: {', '.join(s.recomputed_outputs)}")
         lines.append(f"invariants: {_values(s.invariants)}")
-        lines.append("token dims: " + (", ".join(f"{k}{list(v)}" for k, v in a.token_dims.items()) or "-"))
+        lines.append("token dims: " + (", ".join(f"{k}{list(t.dims)}" + ("" if t.proven else " (assumed)")
+                                                 for k, t in a.token_dims.items()) or "-"))
         lines.append("blocks (graph order): position, matmuls, stream after it")
         for b, live in zip(stack.blocks, s.boundaries):
             lines.append(f"  {b.name:<32} {b.start:>5}..{b.end:<5} {b.matmuls:>3}  {_values(live)}")
@@ -43,6 +44,12 @@ def format_report(a: GraphAnalysis) -> str:
                 lines.append(f"  {bb.block:<32} {len(bb.branches)}: {found}")
             else:
                 lines.append(f"  {bb.block:<32} not proven ({bb.reason}): cached as a block residual")
+        if a.token_local:
+            local = [t for t in a.token_local if t.local]
+            lines.append(f"token-local branches (recomputable on a token subset): {len(local)} of {len(a.token_local)}")
+            for t in a.token_local:
+                verdict = f"local, {len(t.body)} ops on {t.tokens} tokens" if t.local else f"mixes tokens: {t.reason}"
+                lines.append(f"  {t.block:<32} {t.feature:<28} {verdict}")
     lines.append("cacheable: " + ("yes" if a.cacheable else "no"))
     lines += [f"  problem: {p}" for p in a.problems]
     return "\n".join(lines)

@@ -6,7 +6,9 @@ original graph only at those values. Each use of a feature reads instead
 
     forecast = sum_j weights[j] * history_j          (float32, cast back to the feature's dtype)
 
-(``input + forecast`` for a residual); dead-code elimination then removes everything only the
+(``input + forecast`` for a residual); a feature some partial calls refresh on token rows adds the
+rows they changed, ``refreshed - history_0`` (zero until a partial call ran: ``passes/rewrite_partial.py``).
+Dead-code elimination then removes everything only the
 features needed — the blocks, or the branch computations inside them — and keeps the prologue,
 the epilogue and the block skeletons the outputs still need. The weights are a step input computed
 on the host, so one graph serves every forecaster and every step.
@@ -19,7 +21,7 @@ import operator
 
 import torch.fx as fx
 
-from ..plan import CachePlan, history_names
+from ..plan import CachePlan, history_names, refreshed_name
 from ..step_program import VariantKind
 from .dead_code import eliminate_dead_code
 from .variants import WEIGHTS, Variant, add_named_inputs, model_outputs
@@ -41,7 +43,9 @@ def forecast_graph(gm: fx.GraphModule, plan: CachePlan) -> tuple[fx.Graph, list[
     graph = copy.deepcopy(gm.graph)
     forecasts = {}
     histories = [history_names(f, plan.num_slots) for f in plan.features]
-    inputs = [name for names in histories for name in names] + [WEIGHTS]
+    refreshed = {t.feature for t in plan.partial}
+    inputs = [name for names in histories for name in names] + [refreshed_name(f) for f in sorted(refreshed)]
+    inputs += [WEIGHTS]
     placeholders = add_named_inputs(graph, inputs)
     tracer = fx.proxy.GraphAppendingTracer(graph)
     by_name = {n.name: n for n in graph.nodes}
@@ -54,6 +58,9 @@ def forecast_graph(gm: fx.GraphModule, plan: CachePlan) -> tuple[fx.Graph, list[
             forecast = fx.Proxy(placeholders[names[0]], tracer).float() * w[0]
             for j in range(1, len(names)):
                 forecast = forecast + fx.Proxy(placeholders[names[j]], tracer).float() * w[j]
+            if feature.name in refreshed:  # forecasters reproduce constants: a changed order-0 term adds as it is
+                rows = fx.Proxy(placeholders[refreshed_name(feature.name)], tracer).float()
+                forecast = forecast + (rows - fx.Proxy(placeholders[names[0]], tracer).float())
             if feature.residual_of is not None:
                 forecast = fx.Proxy(by_name[feature.residual_of], tracer).float() + forecast
             forecast = forecast.to(feature.dtype)

@@ -5,7 +5,8 @@ always computes is bit-exact. The only addition is the feature values the CACHED
 forecast from (``value``, or ``value - input`` in float32 for a residual), written to the newest
 slot of each feature's history; older slots are moved by the Runtime, so a full step does no cache
 arithmetic at all. A signal measured at full steps (AdaCache's block residual, EasyCache's output)
-adds its values, in float32.
+adds its values, in float32. Token clusters (ClusCa) add k-means over the stream after the last block
+of each clustered token space, warm-started from the centroids of the last full step (``clusters.py``).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import copy
 
 import torch.fx as fx
 
-from ..plan import CachePlan, history_names
+from ..plan import CachePlan, centroids_name, history_names, labels_name
 from ..step_program import VariantKind
-from .variants import Variant, model_outputs
+from .clusters import kmeans
+from .variants import Variant, add_named_inputs, model_outputs
 
 
 def build_full(gm: fx.GraphModule, plan: CachePlan) -> Variant:
@@ -40,6 +42,16 @@ def build_full(gm: fx.GraphModule, plan: CachePlan) -> Variant:
                 measured = measured - fx.Proxy(by_name[base], tracer).float()
             written.append(measured.contiguous().node)
             names.append(name)
+    inputs = [centroids_name(space.tokens) for space in plan.clustered]
+    placeholders = add_named_inputs(graph, inputs) if inputs else {}
+    with graph.inserting_before(out):
+        for space in plan.clustered:
+            found = graph.call_function(kmeans, (by_name[space.site], space.dim, placeholders[centroids_name(
+                space.tokens)]))
+            for i, name in enumerate((centroids_name(space.tokens), labels_name(space.tokens))):
+                written.append(fx.Proxy(found, tracer)[i].node)
+                names.append(name)
     out.args = (tuple(original + written),)
     graph.lint()
-    return Variant(VariantKind.FULL, fx.GraphModule(gm, graph, class_name="C4DFull"), len(original), (), tuple(names))
+    return Variant(VariantKind.FULL, fx.GraphModule(gm, graph, class_name="C4DFull"), len(original), tuple(inputs),
+                   tuple(names))

@@ -44,9 +44,11 @@ class RewriteResult:
 def _registry() -> dict[VariantKind, Callable]:
     from .rewrite_cached import build_cached
     from .rewrite_full import build_full
+    from .rewrite_partial import build_partial
     from .rewrite_verify import build_verify
 
-    return {VariantKind.FULL: build_full, VariantKind.CACHED: build_cached, VariantKind.VERIFY: build_verify}
+    return {VariantKind.FULL: build_full, VariantKind.CACHED: build_cached, VariantKind.PARTIAL: build_partial,
+            VariantKind.VERIFY: build_verify}
 
 
 def build_variants(gm: fx.GraphModule, plan) -> RewriteResult:

@@ -21,6 +21,7 @@ from typing import Any
 from ..errors import ConfigError, InvalidValueError, UnknownOptionError
 from .forecasters import Forecaster
 from .schedules import SCHEDULE_KINDS, CalibratedSchedule, Schedule
+from .tokens import TokenSubset
 from .validate import check_int
 from .variable import Variable
 
@@ -46,6 +47,7 @@ def _fields(obj: Any) -> dict[str, Any]:
 
 _SCHEDULE_FIELDS = {f.name for kind in SCHEDULE_KINDS for f in dataclasses.fields(kind) if f.compare}
 _POLICY_FIELDS = ("region", "variable", "num_steps", "schedule")
+_TOKEN_FIELDS = {f.name for f in dataclasses.fields(TokenSubset)}
 
 
 def forecaster_spec(forecaster: Forecaster) -> dict[str, Any]:
@@ -63,6 +65,7 @@ class Policy:
     schedule: Schedule
     variable: Variable = Variable.STEP
     num_steps: int | None = None  # sampler steps per generation, for bare loops that cannot say otherwise
+    tokens: TokenSubset | None = None  # partial calls: token-local branches recomputed on a few token rows
     paper: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # schedule="paper"
     description: str = ""
     source: str = ""
@@ -72,11 +75,14 @@ class Policy:
         object.__setattr__(self, "variable", Variable.parse(self.variable))
         if self.num_steps is not None:
             check_int("num_steps", self.num_steps, 1)
+        if self.tokens is not None and self.region is not Region.BRANCH:
+            raise ConfigError(f"token subsets recompute token-local residual branches: use them with region='branch', "
+                              f"not {self.region.value!r}")
         if isinstance(self.schedule, CalibratedSchedule):
             self.schedule.check_policy(self.region.value, forecaster_spec(self.forecaster), self.variable.value)
 
     def valid_options(self) -> list[str]:
-        return sorted({*_POLICY_FIELDS, *_SCHEDULE_FIELDS, *_fields(self.forecaster)})
+        return sorted({*_POLICY_FIELDS, *_SCHEDULE_FIELDS, *_fields(self.forecaster), *_TOKEN_FIELDS})
 
     def options(self) -> dict[str, Any]:
         """Every option that is set, with its current value."""
@@ -84,6 +90,8 @@ class Policy:
                                 "num_steps": self.num_steps, "schedule": self.schedule.kind}
         opts.update(_fields(self.schedule))
         opts.update(_fields(self.forecaster))
+        if self.tokens is not None:
+            opts.update(_fields(self.tokens))
         return {k: v.value if isinstance(v, enum.Enum) else v for k, v in opts.items()}
 
     def with_overrides(self, **overrides: Any) -> Policy:
@@ -108,6 +116,9 @@ class Policy:
         forecaster_fields = {k: v for k, v in overrides.items() if k in _fields(self.forecaster)}
         if forecaster_fields:
             changes["forecaster"] = dataclasses.replace(self.forecaster, **forecaster_fields)
+        token_fields = {k: v for k, v in overrides.items() if k in _TOKEN_FIELDS}
+        if token_fields:  # on a preset without token subsets, they turn them on
+            changes["tokens"] = dataclasses.replace(self.tokens or TokenSubset(), **token_fields)
         return dataclasses.replace(self, **changes)  # one replace: a calibrated file is checked once, at the end
 
 

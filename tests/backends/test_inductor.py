@@ -8,8 +8,9 @@ from c4d_compile import c4d_backend
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 
 
-# the branch region on a two-stream model, the output region on a single-stream one
-@pytest.mark.parametrize("name,policy", [("flux", "taylorseer"), ("wan", "taylorseer-lite")])
+# the branch region with token clusters (k-means in the full step, partial steps) on a two-stream model, the
+# output region on a single-stream one
+@pytest.mark.parametrize("name,policy", [("flux", "clusca"), ("wan", "taylorseer-lite")])
 def test_inductor_matches_eager_on_every_step_kind(name, policy):
     spec = get_tiny_model(name)
     model = spec.build()

@@ -8,9 +8,11 @@ directly, and its Runtime is stepped like a sampler would, against the traced gr
 import pytest
 import torch
 from support.random_dit import random_dit
+from support.variants import ROUNDING, random_rows, run_full, run_with_full_history
 
 from c4d_compile import c4d_backend, list_policies
 from c4d_compile.passes.analyze import analyze
+from c4d_compile.step_program import VariantKind
 
 SEEDS = range(24)
 STEPS = 4
@@ -101,3 +103,20 @@ def test_a_probed_plan_is_exact_at_threshold_zero_and_the_device_skips_the_rest(
     runtime = device(gm, example_inputs)
     drive(runtime, gm, example_inputs, runtime)
     assert device.stats().cached_steps == cached
+
+
+def test_partial_calls_recompute_the_full_rows_of_every_token_local_branch(traced):
+    gm, example_inputs, spec = traced
+    backend = c4d_backend("taylorseer", lowering="eager", token_ratio=0.5)
+    backend(gm, example_inputs)
+    plan = backend.plan
+    if not plan.partial:  # attention and MLP in parallel, one branch: nothing is token-local
+        assert set(spec.block_kinds) <= {"parallel", "joint"} and plan.notes
+        assert VariantKind.PARTIAL not in backend.rewrite.variants
+        return
+    model_out, full_values = run_full(backend, example_inputs)
+    outs, written = run_with_full_history(backend, VariantKind.PARTIAL, example_inputs, full_values,
+                                          random_rows(plan.token_rows))
+    torch.testing.assert_close(outs[0], model_out[0], **ROUNDING)
+    for t in plan.partial:
+        torch.testing.assert_close(written[f"{t.feature}.refreshed"], full_values[f"{t.feature}@0"], **ROUNDING)

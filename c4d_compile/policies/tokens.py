@@ -1,0 +1,91 @@
+"""Token-subset caching as data: which cached calls recompute a few token rows of the token-local branches.
+
+A cached call may be *partial* (the PARTIAL variant): every token-local residual branch (proven by
+``passes/find_token_local.py``) is recomputed for K rows of its token space of N tokens, the rest
+forecast as on any cached call. The fresh rows replace the order-0 term of the forecast at their
+positions and stay there until the next full step (ToCa, arXiv 2410.05317; DuCa, arXiv 2412.18911).
+
+How the K rows are chosen (``selection``):
+
+* ``random``: ``K = max(1, round(token_ratio * N))`` rows drawn uniformly on every partial call (DuCa v2
+  found importance scores no better than random);
+* ``cluster`` (ClusCa, arXiv 2509.10312): every full step clusters the tokens (k-means, L1 distance,
+  warm-started, ``clusters`` centroids, 10 Lloyd iterations, inside the full graph) on the stream after
+  the last block that carries the token space; a partial call recomputes one random token per
+  cluster, and with ``propagation`` = γ > 0 moves every token's order-0 term toward its cluster's fresh
+  row: ``D[j] <- γ y_c(j) + (1 - γ) D[j]``.
+
+Which cached calls are partial: those whose distance from the last full step ``d`` has
+``d % partial_every == 1 % partial_every`` — every cached call with 1 (ToCa, ClusCa), the odd ones with 2
+(DuCa's conservative steps; the even ones are its aggressive, plain cached steps). It wraps any
+schedule's decision, so it composes with budgets, calibrated and signal-driven schedules.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from ..errors import InvalidValueError
+from ..step_program import StepInfo, VariantKind
+from .validate import check_int, check_number
+
+
+class Selection(str, enum.Enum):
+    """How the K rows of a partial call are chosen."""
+
+    RANDOM = "random"  # uniformly, a new draw every call
+    CLUSTER = "cluster"  # one random token per k-means cluster of the last full step (ClusCa)
+
+    @classmethod
+    def parse(cls, value: Selection | str) -> Selection:
+        try:
+            return cls(value)
+        except ValueError:
+            raise InvalidValueError("selection", value, f"one of {[s.value for s in cls]}") from None
+
+
+@dataclass(frozen=True)
+class TokenSubset:
+    token_ratio: float = 0.1  # random selection: the fraction of each token space recomputed
+    partial_every: int = 1
+    selection: Selection = Selection.RANDOM
+    clusters: int = 16  # cluster selection: k-means centroids, one fresh token each
+    propagation: float = 0.0  # cluster selection: γ, how far each token moves toward its cluster's fresh row
+    token_seed: int = 0  # of the random draws: a run is reproducible
+
+    def __post_init__(self) -> None:
+        check_number("token_ratio", self.token_ratio, 0.0, 1.0)
+        if self.token_ratio == 0:
+            raise InvalidValueError("token_ratio", 0, "a number in (0, 1]: the fraction of tokens a partial call "
+                                                      "recomputes")
+        check_int("partial_every", self.partial_every, 1)
+        check_int("clusters", self.clusters, 1)
+        check_number("propagation", self.propagation, 0.0, 1.0)
+        check_int("token_seed", self.token_seed, 0)
+        object.__setattr__(self, "selection", Selection.parse(self.selection))
+        if self.propagation and self.selection is not Selection.CLUSTER:
+            raise InvalidValueError("propagation", self.propagation, "0 unless selection='cluster': it moves tokens "
+                                                                     "toward their cluster's fresh row")
+
+    def count(self, tokens: int) -> int:
+        """Rows recomputed per partial call in a token space of ``tokens`` rows."""
+        if self.selection is Selection.CLUSTER:
+            return min(tokens, self.clusters)
+        return min(tokens, max(1, round(self.token_ratio * tokens)))
+
+    def refine(self, kind: VariantKind, info: StepInfo) -> VariantKind:
+        """The schedule's decision, with the cached calls this subset recomputes made partial."""
+        if kind is not VariantKind.CACHED or not info.full_steps:
+            return kind
+        distance = info.step - info.full_steps[-1]
+        return VariantKind.PARTIAL if distance % self.partial_every == 1 % self.partial_every else kind
+
+    def describe(self) -> str:
+        every = self.partial_every
+        which = "every cached call" if every == 1 else f"cached calls {every}k+1 after a full one"
+        if self.selection is Selection.CLUSTER:
+            rows = f"one token per cluster of {self.clusters} (γ {self.propagation:g})"
+        else:
+            rows = f"{self.token_ratio:g} of the tokens, at random"
+        return f"token-local branches recomputed on {rows} on {which}"

@@ -1,0 +1,33 @@
+"""The host inputs of a partial call, per token space: which rows it recomputes.
+
+``random``: ``tokens.<N>.index``, K distinct rows drawn uniformly (DuCa v2, arXiv 2412.18911, found
+importance scores no better than random), sorted so the gather reads memory in order. ``cluster``:
+``tokens.<N>.noise``, one uniform draw per token; the PARTIAL graph picks each cluster's token from it
+on the device (``passes/clusters.py``). Draws come from a generator seeded by the policy, so a run is
+reproducible; the same rows serve every sample of a batch (both halves of batched guidance).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .plan import token_index_name, token_noise_name
+from .policies.tokens import Selection, TokenSubset
+
+
+class TokenPicker:
+    def __init__(self, subset: TokenSubset, token_rows: tuple[tuple[int, int], ...]):
+        self.generator = torch.Generator().manual_seed(subset.token_seed)
+        draw = self._noise if subset.selection is Selection.CLUSTER else self._rows
+        name = token_noise_name if subset.selection is Selection.CLUSTER else token_index_name
+        self.inputs = {name(n): (draw, n, k) for n, k in token_rows}  # host input name -> how to make it
+
+    def make(self, name: str, device: torch.device) -> torch.Tensor:
+        draw, tokens, count = self.inputs[name]
+        return draw(tokens, count).to(device)
+
+    def _rows(self, tokens: int, count: int) -> torch.Tensor:
+        return torch.randperm(tokens, generator=self.generator)[:count].sort().values
+
+    def _noise(self, tokens: int, count: int) -> torch.Tensor:
+        return torch.rand(tokens, generator=self.generator)
