@@ -21,7 +21,7 @@ from .passes.find_token_local import TokenLocality, TokenSpace
 from .passes.graph_utils import size_hint, tensor_meta
 from .policies.config import Policy, Region
 from .policies.schedules import Decision, Signal
-from .policies.tokens import Selection
+from .policies.tokens import Anchor, Selection
 from .step_program import StateTensor, VariantKind
 
 
@@ -78,6 +78,7 @@ class CachePlan:
     notes: tuple[str, ...] = ()  # what the policy asked for and the graph does not allow (the backend warns)
     clustered: tuple[TokenSpace, ...] = ()  # cluster selection: the token spaces clustered at full steps
     propagation: float = 0.0  # cluster selection: γ
+    anchor: Anchor = Anchor.ORDER0  # what a partial call's fresh rows become in the forecast
 
     @property
     def signal_measure(self) -> Measure:
@@ -359,7 +360,8 @@ def _with_token_subsets(plan: CachePlan, analysis: GraphAnalysis, policy: Policy
     rows = tuple((n, policy.tokens.count(n)) for n in sorted({t.tokens for t in partial}))
     kinds = list(plan.variant_kinds)
     kinds.insert(kinds.index(VariantKind.CACHED) + 1, VariantKind.PARTIAL)
-    plan = dataclasses.replace(plan, partial=partial, token_rows=rows, variant_kinds=tuple(kinds))
+    plan = dataclasses.replace(plan, partial=partial, token_rows=rows, variant_kinds=tuple(kinds),
+                               anchor=policy.tokens.anchor)
     if policy.tokens.selection is not Selection.CLUSTER:
         return plan
     spaces = {s.tokens: s for s in analysis.token_spaces}

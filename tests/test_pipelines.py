@@ -171,3 +171,17 @@ def test_the_device_decides_like_the_host_in_a_real_pipeline(name):
     assert runs["device"][1] == runs["host"][1]
     assert any("cached" in kinds for kinds in runs["host"][1].values())
     assert torch.equal(runs["device"][0], runs["host"][0])
+
+
+@pytest.mark.parametrize("name,preset", [("sd3", "clusca"), ("wan2.2", "duca"), ("flux-true-cfg", "clusca")])
+def test_token_subsets_run_in_every_context_of_a_real_pipeline(name, preset):
+    """Batched guidance (SD3), two experts with separate guidance calls (Wan 2.2), separate true CFG (Flux)."""
+    case = PIPELINES[name]
+    pipe = case.build()
+    backend = enable_cache(pipe, preset, lowering="eager", interval=3)
+    got = run(pipe, case, steps=9, seed=0)
+    contexts = backend.stats().last.contexts
+    assert len(contexts) == CONTEXTS[case.guidance] * len(case.transformers)
+    for ctx in contexts.values():
+        assert ctx.kinds[0] == "full" and "partial" in ctx.kinds, ctx
+    assert backend.plan.partial and torch.isfinite(got).all()

@@ -30,8 +30,10 @@ LAST_BLOCK = {"dit": lambda m: m.transformer_blocks[-1], "flux": lambda m: m.sin
 
 
 class HookedTokenSubset:
-    def __init__(self, branches, order, interval, warmup, ratio, every, seed=0, clusters=None, gamma=0.0, site=None):
+    def __init__(self, branches, order, interval, warmup, ratio, every, seed=0, clusters=None, gamma=0.0, site=None,
+                 anchored=False):
         self.order, self.interval, self.warmup, self.ratio, self.every = order, interval, warmup, ratio, every
+        self.anchored = anchored  # the fresh rows are the forecast at their step, not the order-0 factor
         self.clusters, self.gamma = clusters, gamma
         self.centroids, self.labels = {}, {}
         if site is not None:
@@ -94,6 +96,9 @@ class HookedTokenSubset:
                     n = args[0].shape[1]
                     rows = self.rows[n]
                     fresh = module.forward(args[0][:, rows])
+                    if self.anchored:  # minus what the higher-order terms add at this step
+                        drift = taylor_forecast(factors, self.step - self.last_full) - factors[0]
+                        fresh = fresh - drift[:, rows]
                     if self.gamma:  # every token moves toward its cluster's fresh row
                         factors[0] = self.gamma * fresh[:, self.labels[n]] + (1 - self.gamma) * factors[0]
                     factors[0] = factors[0].index_copy(1, rows, fresh)
@@ -103,19 +108,21 @@ class HookedTokenSubset:
         return hook
 
 
-@pytest.mark.parametrize("name, policy, order, every", [("dit", "duca", 0, 2), ("flux", "taylorseer", 1, 1)])
-def test_partial_steps_match_the_hooked_reference(name, policy, order, every):
+@pytest.mark.parametrize("name, policy, order, every, anchor", [
+    ("dit", "duca", 0, 2, "order0"), ("flux", "taylorseer", 1, 1, "order0"), ("dit", "taylorseer", 1, 1, "step"),
+])
+def test_partial_steps_match_the_hooked_reference(name, policy, order, every, anchor):
     spec = get_tiny_model(name)
     ratio, steps = 0.25, 10
     options = {"order": order} if order else {}
     backend = c4d_backend(policy, lowering="eager", interval=3, warmup=1, token_ratio=ratio, partial_every=every,
-                          variable="step", **options)
+                          variable="step", anchor=anchor, **options)
     compiled = torch.compile(spec.build(), backend=backend, fullgraph=True)
     _, got = sample(compiled, spec, num_steps=steps)
     tokens = {t.tokens for t in backend.plan.partial}
 
     model = spec.build()
-    reference = HookedTokenSubset(BRANCHES[name](model), order, 3, 1, ratio, every)
+    reference = HookedTokenSubset(BRANCHES[name](model), order, 3, 1, ratio, every, anchored=anchor == "step")
 
     def call(**kwargs):
         reference.begin_step(tokens)
@@ -142,17 +149,18 @@ def test_partial_rows_change_the_output_and_the_draws_are_seeded():
     assert not torch.equal(runs["seed0"], runs["seed1"]) and not torch.equal(runs["seed0"], runs["cached"])
 
 
-@pytest.mark.parametrize("name", ["dit", "flux"])
-def test_clusca_matches_the_hooked_reference(name):
+@pytest.mark.parametrize("name, anchor", [("dit", "order0"), ("flux", "step")])
+def test_clusca_matches_the_hooked_reference(name, anchor):
     spec = get_tiny_model(name)
     clusters, gamma, steps = 4, 0.3, 10  # a large γ, so propagation shows in the outputs
-    backend = c4d_backend("clusca", lowering="eager", interval=3, warmup=1, clusters=clusters, propagation=gamma)
+    backend = c4d_backend("clusca", lowering="eager", interval=3, warmup=1, clusters=clusters, propagation=gamma,
+                          anchor=anchor)
     _, got = sample(torch.compile(spec.build(), backend=backend, fullgraph=True), spec, num_steps=steps)
     tokens = {t.tokens for t in backend.plan.partial}
 
     model = spec.build()
     reference = HookedTokenSubset(BRANCHES[name](model), 1, 3, 1, None, 1, clusters=clusters, gamma=gamma,
-                                  site=LAST_BLOCK[name](model))
+                                  site=LAST_BLOCK[name](model), anchored=anchor == "step")
 
     def call(**kwargs):
         reference.begin_step(tokens)

@@ -22,13 +22,14 @@ from __future__ import annotations
 import torch
 import torch.fx as fx
 
-from ..plan import CachePlan, labels_name, refreshed_name, token_index_name, token_noise_name
+from ..plan import CachePlan, history_names, labels_name, refreshed_name, token_index_name, token_noise_name
+from ..policies.tokens import Anchor
 from ..step_program import VariantKind
 from .clusters import one_per_cluster, propagate
 from .dead_code import eliminate_dead_code
 from .dim_flow import reshape_sizes
 from .rewrite_cached import forecast_graph
-from .variants import Variant, add_named_inputs, model_outputs
+from .variants import WEIGHTS, Variant, add_named_inputs, model_outputs, placeholder_name
 
 
 def build_partial(gm: fx.GraphModule, plan: CachePlan) -> Variant:
@@ -41,6 +42,7 @@ def build_partial(gm: fx.GraphModule, plan: CachePlan) -> Variant:
     rows = dict(plan.token_rows)
     by_name = {n.name: n for n in graph.nodes}
     placeholders = {n.target: n for n in graph.nodes if n.op == "placeholder"}
+    features = {f.name: f for f in plan.features}
     first = next(n for n in graph.nodes if n.op != "placeholder")
     indices = {}
     with graph.inserting_before(first):  # the rows of each token space, once per call
@@ -50,10 +52,14 @@ def build_partial(gm: fx.GraphModule, plan: CachePlan) -> Variant:
     written = []
     for branch in plan.partial:
         index = indices[branch.tokens]
-        refreshed = placeholders["c4d_" + refreshed_name(branch.feature).replace(".", "_")]
+        refreshed = placeholders[placeholder_name(refreshed_name(branch.feature))]
         with graph.inserting_before(by_name[branch.feature]):
             fresh = _recompute(graph, by_name, branch, index, rows[branch.tokens])
             dim = dict(branch.body)[branch.feature]
+            if plan.anchor is Anchor.STEP:
+                history = [placeholders[placeholder_name(name)]
+                           for name in history_names(features[branch.feature], plan.num_slots)]
+                fresh = _anchored(graph, fresh, history, placeholders[placeholder_name(WEIGHTS)], dim, index)
             moved = refreshed
             if branch.tokens in clustered and plan.propagation:
                 moved = graph.call_function(propagate, (refreshed, fresh, named[labels_name(branch.tokens)], dim,
@@ -68,6 +74,20 @@ def build_partial(gm: fx.GraphModule, plan: CachePlan) -> Variant:
     names = tuple(refreshed_name(b.feature) for b in plan.partial)
     return Variant(VariantKind.PARTIAL, fx.GraphModule(gm, graph, class_name="C4DPartial"), len(outputs),
                    (*inputs, *spaces), names)
+
+
+def _anchored(graph: fx.Graph, fresh: fx.Node, history: list[fx.Node], weights: fx.Node, dim: int,
+              index: fx.Node) -> fx.Node:
+    """The order-0 term that makes the forecast equal the fresh rows at this step: ``fresh - (sum_j w_j h_j -
+    h_0)`` on the chosen rows. Later steps then extrapolate from the fresh rows, not from the full step."""
+    tracer = fx.proxy.GraphAppendingTracer(graph)
+    rows = [fx.Proxy(graph.call_function(torch.index_select, (h, dim, index)), tracer).float() for h in history]
+    w = fx.Proxy(weights, tracer)
+    forecast = rows[0] * w[0]
+    for j in range(1, len(rows)):
+        forecast = forecast + rows[j] * w[j]
+    fresh = fx.Proxy(fresh, tracer)
+    return (fresh.float() - (forecast - rows[0])).type_as(fresh).node
 
 
 def _recompute(graph: fx.Graph, by_name: dict, branch, index: fx.Node, count: int) -> fx.Node:

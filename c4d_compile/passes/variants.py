@@ -64,13 +64,18 @@ def build_variants(gm: fx.GraphModule, plan) -> RewriteResult:
     return RewriteResult(variants, True, removed)
 
 
+def placeholder_name(name: str) -> str:
+    """The placeholder of a named input in a variant's graph."""
+    return "c4d_" + name.replace("@", "_at_").replace(".", "_")
+
+
 def add_named_inputs(graph: fx.Graph, names: list[str]) -> dict[str, fx.Node]:
     """Placeholders after the model's own, in the order given."""
     last = [n for n in graph.nodes if n.op == "placeholder"][-1]
     nodes: dict[str, fx.Node] = {}
     for name in names:
         with graph.inserting_after(last):
-            last = nodes[name] = graph.placeholder("c4d_" + name.replace("@", "_at_").replace(".", "_"))
+            last = nodes[name] = graph.placeholder(placeholder_name(name))
     return nodes
 
 

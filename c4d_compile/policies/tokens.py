@@ -19,6 +19,11 @@ Which cached calls are partial: those whose distance from the last full step ``d
 ``d % partial_every == 1 % partial_every`` — every cached call with 1 (ToCa, ClusCa), the odd ones with 2
 (DuCa's conservative steps; the even ones are its aggressive, plain cached steps). It wraps any
 schedule's decision, so it composes with budgets, calibrated and signal-driven schedules.
+
+What the fresh rows become (``anchor``): ``order0`` writes them into the order-0 Taylor term, so the
+forecast at their step is the fresh value plus the higher-order terms' drift since the full step (what
+the reference code does); ``step`` makes the forecast equal the fresh value at that step and
+extrapolates later steps from it. With a reuse forecast the two are the same.
 """
 
 from __future__ import annotations
@@ -29,6 +34,20 @@ from dataclasses import dataclass
 from ..errors import InvalidValueError
 from ..step_program import StepInfo, VariantKind
 from .validate import check_int, check_number
+
+
+class Anchor(str, enum.Enum):
+    """What the fresh rows of a partial call become in the forecast."""
+
+    ORDER0 = "order0"  # the order-0 Taylor term, the later terms still added on top (the reference code)
+    STEP = "step"  # the forecast at the step they were computed; later steps extrapolate from them
+
+    @classmethod
+    def parse(cls, value: Anchor | str) -> Anchor:
+        try:
+            return cls(value)
+        except ValueError:
+            raise InvalidValueError("anchor", value, f"one of {[a.value for a in cls]}") from None
 
 
 class Selection(str, enum.Enum):
@@ -52,6 +71,7 @@ class TokenSubset:
     selection: Selection = Selection.RANDOM
     clusters: int = 16  # cluster selection: k-means centroids, one fresh token each
     propagation: float = 0.0  # cluster selection: γ, how far each token moves toward its cluster's fresh row
+    anchor: Anchor = Anchor.ORDER0
     token_seed: int = 0  # of the random draws: a run is reproducible
 
     def __post_init__(self) -> None:
@@ -64,6 +84,7 @@ class TokenSubset:
         check_number("propagation", self.propagation, 0.0, 1.0)
         check_int("token_seed", self.token_seed, 0)
         object.__setattr__(self, "selection", Selection.parse(self.selection))
+        object.__setattr__(self, "anchor", Anchor.parse(self.anchor))
         if self.propagation and self.selection is not Selection.CLUSTER:
             raise InvalidValueError("propagation", self.propagation, "0 unless selection='cluster': it moves tokens "
                                                                      "toward their cluster's fresh row")
