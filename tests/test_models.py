@@ -2,9 +2,10 @@
 
 import pytest
 import torch
+from support.presets import interval_one_presets
 from support.sampling import sample
 
-from c4d_compile import c4d_backend, list_policies
+from c4d_compile import c4d_backend
 from c4d_compile.inspect_model import trace_graphs
 from c4d_compile.passes.analyze import analyze
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
@@ -49,7 +50,7 @@ def test_analysis_finds_the_stack(model):
     assert analysis.stream.outputs and all(partner for _, partner in analysis.stream.pairs)
 
 
-@pytest.mark.parametrize("policy", sorted(list_policies()))
+@pytest.mark.parametrize("policy", sorted(interval_one_presets()))
 def test_interval_one_is_bit_exact(model, policy):
     spec, module = model
     reference, _ = sample(module, spec, num_steps=4)
@@ -69,3 +70,14 @@ def test_cached_variant_drops_every_block(model):
     assert not any(is_matmul(n) for n in cached_gm.graph.nodes)  # Lite: no block, no projection runs
     # W=3: steps 3 and 4 are cached, and a cached step costs almost nothing
     assert backend.stats().cached_steps == 2 and backend.stats().ideal_speedup > 1.5
+
+
+@pytest.mark.parametrize("representative, members", sorted(interval_one_presets().items()))
+def test_presets_of_one_group_build_the_same_full_graph(representative, members):
+    spec = get_tiny_model("flux")
+    codes = []
+    for name in members:
+        backend = c4d_backend(name, lowering="eager", interval=1)
+        sample(torch.compile(spec.build(), backend=backend, fullgraph=True), spec, num_steps=1)
+        codes.append(backend.rewrite.variants["full"].gm.code)
+    assert all(code == codes[0] for code in codes), members

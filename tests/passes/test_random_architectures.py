@@ -7,10 +7,11 @@ directly, and its Runtime is stepped like a sampler would, against the traced gr
 
 import pytest
 import torch
+from support.presets import interval_one_presets
 from support.random_dit import random_dit
 from support.variants import ROUNDING, random_rows, run_full, run_with_full_history
 
-from c4d_compile import c4d_backend, list_policies
+from c4d_compile import c4d_backend
 from c4d_compile.passes.analyze import analyze
 from c4d_compile.step_program import VariantKind
 
@@ -51,7 +52,7 @@ def drive(fn, gm, example_inputs, runtime_like):
     return outs
 
 
-@pytest.mark.parametrize("policy", list_policies())
+@pytest.mark.parametrize("policy", sorted(interval_one_presets()))  # one preset per graph (support/presets.py)
 def test_every_preset_is_bit_exact_with_interval_one(traced, policy):
     gm, example_inputs, spec = traced
     backend = c4d_backend(policy, lowering="eager", interval=1)
