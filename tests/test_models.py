@@ -74,7 +74,7 @@ def test_cached_variant_drops_every_block(model):
 
 @pytest.mark.parametrize("representative, members", sorted(interval_one_presets().items()))
 def test_presets_of_one_group_build_the_same_full_graph(representative, members):
-    spec = get_tiny_model("flux")
+    spec = get_tiny_model("dit")
     codes = []
     for name in members:
         backend = c4d_backend(name, lowering="eager", interval=1)

@@ -22,7 +22,7 @@ from ..errors import ConfigError, InvalidValueError, UnknownOptionError
 from .forecasters import Forecaster
 from .schedules import SCHEDULE_KINDS, CalibratedSchedule, Schedule
 from .tokens import TokenSubset
-from .validate import check_int
+from .validate import check_int, parse_enum
 from .variable import Variable
 
 
@@ -32,13 +32,6 @@ class Region(str, enum.Enum):
     OUTPUT = "output"  # the model output (TaylorSeer-Lite, AB-Cache)
     STACK = "stack"  # the residual of the whole block stack (TeaCache / MagCache region)
     BRANCH = "branch"  # every residual branch F of every block (TaylorSeer, FoCa, ...)
-
-    @classmethod
-    def parse(cls, value: Region | str) -> Region:
-        try:
-            return cls(value)
-        except ValueError:
-            raise InvalidValueError("region", value, f"one of {[r.value for r in cls]}") from None
 
 
 def _fields(obj: Any) -> dict[str, Any]:
@@ -71,8 +64,8 @@ class Policy:
     source: str = ""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "region", Region.parse(self.region))
-        object.__setattr__(self, "variable", Variable.parse(self.variable))
+        object.__setattr__(self, "region", parse_enum(Region, "region", self.region))
+        object.__setattr__(self, "variable", parse_enum(Variable, "variable", self.variable))
         if self.num_steps is not None:
             check_int("num_steps", self.num_steps, 1)
         if self.tokens is not None and self.region is not Region.BRANCH:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from ..errors import InvalidValueError
 from ..step_program import StepInfo, VariantKind
-from .validate import check_int, check_number
+from .validate import check_int, check_number, parse_enum
 
 
 class Anchor(str, enum.Enum):
@@ -42,26 +42,12 @@ class Anchor(str, enum.Enum):
     ORDER0 = "order0"  # the order-0 Taylor term, the later terms still added on top (the reference code)
     STEP = "step"  # the forecast at the step they were computed; later steps extrapolate from them
 
-    @classmethod
-    def parse(cls, value: Anchor | str) -> Anchor:
-        try:
-            return cls(value)
-        except ValueError:
-            raise InvalidValueError("anchor", value, f"one of {[a.value for a in cls]}") from None
-
 
 class Selection(str, enum.Enum):
     """How the K rows of a partial call are chosen."""
 
     RANDOM = "random"  # uniformly, a new draw every call
     CLUSTER = "cluster"  # one random token per k-means cluster of the last full step (ClusCa)
-
-    @classmethod
-    def parse(cls, value: Selection | str) -> Selection:
-        try:
-            return cls(value)
-        except ValueError:
-            raise InvalidValueError("selection", value, f"one of {[s.value for s in cls]}") from None
 
 
 @dataclass(frozen=True)
@@ -83,8 +69,8 @@ class TokenSubset:
         check_int("clusters", self.clusters, 1)
         check_number("propagation", self.propagation, 0.0, 1.0)
         check_int("token_seed", self.token_seed, 0)
-        object.__setattr__(self, "selection", Selection.parse(self.selection))
-        object.__setattr__(self, "anchor", Anchor.parse(self.anchor))
+        object.__setattr__(self, "selection", parse_enum(Selection, "selection", self.selection))
+        object.__setattr__(self, "anchor", parse_enum(Anchor, "anchor", self.anchor))
         if self.propagation and self.selection is not Selection.CLUSTER:
             raise InvalidValueError("propagation", self.propagation, "0 unless selection='cluster': it moves tokens "
                                                                      "toward their cluster's fresh row")

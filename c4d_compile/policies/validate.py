@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 import math
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import InvalidValueError
 
@@ -27,3 +28,14 @@ def check_number(field: str, value: Any, minimum: float, maximum: float | None =
     if not is_number(value) or value < minimum or (maximum is not None and value > maximum):
         valid = f"a number in [{minimum:g}, {maximum:g}]" if maximum is not None else f"a finite number >= {minimum:g}"
         raise InvalidValueError(field, value, valid + (f" ({note})" if note else ""))
+
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+def parse_enum(kind: type[E], field: str, value: Any) -> E:
+    """A member of ``kind`` from itself or its value; else a typed error listing the values."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise InvalidValueError(field, value, f"one of {[m.value for m in kind]}") from None

@@ -22,19 +22,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 
-from ..errors import InvalidValueError
-
 
 class Variable(str, enum.Enum):
     TIMESTEP = "timestep"
     STEP = "step"
-
-    @classmethod
-    def parse(cls, value: Variable | str) -> Variable:
-        try:
-            return cls(value)
-        except ValueError:
-            raise InvalidValueError("variable", value, f"one of {[v.value for v in cls]}") from None
 
 
 def coordinates(

@@ -9,7 +9,7 @@ import pytest
 import torch
 from support.presets import interval_one_presets
 from support.random_dit import random_dit
-from support.variants import ROUNDING, random_rows, run_full, run_with_full_history
+from support.variants import ROUNDING, capture_graph, random_rows, run_full, run_with_full_history
 
 from c4d_compile import c4d_backend
 from c4d_compile.passes.analyze import analyze
@@ -23,17 +23,10 @@ STEPS = 4
 def traced(request):
     model, make_inputs, spec = random_dit(request.param)
     inputs = make_inputs()
-    captured = []
-
-    def capture(gm, example_inputs):
-        captured.append((gm, list(example_inputs)))
-        return gm.forward
-
-    torch._dynamo.reset()
+    gm, example_inputs = capture_graph(model, **inputs)
     with torch.no_grad():
-        traced_out = torch.compile(model, backend=capture, fullgraph=True)(**inputs)
+        (traced_out,) = gm.forward(*example_inputs)
         assert torch.equal(traced_out, model(**inputs))
-    (gm, example_inputs), = captured
     return gm, example_inputs, spec
 
 
