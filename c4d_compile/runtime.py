@@ -197,11 +197,12 @@ class Runtime:
         """Run one variant with its named inputs; its named outputs join the call's values."""
         kind = variant.kind
         inputs = state.resolved.get(kind)  # state inputs change only when a call writes state
-        device = args[self.signature.device].device
         if inputs is None:
+            device = args[self.signature.device].device
             inputs = state.resolved[kind] = [self._state_input(name, state, device) for name in variant.inputs]
         if kind in self._per_call:
             inputs = list(inputs)
+            device = args[self.signature.device].device
             if kind in self._weights_at:
                 inputs[self._weights_at[kind]] = self._forecast_weights(state, info.step, key, clock, device)
             if kind in self._force_at:

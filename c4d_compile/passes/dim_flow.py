@@ -363,11 +363,11 @@ def _rule(node: fx.Node) -> Callable | None:
 
 
 def reshape_sizes(node: fx.Node, positions: dict[fx.Node, int], rows: int) -> tuple | None:
-    """The size arguments of a view/reshape/unflatten/expand in the body with the token dim's size
-    replaced by ``rows`` (None when the node takes no sizes). The token dim's place in the output
-    is where the flow put it; an explicit -1 stays."""
-    names = {"view": 1, "reshape": 1, "expand": 1}
-    if node.op != "call_method" or node.target not in names:
+    """The size arguments of a view/reshape/expand method in the body with the token dim's size
+    replaced by ``rows`` (None for any other node). The token dim's place in the output is where the
+    flow put it; an explicit -1 stays. (Other sized ops the flow lets through, such as unflatten, only
+    size dims other than the token dim.)"""
+    if node.op != "call_method" or node.target not in ("view", "reshape", "expand"):
         return None
     sizes = list(node.args[1][0] if len(node.args) == 2 and isinstance(node.args[1], (tuple, list)) else node.args[1:])
     place = positions[node]
@@ -376,15 +376,7 @@ def reshape_sizes(node: fx.Node, positions: dict[fx.Node, int], rows: int) -> tu
     return tuple(sizes)
 
 
-def stream_layout(nodes: Sequence[fx.Node], value: fx.Node) -> tuple[tuple[int, ...], dict[int, Stopped]]:
-    """The dims of ``value`` that attention in ``nodes`` mixes (its token dims), and for the others
-    where they stopped (contracted by a linear, never mixed, ...)."""
+def stream_layout(nodes: Sequence[fx.Node], value: fx.Node) -> tuple[int, ...]:
+    """The dims of ``value`` that an attention in ``nodes`` runs over: its token dims."""
     rank = len(_shape(value) or ())
-    token_dims, elsewhere = [], {}
-    for p in range(rank):
-        flow = follow(nodes, {value: p}, local=False)
-        if flow.attended:
-            token_dims.append(p)
-        elif flow.stops:
-            elsewhere[p] = next(iter(flow.stops.values()))
-    return tuple(token_dims), elsewhere
+    return tuple(p for p in range(rank) if follow(nodes, {value: p}, local=False).attended)

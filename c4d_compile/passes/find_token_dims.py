@@ -36,7 +36,7 @@ def find_token_dims(gm: fx.GraphModule, stack: BlockStack, stream: StreamFacts) 
         if stack.blocks else []
     found = {}
     for value in stream.inputs:
-        dims, _ = stream_layout(searched, by_name[value.name]) if searched else ((), {})
+        dims = stream_layout(searched, by_name[value.name]) if searched else ()
         if dims:
             found[value.name] = TokenDims(dims, True, "attention runs over it")
         else:

@@ -47,7 +47,7 @@ class TokenSpace:
 
 
 def find_token_local(gm: fx.GraphModule, stack: BlockStack, branches: tuple[BlockBranches, ...],
-                     token_dims: dict[str, TokenDims], stream_facts: StreamFacts | None = None,
+                     token_dims: dict[str, TokenDims], stream_facts: StreamFacts,
                      ) -> tuple[tuple[TokenLocality, ...], tuple[TokenSpace, ...]]:
     """Per residual branch, whether it is token-local; per token count, the token space's last block output."""
     nodes = list(gm.graph.nodes)
@@ -66,7 +66,7 @@ def find_token_local(gm: fx.GraphModule, stack: BlockStack, branches: tuple[Bloc
             found.append(_branch(by_name[branch.feature], bb.block, inside, chain, stream, layout.positions,
                                  position))
     spaces: dict[int, TokenSpace] = {}
-    for boundary in stream_facts.boundaries if stream_facts is not None else ():  # later blocks overwrite
+    for boundary in stream_facts.boundaries:  # later blocks overwrite
         for value in boundary:
             node = by_name[value.name]
             if node in layout.positions and isinstance(rows := value.shape[layout.positions[node]], int):
