@@ -3,6 +3,8 @@
     backend = c4d_backend("taylorseer")
     model = torch.compile(transformer, backend=backend)            # any DiT, bare loops included
     backend = enable_cache(pipe, "taylorseer", budget=10)          # a diffusers pipeline, set up in one call
+    c4d_compile.export(transformer, kwargs, "taylorseer", "out/", num_steps=28)   # ONNX + plan.json
+    model = c4d_compile.load_exported("out/")                      # ... run by onnxruntime
 """
 
 from __future__ import annotations
@@ -11,7 +13,18 @@ from typing import Any
 
 from .backend import C4DBackend, C4DCompileError, C4DWarning, c4d_backend
 from .calibration import calibrate
-from .errors import C4DError, ConfigError, InvalidValueError, NotCacheableError, UnknownOptionError, UnknownPolicyError
+from .errors import (
+    C4DError,
+    ConfigError,
+    ExportedCallError,
+    ExportFormatError,
+    InvalidValueError,
+    MissingDependencyError,
+    NotCacheableError,
+    NotExportableError,
+    UnknownOptionError,
+    UnknownPolicyError,
+)
 from .pipelines import enable_cache
 from .policies import (
     BudgetSchedule,
@@ -33,11 +46,22 @@ __version__ = "0.2.0"
 
 __all__ = [
     "BudgetSchedule", "C4DBackend", "C4DCompileError", "C4DError", "C4DWarning", "CalibratedSchedule",
-    "CalibrationFileError", "ConfigError", "ExplicitSchedule", "IntervalSchedule", "InvalidValueError",
-    "MissingStepCountError", "NotCacheableError", "Policy", "Region", "Settings", "SpreadSchedule",
+    "CalibrationFileError", "ConfigError", "ExplicitSchedule", "ExportFormatError", "ExportedCallError",
+    "IntervalSchedule", "InvalidValueError", "MissingDependencyError", "MissingStepCountError", "NotCacheableError",
+    "NotExportableError", "Policy", "Region", "Settings", "SpreadSchedule",
     "UnknownOptionError", "UnknownPolicyError", "Variable", "c4d_backend", "calibrate", "enable_cache", "get_policy",
-    "list_policies",
+    "list_policies", "export", "load_exported",
 ]
+
+_LAZY = {"export", "load_exported", "ExportResult", "ExportedModel"}  # the onnx extra: imported when first used
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from . import onnx_export
+
+        return getattr(onnx_export, name)
+    raise AttributeError(f"module 'c4d_compile' has no attribute {name!r}")
 
 
 def _dynamo_backend(gm, example_inputs, options: dict[str, Any] | None = None, **_: Any):

@@ -160,7 +160,7 @@ class C4DBackend:
         return {kind: self._lower_variant(v, plan, gm, example_inputs) for kind, v in rewrite.variants.items()}
 
     def _lower_variant(self, variant: Variant, plan: CachePlan, gm: fx.GraphModule, example_inputs: Sequence):
-        named = _named_examples(variant, plan, gm, example_inputs)
+        named = named_examples(variant, plan, gm, example_inputs)
         full_examples = [*example_inputs, *named]
         fn = self._lower(variant.gm, [*example_inputs, *_static_fakes(named)], self.settings)
         return LoweredVariant(variant.kind, fn, variant.num_outputs, variant.inputs, variant.outputs,
@@ -313,7 +313,7 @@ class C4DBackend:
         return f"C4DBackend(policy={self.policy.name!r}, settings={self.settings}, options={self.policy.options()})"
 
 
-def _named_examples(variant: Variant, plan: CachePlan, gm: fx.GraphModule, example_inputs: Sequence) -> list:
+def named_examples(variant: Variant, plan: CachePlan, gm: fx.GraphModule, example_inputs: Sequence) -> list:
     """Examples of the named inputs a variant reads: one per state entry, the host inputs, and, for a
     continuation after a probe, the prefix values it reads (named by their node)."""
     if not variant.inputs:

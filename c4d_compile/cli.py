@@ -1,4 +1,5 @@
-"""``c4d`` command line: ``c4d inspect``, ``c4d policies``, ``c4d demo``, ``c4d bench``, ``c4d calibrate``."""
+"""``c4d`` command line: ``c4d inspect``, ``c4d policies``, ``c4d demo``, ``c4d bench``, ``c4d calibrate``,
+``c4d export``."""
 
 from __future__ import annotations
 
@@ -62,6 +63,28 @@ def _calibrate(args: argparse.Namespace) -> int:
               f"{list(result.full_steps)} (forecast error {result.error:.4g}); wrote {result.path}")
     (key, value), = result.overrides().items()
     print(f"use it: c4d_backend({result.policy.name!r}, {key}={value!r})")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .errors import InvalidValueError
+    from .inspect_model import load_target
+    from .onnx_export import export
+    from .onnx_export.compare import check_export
+
+    model, inputs = load_target(args.model)
+    result = export(model, inputs, args.policy, args.out, num_steps=args.steps, **dict(args.set))
+    print(result.summary())
+    if args.check:
+        from .zoo.tiny_diffusers import TINY_MODELS
+
+        spec = TINY_MODELS.get(args.model)
+        if spec is None:
+            raise InvalidValueError("--check", args.model, f"a bundled tiny config ({', '.join(sorted(TINY_MODELS))}), "
+                                    "whose timesteps c4d knows")
+        check = check_export(args.out, model, inputs, spec.timestep_key, spec.timesteps(args.steps), args.policy,
+                             **dict(args.set))
+        print(check.summary())
     return 0
 
 
@@ -170,6 +193,17 @@ def build_parser() -> argparse.ArgumentParser:
                            help="policy options searched with, e.g. --set region=output order=1")
     calibrate.add_argument("--out", required=True, help="the schedule file to write (.json)")
     calibrate.set_defaults(func=_calibrate)
+    exporter = sub.add_parser("export", help="write the cached model as ONNX files (one per variant, weights "
+                              "stored once) and plan.json, run by c4d_compile.load_exported")
+    exporter.add_argument("model", help="a bundled tiny config (e.g. dit, flux) or module:factory -> (model, kwargs)")
+    exporter.add_argument("--policy", default="taylorseer")
+    exporter.add_argument("--steps", type=int, required=True, help="step calls per context of one generation")
+    exporter.add_argument("--set", nargs="+", type=_option, default=[], metavar="KEY=VALUE",
+                          help="policy overrides, e.g. --set budget=8")
+    exporter.add_argument("--out", required=True, help="the folder to write")
+    exporter.add_argument("--check", action="store_true", help="run the export with onnxruntime against the torch "
+                          "path over one sampling loop, and time it cached and uncached (bundled configs)")
+    exporter.set_defaults(func=_export)
     policies = sub.add_parser("policies", help="list the presets and their options")
     policies.set_defaults(func=_policies)
     return parser

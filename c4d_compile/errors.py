@@ -39,3 +39,20 @@ class InvalidValueError(ConfigError):
 
 class NotCacheableError(C4DError):
     """strict=True and the traced graph offers nothing to cache (no block stack, no timestep input...)."""
+
+
+class NotExportableError(C4DError):
+    """``export`` cannot write this model or policy; the message says why and what does export."""
+
+
+class ExportFormatError(C4DError):
+    """An exported directory is incomplete, corrupted or does not match its ``plan.json``: it is refused,
+    never run to a wrong result."""
+
+
+class ExportedCallError(C4DError, ValueError):
+    """An exported model was called with inputs or steps it was not exported for; the message lists them."""
+
+
+class MissingDependencyError(C4DError, ImportError):
+    """An optional feature needs a package that is not installed; the message says what to install."""

@@ -22,10 +22,11 @@ from .flops import LazyFlops
 from .passes.variants import FORCE, SIGNAL_FULL, SIGNAL_VALUE, WEIGHTS
 from .plan import CachePlan
 from .policies.config import Policy
+from .policies.forecasters.base import slot_weights
 from .policies.variable import Variable, coordinates
 from .state import ContextState
 from .stats import NO_SIGNAL
-from .step_program import StepInfo, VariantKind
+from .step_program import StepInfo, VariantKind, state_writes
 from .token_picker import TokenPicker
 
 if TYPE_CHECKING:
@@ -83,14 +84,7 @@ class Runtime:
         self._produced = {name for v in self.prelude for name in v.outputs} - {e.name for e in plan.state}
         self._from_call = {kind: tuple((i, name) for i, name in enumerate(v.inputs) if name in self._produced)
                            for kind, v in variants.items()}
-        # per kind: the state entries a call that runs it writes, (entry, call value it takes), and the
-        # entries that shift behind them, oldest move first: (dst, src)
-        shifts = {kind: {e.shifts_from: e.name for e in plan.state
-                         if e.shifts_from and (e.shifted_by is None or kind in e.shifted_by)} for kind in variants}
-        self._writes = {kind: tuple((e.name, e.name if e.name in v.outputs else e.source or e.name)
-                                    for e in plan.state if kind in e.written_by and not e.shifts_from)
-                        for kind, v in variants.items()}
-        self._shifts = {kind: _shift_order([name for name, _ in self._writes[kind]], shifts[kind]) for kind in variants}
+        self._writes = {kind: state_writes(plan.state, kind, v.outputs) for kind, v in variants.items()}
         self._fallback = {e.name: e.shifts_from for e in plan.state if e.shifts_from}  # read of a missing slot
         self._weights: dict[tuple, torch.Tensor] = {}
         # full steps kept per context: the forecast's history, and the two last ones a schedule may space by
@@ -223,15 +217,15 @@ class Runtime:
 
     def _commit(self, kind: VariantKind, state: ContextState, values: dict) -> None:
         """Store the state entries a call that ran ``kind`` writes; older history slots move first."""
-        writes = self._writes[kind]
-        if not writes:
+        stores, shifts = self._writes[kind]
+        if not stores:
             return
         state.resolved.clear()
         tensors = state.tensors
-        for dst, src in self._shifts[kind]:
+        for dst, src in shifts:
             if src in tensors:
                 tensors[dst] = tensors[src]
-        for name, source in writes:
+        for name, source in stores:
             tensors[name] = values[source]
 
     def _state_input(self, name: str, state: ContextState, device) -> torch.Tensor | None:
@@ -269,8 +263,7 @@ class Runtime:
         else:
             target, coords = coordinates(self.policy.variable, step, key[i], clock.first_step, clock.first_key[i],
                                          steps[::-1], [k[i] for k in reversed(keys)])
-        values = tuple(self.policy.forecaster.weights(target, coords))
-        values += (0.0,) * (self.plan.num_slots - len(values))
+        values = slot_weights(self.policy.forecaster, target, coords, self.plan.num_slots)
         if len(self._weights) > 4096:  # timestep-dependent weights of many generations: stay bounded
             self._weights.clear()
         tensor = self._weights[memo] = torch.tensor(values, dtype=torch.float32, device=device)
@@ -286,14 +279,3 @@ class Runtime:
         outs = self.full.fn(*args, *(values[name] if name in values else None for name in self.full.inputs))
         return outs[: self.full.num_outputs]
 
-
-def _shift_order(written: Sequence[str], shifts: dict[str, str]) -> tuple[tuple[str, str], ...]:
-    """For each written entry, the chain of entries that shift behind it, oldest move first."""
-    order = []
-    for name in written:
-        chain, src = [], name
-        while src in shifts:
-            chain.append((shifts[src], src))
-            src = shifts[src]
-        order += reversed(chain)
-    return tuple(order)

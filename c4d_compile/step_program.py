@@ -64,3 +64,27 @@ class StateTensor:
     @property
     def nbytes(self) -> int:
         return math.prod(self.shape) * torch.empty((), dtype=self.dtype).element_size()
+
+
+class StateWrites(NamedTuple):
+    """What a call that ran one variant kind does to the state: entries it stores, (entry, call value it
+    takes), and the history entries that move first, oldest first, (dst, src): references move, no copy."""
+
+    stores: tuple[tuple[str, str], ...]
+    shifts: tuple[tuple[str, str], ...]
+
+
+def state_writes(state: Sequence[StateTensor], kind: VariantKind, outputs: Sequence[str]) -> StateWrites:
+    """The writes of a call that ran ``kind`` (whose variant has the named ``outputs``), from the state spec."""
+    shifts = {e.shifts_from: e.name for e in state
+              if e.shifts_from and (e.shifted_by is None or kind in e.shifted_by)}
+    stores = tuple((e.name, e.name if e.name in outputs else e.source or e.name)
+                   for e in state if kind in e.written_by and not e.shifts_from)
+    order = []
+    for name, _ in stores:
+        chain, src = [], name
+        while src in shifts:
+            chain.append((shifts[src], src))
+            src = shifts[src]
+        order += reversed(chain)
+    return StateWrites(stores, tuple(order))

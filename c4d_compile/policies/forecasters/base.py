@@ -38,6 +38,12 @@ class Forecaster(Protocol):
         """
 
 
+def slot_weights(forecaster: Forecaster, target: float, history: Sequence[float], num_slots: int) -> tuple[float, ...]:
+    """The weights input of a forecasting variant: one per history slot, slots not filled yet weigh zero."""
+    values = tuple(forecaster.weights(target, history))
+    return values + (0.0,) * (num_slots - len(values))
+
+
 def taylor_factors(history: Sequence[float], order: int) -> list[list[float]]:
     """TaylorSeer's finite-difference factors D^0..D^order at the newest full step, as coefficient
     rows over the history values (arXiv 2503.06923; reference code ``taylor_utils``).

@@ -1,0 +1,99 @@
+"""``export(model, example_kwargs, policy, out_dir)``: the cached model as ONNX files and ``plan.json``.
+
+The same passes as the backend (analyze -> plan -> rewrite), then per variant the program runs, one
+ONNX file with the cache state as explicit inputs and outputs; the weights go once into a shared
+``weights.bin``; ``plan.json`` holds the step program and the state spec (``plan_file.py``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx_ir as ir
+import torch
+from tqdm.auto import tqdm
+
+from ..backend import named_examples
+from ..errors import InvalidValueError, NotExportableError
+from ..passes.analyze import analyze
+from ..passes.variants import build_variants
+from ..plan import make_plan
+from ..policies import Policy, get_policy
+from ..step_program import VariantKind
+from .capture import capture_model
+from .onnx_files import export_variant
+from .plan_file import ExportedPlan, VariantFile, file_sha256, write_plan
+from .program import check_exportable, step_program, weights_readers
+from .weights import SharedWeights
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    directory: Path
+    plan: ExportedPlan
+    seconds: float
+    onnx_bytes: dict[str, int]  # per variant file, the weights not counted
+    weights_bytes: int  # the shared weights file
+    moved_bytes: int  # initializer bytes the variant files would hold without sharing
+
+    def summary(self) -> str:
+        files = ", ".join(f"{name} {size / 1024:.0f} KiB" for name, size in self.onnx_bytes.items())
+        kinds = [step.variant for step in self.plan.program]
+        full = sum(k is VariantKind.FULL for k in kinds)
+        return (f"exported {len(self.onnx_bytes)} variant(s) to {self.directory} in {self.seconds:.1f} s: {files}; "
+                f"weights.bin {self.weights_bytes / 2**20:.1f} MiB (stored once; "
+                f"{self.moved_bytes / 2**20:.1f} MiB across the variants); program: {full} full of {len(kinds)} steps")
+
+
+def export(model: torch.nn.Module, example_kwargs: dict[str, Any], policy: str | Policy, out_dir: str | Path, *,
+           num_steps: int | None = None, progress: bool = True, **overrides: Any) -> ExportResult:
+    """Write ``model`` cached with ``policy`` (a preset name or Policy, plus overrides) to ``out_dir``.
+
+    ``example_kwargs`` are the model's keyword arguments of one step call (their shapes are the exported
+    ones); ``num_steps`` is the step calls per context of a generation (default: the policy's).
+    ``load_exported(out_dir)`` runs it with onnxruntime.
+    """
+    started = time.perf_counter()
+    resolved = get_policy(policy, **overrides)
+    steps = num_steps if num_steps is not None else resolved.num_steps
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise InvalidValueError("num_steps", steps, "an integer >= 1 (export writes the program of one generation)")
+    captured = capture_model(model, example_kwargs)
+    gm = captured.gm
+    analysis = analyze(gm)
+    if not analysis.cacheable:
+        raise NotExportableError(f"nothing to cache in this model: {'; '.join(analysis.problems)}")
+    plan = make_plan(gm, analysis, resolved)
+    check_exportable(resolved, plan)
+    rewrite = build_variants(gm, plan)
+    program = step_program(resolved, plan, steps, weights_readers(rewrite.variants))
+    used = {VariantKind.FULL, *(step.variant for step in program)}
+    directory = Path(out_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    shared = SharedWeights(directory)
+    files, sizes, moved = {}, {}, 0
+    try:
+        kinds = [kind for kind in rewrite.variants if kind in used]
+        for kind in tqdm(kinds, desc="c4d export", unit="variant", disable=not progress):
+            variant = rewrite.variants[kind]
+            path = directory / f"{kind.value}.onnx"
+            model_ir = export_variant(captured, variant, named_examples(variant, plan, gm, captured.example_inputs),
+                                      path)
+            moved += shared.move(model_ir)
+            ir.save(model_ir, path)
+            sizes[path.name] = path.stat().st_size
+            files[kind] = VariantFile(kind, path.name, file_sha256(path), variant.num_outputs, variant.inputs,
+                                      variant.outputs)
+    finally:
+        shared.close()
+    exported = ExportedPlan(
+        policy={"name": resolved.name, "options": resolved.options()}, num_steps=steps,
+        inputs=tuple(captured.model_inputs()), fixed=captured.fixed,
+        timesteps=tuple(captured.inputs[t.position].name for t in analysis.timesteps), outputs=captured.outputs,
+        variants=files, state=tuple(e for e in plan.state if any(k in used for k in (*e.read_by, *e.written_by))),
+        program=tuple(program), num_slots=plan.num_slots, weights_file=shared.filename, weights_bytes=shared.size)
+    write_plan(exported, directory)
+    return ExportResult(directory, exported, time.perf_counter() - started, sizes, shared.size, moved)
