@@ -19,12 +19,15 @@ INDUCTOR_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autot
 
 @dataclass(frozen=True)
 class Settings:
-    lowering: str = "inductor"  # "inductor" (CPU and CUDA) or "eager" (the GraphModules as Python: the reference)
+    # "inductor" (CPU and CUDA), "eager" (the GraphModules as Python: the reference) or "npu" (Ascend, torchair)
+    lowering: str = "inductor"
     # True: a graph that cannot be cached, or a failure in analysis / plan / rewrite / lowering, raises
     # instead of running that graph uncached with a C4DWarning.
     strict: bool = False
-    mode: str | None = None  # inductor mode, as torch.compile's ``mode=``
+    mode: str | None = None  # inductor mode, as torch.compile's ``mode=``; for npu, torchair's (NPU_MODES)
     inductor_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # config patches
+    # npu: torchair CompilerConfig fields by dotted path, e.g. {"experimental_config.frozen_parameter": True}
+    npu_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     # Keep data-dependent ops (nonzero, .item(), .tolist()) in the graph instead of breaking it there: sets
     # Dynamo's capture_scalar_outputs and capture_dynamic_output_shape_ops for the whole process (Dynamo
     # reads them when it starts tracing, before any backend is called). Off by default because it is global.
@@ -38,11 +41,19 @@ class Settings:
         for name in ("strict", "capture_data_dependent"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidValueError(name, getattr(self, name), "True or False")
-        if self.mode not in INDUCTOR_MODES:
-            raise InvalidValueError("mode", self.mode, f"one of {list(INDUCTOR_MODES)}")
-        if not isinstance(self.inductor_options, Mapping):
-            raise InvalidValueError("inductor_options", self.inductor_options, "a mapping of inductor config names")
-        object.__setattr__(self, "inductor_options", MappingProxyType(dict(self.inductor_options)))
+        from .backends.npu import NPU_MODES
+
+        modes = (None, *NPU_MODES) if self.lowering == "npu" else INDUCTOR_MODES
+        if self.mode not in modes:
+            raise InvalidValueError("mode", self.mode, f"one of {list(modes)} with lowering={self.lowering!r}")
+        for name, owner in (("inductor_options", "inductor"), ("npu_options", "npu")):
+            value = getattr(self, name)
+            if not isinstance(value, Mapping):
+                raise InvalidValueError(name, value, f"a mapping of {owner} config names")
+            if value and self.lowering != owner:
+                raise InvalidValueError(name, dict(value), f"empty with lowering={self.lowering!r} (they configure "
+                                        f"lowering={owner!r})")
+            object.__setattr__(self, name, MappingProxyType(dict(value)))
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -9,14 +9,20 @@ import torch.fx as fx
 
 from .eager import lower_eager
 from .inductor import lower_inductor
+from .npu import lower_npu, require_torchair
 
 if TYPE_CHECKING:
     from ..settings import Settings
 
 Lowering = Callable[[fx.GraphModule, Sequence, "Settings"], Callable]
 
-LOWERINGS: dict[str, Lowering] = {"eager": lower_eager, "inductor": lower_inductor}
+LOWERINGS: dict[str, Lowering] = {"eager": lower_eager, "inductor": lower_inductor, "npu": lower_npu}
+# what a lowering needs installed, checked when the backend is made rather than at the first graph
+REQUIREMENTS: dict[str, Callable[[], object]] = {"npu": require_torchair}
 
 
 def get_lowering(settings: Settings) -> Lowering:
-    return LOWERINGS[settings.lowering]  # Settings validated the name against settings.LOWERINGS
+    require = REQUIREMENTS.get(settings.lowering)
+    if require is not None:
+        require()
+    return LOWERINGS[settings.lowering]  # Settings validated the name against LOWERINGS
