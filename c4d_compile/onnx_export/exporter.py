@@ -38,6 +38,7 @@ class ExportResult:
     onnx_bytes: dict[str, int]  # per variant file, the weights not counted
     weights_bytes: int  # the shared weights file
     moved_bytes: int  # initializer bytes the variant files would hold without sharing
+    rewrites: dict[str, int]  # exporter gaps bridged: rewrite pass -> patterns rewritten (the most in one variant)
 
     def summary(self) -> str:
         files = ", ".join(f"{name} {size / 1024:.0f} KiB" for name, size in self.onnx_bytes.items())
@@ -45,7 +46,8 @@ class ExportResult:
         full = sum(k is VariantKind.FULL for k in kinds)
         return (f"exported {len(self.onnx_bytes)} variant(s) to {self.directory} in {self.seconds:.1f} s: {files}; "
                 f"weights.bin {self.weights_bytes / 2**20:.1f} MiB (stored once; "
-                f"{self.moved_bytes / 2**20:.1f} MiB across the variants); program: {full} full of {len(kinds)} steps")
+                f"{self.moved_bytes / 2**20:.1f} MiB across the variants); program: {full} full of {len(kinds)} steps"
+                + "".join(f"; {name}: {count}" for name, count in self.rewrites.items()))
 
 
 def export(model: torch.nn.Module, example_kwargs: dict[str, Any], policy: str | Policy, out_dir: str | Path, *,
@@ -74,14 +76,16 @@ def export(model: torch.nn.Module, example_kwargs: dict[str, Any], policy: str |
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
     shared = SharedWeights(directory)
-    files, sizes, moved = {}, {}, 0
+    files, sizes, moved, rewrites = {}, {}, 0, {}
     try:
         kinds = [kind for kind in rewrite.variants if kind in used]
         for kind in tqdm(kinds, desc="c4d export", unit="variant", disable=not progress):
             variant = rewrite.variants[kind]
             path = directory / f"{kind.value}.onnx"
-            model_ir = export_variant(captured, variant, named_examples(variant, plan, gm, captured.example_inputs),
-                                      path)
+            model_ir, bridged = export_variant(captured, variant,
+                                               named_examples(variant, plan, gm, captured.example_inputs))
+            for name, count in bridged.items():
+                rewrites[name] = max(rewrites.get(name, 0), count)
             moved += shared.move(model_ir)
             ir.save(model_ir, path)
             sizes[path.name] = path.stat().st_size
@@ -96,4 +100,4 @@ def export(model: torch.nn.Module, example_kwargs: dict[str, Any], policy: str |
         variants=files, state=tuple(e for e in plan.state if any(k in used for k in (*e.read_by, *e.written_by))),
         program=tuple(program), num_slots=plan.num_slots, weights_file=shared.filename, weights_bytes=shared.size)
     write_plan(exported, directory)
-    return ExportResult(directory, exported, time.perf_counter() - started, sizes, shared.size, moved)
+    return ExportResult(directory, exported, time.perf_counter() - started, sizes, shared.size, moved, rewrites)

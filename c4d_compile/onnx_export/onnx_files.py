@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import warnings
-from pathlib import Path
 
 import onnx_ir as ir
 import torch
@@ -20,6 +19,7 @@ import torch.fx as fx
 from ..errors import NotExportableError
 from ..passes.variants import Variant
 from .capture import CapturedModel
+from .rewrites import bridge_exporter_gaps
 
 NEXT = "next:"
 _PROVENANCE = ("pkg.torch.onnx.stack_trace", "pkg.torch.onnx.fx_node", "pkg.torch.onnx.class_hierarchy")
@@ -40,22 +40,30 @@ class _Bound(torch.nn.Module):
         super().__init__()
         self.gm = gm
         self.count = len(captured.example_inputs)
-        self.user = sorted(captured.inputs)
+        self.constants = set(captured.constants)
         self.names = {}
+        placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
         for i, name in captured.constants.items():
+            if not placeholders[i].users:  # a constant this variant does not read is not in its file
+                continue
             attr = self.names[i] = f"c{i}_" + "".join(c if c.isalnum() else "_" for c in name)
             self.register_buffer(attr, captured.example_inputs[i].detach(), persistent=False)
 
     def forward(self, *args):
         given = iter(args)
-        merged = [getattr(self, self.names[i]) if i in self.names else next(given) for i in range(self.count)]
+        merged = [getattr(self, self.names[i]) if i in self.names else None if i in self.constants else next(given)
+                  for i in range(self.count)]
         return self.gm(*merged, *given)
 
 
-def export_variant(captured: CapturedModel, variant: Variant, named_examples: list, path: Path) -> ir.Model:
-    """Export one variant; returns the ONNX model (in memory, weights not yet moved out)."""
+def export_variant(captured: CapturedModel, variant: Variant, named_examples: list) -> tuple[ir.Model, dict[str, int]]:
+    """Export one variant: the ONNX model (in memory, weights not yet moved out) and the exporter gaps bridged
+    (rewrite pass -> patterns rewritten)."""
     user = [captured.example_inputs[i] for i in sorted(captured.inputs)]
-    bound = _Bound(variant.gm, captured).eval()
+    constants = [captured.example_inputs[i] if i in captured.constants else None
+                 for i in range(len(captured.example_inputs))]
+    gm, bridged = bridge_exporter_gaps(variant.gm, constants)
+    bound = _Bound(gm, captured).eval()
     quiet = logging.getLogger("torch.onnx._internal.exporter._registration")  # optional torchvision ops: not ours
     level = quiet.level
     quiet.setLevel(logging.ERROR)
@@ -75,4 +83,4 @@ def export_variant(captured: CapturedModel, variant: Variant, named_examples: li
     for node in ir.traversal.RecursiveGraphIterator(model.graph):  # the tracer's provenance: 80% of the file
         for key in _PROVENANCE:
             node.metadata_props.pop(key, None)
-    return model
+    return model, bridged

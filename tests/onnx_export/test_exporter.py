@@ -49,7 +49,7 @@ def test_runner_matches_torch_over_a_loop(dit_export):
 
 @pytest.mark.parametrize("name,policy,overrides", [
     ("flux", "taylorseer-lite", {"budget": 4}),  # output region, budget schedule
-    ("sd3", "stack-reuse", {}),  # stack region, spread schedule, history of one
+    ("qwenimage", "stack-reuse", {}),  # stack region, history of one; complex rotary rewritten for the exporter
     ("wan", "foca", {}),  # branch region, a forecaster with its own weights
 ])
 def test_regions_and_schedules_with_guidance_contexts(tmp_path, name, policy, overrides):
