@@ -26,7 +26,7 @@ from ..step_program import VariantKind
 from .capture import capture_model
 from .onnx_files import export_variant
 from .plan_file import ExportedPlan, VariantFile, file_sha256, write_plan
-from .program import check_exportable, step_program, weights_readers
+from .program import check_exportable, step_program
 from .weights import SharedWeights
 
 
@@ -44,9 +44,11 @@ class ExportResult:
         files = ", ".join(f"{name} {size / 1024:.0f} KiB" for name, size in self.onnx_bytes.items())
         kinds = [step.variant for step in self.plan.program]
         full = sum(k is VariantKind.FULL for k in kinds)
+        decided = sum(k is VariantKind.DECIDE for k in kinds)
         return (f"exported {len(self.onnx_bytes)} variant(s) to {self.directory} in {self.seconds:.1f} s: {files}; "
                 f"weights.bin {self.weights_bytes / 2**20:.1f} MiB (stored once; "
-                f"{self.moved_bytes / 2**20:.1f} MiB across the variants); program: {full} full of {len(kinds)} steps"
+                f"{self.moved_bytes / 2**20:.1f} MiB across the variants); program: {full} full"
+                + (f", {decided} decided on the device" if decided else "") + f" of {len(kinds)} steps"
                 + "".join(f"; {name}: {count}" for name, count in self.rewrites.items()))
 
 
@@ -71,8 +73,8 @@ def export(model: torch.nn.Module, example_kwargs: dict[str, Any], policy: str |
     plan = make_plan(gm, analysis, resolved)
     check_exportable(resolved, plan)
     rewrite = build_variants(gm, plan)
-    program = step_program(resolved, plan, steps, weights_readers(rewrite.variants))
-    used = {VariantKind.FULL, *(step.variant for step in program)}
+    program = step_program(resolved, plan, steps, rewrite.variants)
+    used = {VariantKind.FULL, *(kind for step in program for kind in (*step.prelude, step.variant))}
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
     shared = SharedWeights(directory)

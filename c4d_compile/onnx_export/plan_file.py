@@ -9,7 +9,8 @@
     outputs               "tensor" or "tuple", and how many model outputs each variant returns first
     variants              per kind: ONNX file, sha256, named inputs and named outputs ("next:" + name in the file)
     state                 the state spec: name, shape, dtype, kind, written_by, read_by, shifts_from, source, ...
-    program               per step: variant, forecast weights (or null), the full steps the weights are over
+    program               per step: the variants run before it in the same call (prelude), the variant, its forecast
+                          weights (or null) and the full steps they are over, DECIDE's force flag (or null)
     weights               the shared external-data file: name and size
 
 ``read_plan`` validates all of it against the files before anything runs: a missing key, a value of
@@ -28,7 +29,7 @@ from typing import Any
 import torch
 
 from ..errors import ExportFormatError
-from ..passes.variants import WEIGHTS
+from ..passes.variants import FORCE, WEIGHTS
 from ..step_program import StateTensor, VariantKind
 from .capture import ModelInput
 from .program import ProgramStep
@@ -144,21 +145,24 @@ def _check_consistent(plan: ExportedPlan) -> None:
         if name not in input_names:
             raise ExportFormatError(f"plan.json's timestep input {name!r} is not one of its inputs")
     state = {e.name for e in plan.state}
-    for v in plan.variants.values():
-        for name in v.inputs:
-            if name != WEIGHTS and name not in state:
-                raise ExportFormatError(f"the {v.kind.value} variant reads {name!r}, which is not in the state spec")
     for e in plan.state:
         for name in (e.shifts_from, e.source):
             if name is not None and name not in state and not any(name in v.outputs for v in plan.variants.values()):
                 raise ExportFormatError(f"state entry {e.name!r} refers to {name!r}, which nothing writes")
     for i, step in enumerate(plan.program):
-        variant = plan.variants.get(step.variant)
-        if variant is None:
-            raise ExportFormatError(f"step {i} runs the {step.variant.value} variant, which plan.json does not list")
-        if (WEIGHTS in variant.inputs) != (step.weights is not None):
-            raise ExportFormatError(f"step {i}: the {step.variant.value} variant "
-                                    f"{'reads' if WEIGHTS in variant.inputs else 'does not read'} forecast weights")
+        for kind in (*step.prelude, step.variant):
+            if kind not in plan.variants:
+                raise ExportFormatError(f"step {i} runs the {kind.value} variant, which plan.json does not list")
+        variant = plan.variants[step.variant]
+        produced = {name for kind in step.prelude for name in plan.variants[kind].outputs}
+        for name, given, what in ((WEIGHTS, step.weights, "forecast weights"), (FORCE, step.force, "force")):
+            if (name in variant.inputs) != (given is not None):
+                raise ExportFormatError(f"step {i}: the {step.variant.value} variant "
+                                        f"{'reads' if name in variant.inputs else 'does not read'} {what}")
+        missing = [n for n in variant.inputs if n not in state and n not in produced and n not in (WEIGHTS, FORCE)]
+        if missing:
+            raise ExportFormatError(f"step {i}: the {step.variant.value} variant reads {missing}, which neither the "
+                                    "state nor the variants run before it provide")
 
 
 def _check_files(plan: ExportedPlan, directory: Path) -> None:
@@ -196,7 +200,11 @@ def _step(raw: dict, num_slots: int) -> ProgramStep:
         weights = tuple(float(w) for w in weights)
         if len(weights) != num_slots:
             raise ExportFormatError(f"a program step has {len(weights)} forecast weights for {num_slots} slots")
-    return ProgramStep(_kind(raw["variant"]), weights, tuple(_int(s) for s in raw["history"]))
+    force = raw["force"]
+    if force is not None and not isinstance(force, bool):
+        raise ExportFormatError(f"a program step's force is {force!r}; expected true, false or null")
+    return ProgramStep(_kind(raw["variant"]), weights, tuple(_int(s) for s in raw["history"]),
+                       tuple(_kind(k) for k in raw["prelude"]), force)
 
 
 def _kind(value: str) -> VariantKind:

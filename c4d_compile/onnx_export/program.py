@@ -1,71 +1,90 @@
-"""The step program as data: which variant each step of a generation runs, with the forecast weights it reads.
+"""The step program as data: which variants each step of a generation runs, with the host inputs they read.
 
 Schedules that decide from the step and the full steps so far (interval, budget, spread, calibrated,
-explicit) decide the same for every generation of a given length, so the program is computed once
-here, by asking the schedule as the Runtime does, and written to ``plan.json``: a runtime in any
+explicit, magnitude) decide the same for every generation of a given length, so the program is computed
+once here, by asking the schedule as the Runtime does, and written to ``plan.json``: a runtime in any
 language replays it without the policy's code. Each step also records the full steps its forecast
-weights assume, so a runner that finds another history refuses the call instead of forecasting
-from the wrong values. Not exported (yet): signal-driven schedules (their decision needs the PROBE
-and a host rule), token subsets (their rows are per-call host inputs), and the timestep as the
-forecast variable (its weights depend on the sampler's timesteps).
+weights assume, so a runner that finds another history refuses the call instead of forecasting from
+the wrong values.
+
+Signal-driven schedules export with ``decision="device"``: the probe, the rule and both continuations
+are one DECIDE graph, exported as an ONNX ``If``, so what the host replays is still fixed per step (the
+first call runs the PROBE then FULL; every later one runs DECIDE, told whether the step is forced to be
+full). The host path (a PROBE file and the rule in the host) is not exported: the rule would have to be
+written again in every runtime. Not exported (yet): token subsets (their rows are per-call host inputs),
+SpeCa's verification, and the timestep as the forecast variable (its weights depend on the sampler's
+timesteps).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..errors import NotExportableError
-from ..passes.variants import WEIGHTS
+from ..passes.variants import FORCE, WEIGHTS
 from ..plan import CachePlan
 from ..policies.config import Policy
 from ..policies.forecasters.base import slot_weights
 from ..policies.variable import Variable
 from ..step_program import StepInfo, VariantKind
 
-EXPORTED_KINDS = (VariantKind.FULL, VariantKind.CACHED)
+EXPORTED_KINDS = (VariantKind.FULL, VariantKind.CACHED, VariantKind.PROBE, VariantKind.DECIDE)
 
 
 @dataclass(frozen=True)
 class ProgramStep:
-    variant: VariantKind
-    weights: tuple[float, ...] | None  # the variant's forecast weights input, when it reads one
+    variant: VariantKind  # the variant whose model outputs the call returns
+    weights: tuple[float, ...] | None  # its forecast weights input, when it reads one
     history: tuple[int, ...]  # the full steps the weights are over, newest first
+    prelude: tuple[VariantKind, ...] = ()  # run first in the same call; ``variant`` reads their named outputs
+    force: bool | None = None  # DECIDE's input: true where the schedule computes whatever the signal says
 
     def to_json(self) -> dict:
         return {"variant": self.variant.value, "weights": None if self.weights is None else list(self.weights),
-                "history": list(self.history)}
+                "history": list(self.history), "prelude": [k.value for k in self.prelude], "force": self.force}
 
 
 def check_exportable(policy: Policy, plan: CachePlan) -> None:
     unsupported = [k.value for k in plan.variant_kinds if k not in EXPORTED_KINDS]
     if unsupported:
-        what = "token subsets" if VariantKind.PARTIAL.value in unsupported else "signal-driven schedules"
+        what = "token subsets" if VariantKind.PARTIAL.value in unsupported else "speculative verification"
         raise NotExportableError(
             f"policy {policy.name!r} needs the {', '.join(unsupported)} variant(s) ({what}), which export does not "
-            f"write yet; exported: fixed, budget, spread, calibrated and explicit schedules (variants "
-            f"{', '.join(k.value for k in EXPORTED_KINDS)}) over the output, stack and branch regions")
+            f"write yet; exported: fixed, budget, spread, calibrated, explicit and magnitude schedules over the "
+            f"output, stack and branch regions, and signal schedules with decision='device'")
+    if plan.probe is not None and not plan.decided_on_device:
+        raise NotExportableError(f"policy {policy.name!r} decides on the host from a probe's signal: export it with "
+                                 "decision='device', which compiles the probe, the rule and both continuations into "
+                                 "one graph (an ONNX If)")
     if policy.variable is not Variable.STEP:
         raise NotExportableError(f"variable={policy.variable.value!r}: exported forecast weights are per step "
                                  "index; export with variable='step'")
 
 
-def step_program(policy: Policy, plan: CachePlan, num_steps: int, reads_weights: set[VariantKind]) -> list[ProgramStep]:
-    """The variant and forecast weights of each step of a ``num_steps`` generation of one context."""
+def step_program(policy: Policy, plan: CachePlan, num_steps: int, variants: Mapping) -> list[ProgramStep]:
+    """What each step of a ``num_steps`` generation of one context runs, as the Runtime would run it."""
     check_exportable(policy, plan)
+    schedule = policy.schedule
+    early = getattr(schedule, "early", None) if plan.prelude else None
+    state = {e.name for e in plan.state}
+    produced = {name for kind in plan.prelude for name in variants[kind].outputs} - state  # call values
     kept = max(plan.num_slots, 2)  # as the Runtime keeps them
     full_steps: list[int] = []
     program = []
     for step in range(num_steps):
-        kind = policy.schedule.decide(StepInfo(step, num_steps, tuple(full_steps)))
+        info = StepInfo(step, num_steps, tuple(full_steps))
+        kind = early(info) if early is not None else schedule.decide(info)
+        if kind is None:  # a host decision after the probe: check_exportable refused it
+            raise NotExportableError("the schedule decides from a measured signal on the host")
+        inputs = variants[kind].inputs
+        prelude = plan.prelude if any(name in produced for name in inputs) else ()
         history = tuple(reversed(full_steps[-plan.num_slots:]))
         weights = None
-        if kind in reads_weights:
+        if WEIGHTS in inputs:
             weights = slot_weights(policy.forecaster, float(step), [float(s) for s in history], plan.num_slots)
-        program.append(ProgramStep(kind, weights, history if weights is not None else ()))
+        force = schedule.forced(info) if FORCE in inputs else None
+        program.append(ProgramStep(kind, weights, history if weights is not None else (), prelude, force))
         if kind is VariantKind.FULL:
             full_steps = [*full_steps, step][-kept:]
     return program
-
-
-def weights_readers(variants: dict) -> set[VariantKind]:
-    return {kind for kind, v in variants.items() if WEIGHTS in v.inputs}

@@ -22,7 +22,7 @@ import torch
 from ..clock import Clocks
 from ..contexts import call_context, new_generation
 from ..errors import ExportedCallError, ExportFormatError, InvalidValueError
-from ..passes.variants import WEIGHTS
+from ..passes.variants import FORCE, SIGNAL_FULL, WEIGHTS
 from ..state import StateTable
 from ..step_program import VariantKind, state_writes
 from .capture import flatten_kwargs
@@ -30,7 +30,6 @@ from .onnx_files import output_names
 from .plan_file import ExportedPlan, read_plan
 from .program import ProgramStep
 
-_EVERY_STEP_FULL = ProgramStep(VariantKind.FULL, None, ())
 _NUMPY = {torch.float32: np.float32, torch.float16: np.float16, torch.float64: np.float64, torch.int64: np.int64,
           torch.int32: np.int32, torch.bool: np.bool_}
 
@@ -57,9 +56,13 @@ class ExportedModel:
         self.plan = plan
         self.sessions = sessions
         self.cached = cached
+        # uncached: FULL at every step, after the variants it reads from (the probe), as at a program's step 0
+        first = next(step for step in plan.program if step.variant is VariantKind.FULL)
+        self._every_step_full = ProgramStep(VariantKind.FULL, None, (), first.prelude)
         self.clocks = Clocks()
         self.states = StateTable()
-        self.calls: dict[str, int] = {}  # variant kind -> calls, since the last reset
+        # calls since the last reset per variant kind (a DECIDE call counts as the kind it decided on)
+        self.calls: dict[str, int] = {}
         self._writes = {kind: state_writes(plan.state, kind, v.outputs) for kind, v in plan.variants.items()}
         self._fallback = {e.name: e.shifts_from for e in plan.state if e.shifts_from}
         self._zeros = {e.name: e for e in plan.state if e.initial_zeros}
@@ -86,36 +89,49 @@ class ExportedModel:
                 f"step {step} of context {tick.context!r} (a generation of {tick.num_steps or 'unknown'} steps): the "
                 f"model was exported for generations of {self.plan.num_steps} steps; call reset() or "
                 "begin_generation() between generations, or export with num_steps= the sampler's")
-        entry = self.plan.program[step] if self.cached else _EVERY_STEP_FULL
+        entry = self.plan.program[step] if self.cached else self._every_step_full
         if entry.weights is not None and tuple(reversed(state.full_steps[-len(entry.history):])) != entry.history:
             raise ExportedCallError(f"step {step} forecasts from full steps {list(entry.history)} but context "
                                     f"{tick.context!r} computed {state.full_steps}: steps were skipped or repeated")
+        values: dict[str, np.ndarray] = {}  # named outputs of this call's variants so far
+        for kind in entry.prelude:
+            self._run(kind, arrays, values, state, entry)
         kind = entry.variant
+        outs = self._run(kind, arrays, values, state, entry)
+        for done in (*entry.prelude, kind):
+            stores, shifts = self._writes[done]
+            for dst, src in shifts:
+                if src in state.tensors:
+                    state.tensors[dst] = state.tensors[src]
+            for name, source in stores:
+                state.tensors[name] = values[source]
+        if kind is VariantKind.FULL:
+            state.full_steps.append(step)
+        ran = kind.value if SIGNAL_FULL not in values else "full" if bool(values[SIGNAL_FULL]) else "cached"
+        self.calls[ran] = self.calls.get(ran, 0) + 1
+        n = self.plan.variants[kind].num_outputs
+        results = tuple(torch.from_numpy(x) for x in outs[:n])
+        return results[0] if self.plan.outputs == "tensor" else results
+
+    def _run(self, kind: VariantKind, arrays: dict, values: dict, state, entry: ProgramStep) -> list:
+        """Run one variant: the caller's inputs, the call's values, the step's host inputs, the state."""
         variant = self.plan.variants[kind]
-        session = self.sessions[kind]
         feeds = {}
-        for spec in session.get_inputs():
+        for spec in self.sessions[kind].get_inputs():
             name = spec.name
             if name in arrays:
                 feeds[name] = arrays[name]
+            elif name in values:
+                feeds[name] = values[name]
             elif name == WEIGHTS:
                 feeds[name] = np.asarray(entry.weights, dtype=np.float32)
+            elif name == FORCE:
+                feeds[name] = np.asarray(entry.force)
             else:
                 feeds[name] = self._state_input(name, state)
-        outs = session.run(None, feeds)
-        n = variant.num_outputs
-        values = dict(zip(variant.outputs, outs[n:]))
-        stores, shifts = self._writes[kind]
-        for dst, src in shifts:
-            if src in state.tensors:
-                state.tensors[dst] = state.tensors[src]
-        for name, source in stores:
-            state.tensors[name] = values[source]
-        if kind is VariantKind.FULL:
-            state.full_steps.append(step)
-        self.calls[kind.value] = self.calls.get(kind.value, 0) + 1
-        results = tuple(torch.from_numpy(x) for x in outs[:n])
-        return results[0] if self.plan.outputs == "tensor" else results
+        outs = self.sessions[kind].run(None, feeds)
+        values.update(zip(variant.outputs, outs[variant.num_outputs:]))
+        return outs
 
     def _arrays(self, kwargs: dict[str, Any]) -> dict[str, np.ndarray]:
         arrays = {}

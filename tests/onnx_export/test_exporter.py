@@ -9,6 +9,7 @@ import torch
 from c4d_compile import NotExportableError, c4d_backend
 from c4d_compile.contexts import call_context
 from c4d_compile.onnx_export import export, load_exported
+from c4d_compile.step_program import VariantKind
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 
 TOLERANCE = 1e-4  # float32 through two runtimes' kernels; the differences seen are ~1e-6
@@ -71,8 +72,31 @@ def test_regions_and_schedules_with_guidance_contexts(tmp_path, name, policy, ov
     assert uncached.calls == {"full": steps}
 
 
-@pytest.mark.parametrize("policy,match", [("fbcache", "probe"), ("clusca", "partial"),
-                                          ("taylorseer", "variable")])
+def test_a_signal_decision_exports_as_an_onnx_if(tmp_path):
+    """fbcache with decision='device': the probe, the rule and both continuations in one DECIDE file."""
+    import onnx
+
+    spec = get_tiny_model("flux")
+    model, inputs, steps = spec.build(), spec.make_inputs(), 12
+    options = {"decision": "device", "threshold": 0.3}  # on this random model: about half the steps full
+    result = export(model, inputs, "fbcache", tmp_path, num_steps=steps, progress=False, **options)
+    decide = onnx.load(str(tmp_path / "decide.onnx"), load_external_data=False)
+    assert [n.op_type for n in decide.graph.node].count("If") == 1
+    program = result.plan.program
+    assert [s.prelude for s in program[:2]] == [(VariantKind.PROBE,), ()]
+    assert {s.variant for s in program[1:]} == {VariantKind.DECIDE}
+    torch._dynamo.reset()
+    backend = c4d_backend("fbcache", lowering="eager", num_steps=steps, **options)
+    reference = _loop(torch.compile(model, backend=backend, fullgraph=True), spec, inputs, steps)
+    runner = load_exported(tmp_path)
+    assert _max_error(reference, _loop(runner, spec, inputs, steps)) < TOLERANCE
+    last = backend.stats().last
+    assert runner.calls == {"full": last.full_steps, "cached": last.cached_steps}
+    assert runner.calls["full"] > 1 and runner.calls["cached"] > 1
+
+
+@pytest.mark.parametrize("policy,match", [("fbcache", "decision='device'"), ("clusca", "partial"),
+                                          ("speca", "verify"), ("taylorseer", "variable")])
 def test_what_does_not_export_is_refused_before_writing(tmp_path, policy, match):
     spec = get_tiny_model("dit")
     overrides = {"variable": "timestep"} if match == "variable" else {}
