@@ -52,6 +52,7 @@ def test_runner_matches_torch_over_a_loop(dit_export):
     ("flux", "taylorseer-lite", {"budget": 4}),  # output region, budget schedule
     ("qwenimage", "stack-reuse", {}),  # stack region, history of one; complex rotary rewritten for the exporter
     ("wan", "foca", {}),  # branch region, a forecaster with its own weights
+    ("dit", "magcache", {"ratios": (1.0, 0.99, 0.98, 0.96, 0.93, 0.9, 0.85, 0.8)}),  # magnitude schedule
 ])
 def test_regions_and_schedules_with_guidance_contexts(tmp_path, name, policy, overrides):
     spec = get_tiny_model(name)
