@@ -22,6 +22,11 @@ class TokenPicker:
         name = token_noise_name if subset.selection is Selection.CLUSTER else token_index_name
         self.inputs = {name(n): (draw, n, k) for n, k in token_rows}  # host input name -> how to make it
 
+    def specs(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        """Shape and dtype of each host input: K row indices, or one draw per token."""
+        return {name: ((tokens,), torch.float32) if draw == self._noise else ((count,), torch.int64)
+                for name, (draw, tokens, count) in self.inputs.items()}
+
     def make(self, name: str, device: torch.device) -> torch.Tensor:
         draw, tokens, count = self.inputs[name]
         return draw(tokens, count).to(device)

@@ -23,7 +23,8 @@ from ..passes.variants import build_variants
 from ..plan import make_plan
 from ..policies import Policy, get_policy
 from ..step_program import VariantKind
-from .capture import capture_model
+from ..token_picker import TokenPicker
+from .capture import ModelInput, capture_model
 from .onnx_files import export_variant
 from .plan_file import ExportedPlan, VariantFile, file_sha256, write_plan
 from .program import check_exportable, step_program
@@ -100,6 +101,14 @@ def export(model: torch.nn.Module, example_kwargs: dict[str, Any], policy: str |
         inputs=tuple(captured.model_inputs()), fixed=captured.fixed,
         timesteps=tuple(captured.inputs[t.position].name for t in analysis.timesteps), outputs=captured.outputs,
         variants=files, state=tuple(e for e in plan.state if any(k in used for k in (*e.read_by, *e.written_by))),
-        program=tuple(program), num_slots=plan.num_slots, weights_file=shared.filename, weights_bytes=shared.size)
+        program=tuple(program), num_slots=plan.num_slots, weights_file=shared.filename, weights_bytes=shared.size,
+        host_inputs=_host_inputs(resolved, plan))
     write_plan(exported, directory)
     return ExportResult(directory, exported, time.perf_counter() - started, sizes, shared.size, moved, rewrites)
+
+
+def _host_inputs(policy: Policy, plan) -> tuple[ModelInput, ...]:
+    if VariantKind.PARTIAL not in plan.variant_kinds:
+        return ()
+    specs = TokenPicker(policy.tokens, plan.token_rows).specs()
+    return tuple(ModelInput(name, shape, dtype) for name, (shape, dtype) in specs.items())

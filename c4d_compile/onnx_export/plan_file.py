@@ -11,6 +11,7 @@
     state                 the state spec: name, shape, dtype, kind, written_by, read_by, shifts_from, source, ...
     program               per step: the variants run before it in the same call (prelude), the variant, its forecast
                           weights (or null) and the full steps they are over, DECIDE's force flag (or null)
+    host_inputs           inputs a program step gives (token subsets: rows, or one draw per token): shape, dtype
     weights               the shared external-data file: name and size
 
 ``read_plan`` validates all of it against the files before anything runs: a missing key, a value of
@@ -64,11 +65,12 @@ class ExportedPlan:
     num_slots: int
     weights_file: str
     weights_bytes: int
+    host_inputs: tuple[ModelInput, ...] = ()
 
     def to_json(self) -> dict:
         return {
             "format": FORMAT, "version": VERSION, "policy": self.policy, "num_steps": self.num_steps,
-            "inputs": [{"name": x.name, "shape": list(x.shape), "dtype": _dtype_name(x.dtype)} for x in self.inputs],
+            "inputs": [_input_json(x) for x in self.inputs],
             "fixed": self.fixed, "timesteps": list(self.timesteps), "outputs": self.outputs,
             "num_slots": self.num_slots,
             "variants": {k.value: {"file": v.file, "sha256": v.sha256, "num_outputs": v.num_outputs,
@@ -77,6 +79,7 @@ class ExportedPlan:
             "state": [_state_json(e) for e in self.state],
             "program": [step.to_json() for step in self.program],
             "weights": {"file": self.weights_file, "bytes": self.weights_bytes},
+            "host_inputs": [_input_json(x) for x in self.host_inputs],
         }
 
 
@@ -123,8 +126,7 @@ def _parse(raw: dict) -> ExportedPlan:
     program = tuple(_step(s, num_slots) for s in raw["program"])
     plan = ExportedPlan(
         policy=_mapping(raw["policy"], "policy"), num_steps=_int(raw["num_steps"]),
-        inputs=tuple(ModelInput(str(x["name"]), tuple(_int(d) for d in x["shape"]), _dtype(x["dtype"]))
-                     for x in raw["inputs"]),
+        inputs=tuple(_input(x) for x in raw["inputs"]), host_inputs=tuple(_input(x) for x in raw["host_inputs"]),
         fixed=_mapping(raw["fixed"], "fixed"), timesteps=_names(raw["timesteps"]), outputs=str(raw["outputs"]),
         variants=variants, state=state, program=program, num_slots=num_slots,
         weights_file=str(raw["weights"]["file"]), weights_bytes=_int(raw["weights"]["bytes"]))
@@ -145,6 +147,7 @@ def _check_consistent(plan: ExportedPlan) -> None:
         if name not in input_names:
             raise ExportFormatError(f"plan.json's timestep input {name!r} is not one of its inputs")
     state = {e.name for e in plan.state}
+    host = {x.name: x for x in plan.host_inputs}
     for e in plan.state:
         for name in (e.shifts_from, e.source):
             if name is not None and name not in state and not any(name in v.outputs for v in plan.variants.values()):
@@ -159,7 +162,13 @@ def _check_consistent(plan: ExportedPlan) -> None:
             if (name in variant.inputs) != (given is not None):
                 raise ExportFormatError(f"step {i}: the {step.variant.value} variant "
                                         f"{'reads' if name in variant.inputs else 'does not read'} {what}")
-        missing = [n for n in variant.inputs if n not in state and n not in produced and n not in (WEIGHTS, FORCE)]
+        for name, values in step.tokens.items():
+            spec = host.get(name)
+            if spec is None or name not in variant.inputs or len(values) != spec.shape[0]:
+                raise ExportFormatError(f"step {i}: host input {name!r} with {len(values)} values does not fit the "
+                                        f"{step.variant.value} variant (host inputs: {sorted(host)})")
+        missing = [n for n in variant.inputs if n not in state and n not in produced and n not in (WEIGHTS, FORCE)
+                   and n not in step.tokens]
         if missing:
             raise ExportFormatError(f"step {i}: the {step.variant.value} variant reads {missing}, which neither the "
                                     "state nor the variants run before it provide")
@@ -176,6 +185,14 @@ def _check_files(plan: ExportedPlan, directory: Path) -> None:
             raise ExportFormatError(f"{path} is missing ({v.kind.value} variant)")
         if file_sha256(path) != v.sha256:
             raise ExportFormatError(f"{path} does not match plan.json (sha256 differs): re-export the model")
+
+
+def _input_json(x: ModelInput) -> dict:
+    return {"name": x.name, "shape": list(x.shape), "dtype": _dtype_name(x.dtype)}
+
+
+def _input(raw: dict) -> ModelInput:
+    return ModelInput(str(raw["name"]), tuple(_int(d) for d in raw["shape"]), _dtype(raw["dtype"]))
 
 
 def _state_json(e: StateTensor) -> dict:
@@ -203,8 +220,9 @@ def _step(raw: dict, num_slots: int) -> ProgramStep:
     force = raw["force"]
     if force is not None and not isinstance(force, bool):
         raise ExportFormatError(f"a program step's force is {force!r}; expected true, false or null")
+    tokens = {str(name): tuple(values) for name, values in _mapping(raw["tokens"], "tokens").items()}
     return ProgramStep(_kind(raw["variant"]), weights, tuple(_int(s) for s in raw["history"]),
-                       tuple(_kind(k) for k in raw["prelude"]), force)
+                       tuple(_kind(k) for k in raw["prelude"]), force, tokens)
 
 
 def _kind(value: str) -> VariantKind:

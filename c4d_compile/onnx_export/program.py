@@ -11,15 +11,15 @@ Signal-driven schedules export with ``decision="device"``: the probe, the rule a
 are one DECIDE graph, exported as an ONNX ``If``, so what the host replays is still fixed per step (the
 first call runs the PROBE then FULL; every later one runs DECIDE, told whether the step is forced to be
 full). The host path (a PROBE file and the rule in the host) is not exported: the rule would have to be
-written again in every runtime. Not exported (yet): token subsets (their rows are per-call host inputs),
-SpeCa's verification, and the timestep as the forecast variable (its weights depend on the sampler's
-timesteps).
+written again in every runtime. Token subsets: the rows (or the draws that pick each cluster's row) of
+every partial step are drawn here and written into the program. Not exported (yet): SpeCa's verification,
+and the timestep as the forecast variable (its weights depend on the sampler's timesteps).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import NotExportableError
 from ..passes.variants import FORCE, WEIGHTS
@@ -28,8 +28,9 @@ from ..policies.config import Policy
 from ..policies.forecasters.base import slot_weights
 from ..policies.variable import Variable
 from ..step_program import StepInfo, VariantKind
+from ..token_picker import TokenPicker
 
-EXPORTED_KINDS = (VariantKind.FULL, VariantKind.CACHED, VariantKind.PROBE, VariantKind.DECIDE)
+EXPORTED_KINDS = (VariantKind.FULL, VariantKind.CACHED, VariantKind.PROBE, VariantKind.DECIDE, VariantKind.PARTIAL)
 
 
 @dataclass(frozen=True)
@@ -39,20 +40,21 @@ class ProgramStep:
     history: tuple[int, ...]  # the full steps the weights are over, newest first
     prelude: tuple[VariantKind, ...] = ()  # run first in the same call; ``variant`` reads their named outputs
     force: bool | None = None  # DECIDE's input: true where the schedule computes whatever the signal says
+    tokens: Mapping[str, tuple] = field(default_factory=dict)  # a partial call's host inputs: rows, or draws
 
     def to_json(self) -> dict:
         return {"variant": self.variant.value, "weights": None if self.weights is None else list(self.weights),
-                "history": list(self.history), "prelude": [k.value for k in self.prelude], "force": self.force}
+                "history": list(self.history), "prelude": [k.value for k in self.prelude], "force": self.force,
+                "tokens": {name: list(values) for name, values in self.tokens.items()}}
 
 
 def check_exportable(policy: Policy, plan: CachePlan) -> None:
     unsupported = [k.value for k in plan.variant_kinds if k not in EXPORTED_KINDS]
     if unsupported:
-        what = "token subsets" if VariantKind.PARTIAL.value in unsupported else "speculative verification"
         raise NotExportableError(
-            f"policy {policy.name!r} needs the {', '.join(unsupported)} variant(s) ({what}), which export does not "
-            f"write yet; exported: fixed, budget, spread, calibrated, explicit and magnitude schedules over the "
-            f"output, stack and branch regions, and signal schedules with decision='device'")
+            f"policy {policy.name!r} needs the {', '.join(unsupported)} variant(s) (speculative verification), which "
+            f"export does not write yet; exported: fixed, budget, spread, calibrated, explicit and magnitude schedules "
+            f"over the output, stack and branch regions, token subsets, and signal schedules with decision='device'")
     if plan.probe is not None and not plan.decided_on_device:
         raise NotExportableError(f"policy {policy.name!r} decides on the host from a probe's signal: export it with "
                                  "decision='device', which compiles the probe, the rule and both continuations into "
@@ -70,6 +72,9 @@ def step_program(policy: Policy, plan: CachePlan, num_steps: int, variants: Mapp
     state = {e.name for e in plan.state}
     produced = {name for kind in plan.prelude for name in variants[kind].outputs} - state  # call values
     kept = max(plan.num_slots, 2)  # as the Runtime keeps them
+    # token subsets: the rows of each partial step drawn here, in step order, by the seeded picker the Runtime
+    # uses; the Runtime draws in call order, so with one context the exported rows are the compiled model's
+    picker = TokenPicker(policy.tokens, plan.token_rows) if VariantKind.PARTIAL in plan.variant_kinds else None
     full_steps: list[int] = []
     program = []
     for step in range(num_steps):
@@ -77,6 +82,8 @@ def step_program(policy: Policy, plan: CachePlan, num_steps: int, variants: Mapp
         kind = early(info) if early is not None else schedule.decide(info)
         if kind is None:  # a host decision after the probe: check_exportable refused it
             raise NotExportableError("the schedule decides from a measured signal on the host")
+        if picker is not None:
+            kind = policy.tokens.refine(kind, info)
         inputs = variants[kind].inputs
         prelude = plan.prelude if any(name in produced for name in inputs) else ()
         history = tuple(reversed(full_steps[-plan.num_slots:]))
@@ -84,7 +91,9 @@ def step_program(policy: Policy, plan: CachePlan, num_steps: int, variants: Mapp
         if WEIGHTS in inputs:
             weights = slot_weights(policy.forecaster, float(step), [float(s) for s in history], plan.num_slots)
         force = schedule.forced(info) if FORCE in inputs else None
-        program.append(ProgramStep(kind, weights, history if weights is not None else (), prelude, force))
+        tokens = {name: tuple(picker.make(name, "cpu").tolist()) for name in inputs if name in picker.inputs} \
+            if picker is not None else {}
+        program.append(ProgramStep(kind, weights, history if weights is not None else (), prelude, force, tokens))
         if kind is VariantKind.FULL:
             full_steps = [*full_steps, step][-kept:]
     return program

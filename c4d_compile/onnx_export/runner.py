@@ -67,6 +67,7 @@ class ExportedModel:
         self._fallback = {e.name: e.shifts_from for e in plan.state if e.shifts_from}
         self._zeros = {e.name: e for e in plan.state if e.initial_zeros}
         self._inputs = {x.name: x for x in plan.inputs}
+        self._host = {x.name: _NUMPY[x.dtype] for x in plan.host_inputs}
         for kind, session in sessions.items():  # the files say what plan.json says they take
             variant = plan.variants[kind]
             expected = {*self._inputs, *variant.inputs}
@@ -127,6 +128,8 @@ class ExportedModel:
                 feeds[name] = np.asarray(entry.weights, dtype=np.float32)
             elif name == FORCE:
                 feeds[name] = np.asarray(entry.force)
+            elif name in entry.tokens:
+                feeds[name] = np.asarray(entry.tokens[name], dtype=self._host[name])
             else:
                 feeds[name] = self._state_input(name, state)
         outs = self.sessions[kind].run(None, feeds)

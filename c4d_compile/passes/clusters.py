@@ -16,8 +16,19 @@ import torch
 ITERATIONS = 10  # the reference code's cap on Lloyd iterations
 
 
+def cdist_l1(points: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
+    """L1 distance of every point to every centroid, (points, centroids)."""
+    return torch.cdist(points, centroids, p=1)
+
+
+def l1_per_centroid(points: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
+    """The same distances one centroid at a time, in elementwise ops and sums: for exporters without cdist
+    (ONNX). Never materialises points x centroids x features."""
+    return torch.stack([(points - centroids[c]).abs().sum(-1) for c in range(centroids.shape[0])], dim=-1)
+
+
 def kmeans(stream: torch.Tensor, token_dim: int, centroids: torch.Tensor,
-           iterations: int = ITERATIONS) -> tuple[torch.Tensor, torch.Tensor]:
+           iterations: int = ITERATIONS, l1=cdist_l1) -> tuple[torch.Tensor, torch.Tensor]:
     """Cluster the tokens of ``stream`` with L1 distance, warm-started from ``centroids`` (all zero: the first
     full step, which starts from evenly spaced tokens). Returns (centroids, labels: int64 per token)."""
     points = stream.movedim(token_dim, 0).reshape(stream.shape[token_dim], -1).float()
@@ -26,12 +37,18 @@ def kmeans(stream: torch.Tensor, token_dim: int, centroids: torch.Tensor,
     fresh = centroids.abs().sum() == 0
     centroids = torch.where(fresh, points.index_select(0, spaced), centroids)
     for _ in range(iterations):
-        labels = torch.cdist(points, centroids, p=1).argmin(1)
+        labels = l1(points, centroids).argmin(1)
         members = torch.nn.functional.one_hot(labels, count).to(points.dtype)  # (tokens, clusters)
         sizes = members.sum(0)[:, None]
         means = members.T @ points / sizes.clamp(min=1)
         centroids = torch.where(sizes > 0, means, centroids)  # an emptied cluster keeps its centroid
-    return centroids, torch.cdist(points, centroids, p=1).argmin(1)
+    return centroids, l1(points, centroids).argmin(1)
+
+
+def kmeans_per_centroid(stream: torch.Tensor, token_dim: int, centroids: torch.Tensor,
+                        iterations: int = ITERATIONS) -> tuple[torch.Tensor, torch.Tensor]:
+    """``kmeans`` with its distances one centroid at a time (``l1_per_centroid``): for exporters without cdist."""
+    return kmeans(stream, token_dim, centroids, iterations, l1=l1_per_centroid)
 
 
 def one_per_cluster(labels: torch.Tensor, noise: torch.Tensor, clusters: int) -> torch.Tensor:

@@ -96,8 +96,26 @@ def test_a_signal_decision_exports_as_an_onnx_if(tmp_path):
     assert runner.calls["full"] > 1 and runner.calls["cached"] > 1
 
 
-@pytest.mark.parametrize("policy,match", [("fbcache", "decision='device'"), ("clusca", "partial"),
-                                          ("speca", "verify"), ("taylorseer", "variable")])
+@pytest.mark.parametrize("policy", ["duca", "clusca"])
+def test_token_subsets_export_with_their_rows_in_the_program(tmp_path, policy):
+    """A partial step's rows (duca) or draws (clusca: k-means in the FULL file) are program data."""
+    spec = get_tiny_model("dit")
+    model, inputs, steps = spec.build(), spec.make_inputs(), 10
+    result = export(model, inputs, policy, tmp_path, num_steps=steps, progress=False)
+    partial = [s for s in result.plan.program if s.variant is VariantKind.PARTIAL]
+    assert partial and all(set(s.tokens) == {x.name for x in result.plan.host_inputs} for s in partial)
+    torch._dynamo.reset()
+    backend = c4d_backend(policy, lowering="eager", num_steps=steps)
+    reference = _loop(torch.compile(model, backend=backend, fullgraph=True), spec, inputs, steps)
+    runner = load_exported(tmp_path)
+    assert _max_error(reference, _loop(runner, spec, inputs, steps)) < TOLERANCE
+    assert runner.calls["partial"] == len(partial)
+    plain = _loop(model, spec, inputs, steps)
+    assert _max_error(plain, _loop(runner, spec, inputs, steps)) > 1e-3  # the second generation forecasts too
+
+
+@pytest.mark.parametrize("policy,match", [("fbcache", "decision='device'"), ("speca", "verify"),
+                                          ("taylorseer", "variable")])
 def test_what_does_not_export_is_refused_before_writing(tmp_path, policy, match):
     spec = get_tiny_model("dit")
     overrides = {"variable": "timestep"} if match == "variable" else {}
