@@ -8,6 +8,7 @@ ONNX file with the cache state as explicit inputs and outputs; the weights go on
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,15 +55,23 @@ class ExportResult:
 
 
 def export(model: torch.nn.Module, example_kwargs: dict[str, Any], policy: str | Policy, out_dir: str | Path, *,
-           num_steps: int | None = None, progress: bool = True, **overrides: Any) -> ExportResult:
+           num_steps: int | None = None, timesteps: Sequence | torch.Tensor | None = None, progress: bool = True,
+           **overrides: Any) -> ExportResult:
     """Write ``model`` cached with ``policy`` (a preset name or Policy, plus overrides) to ``out_dir``.
 
     ``example_kwargs`` are the model's keyword arguments of one step call (their shapes are the exported
-    ones); ``num_steps`` is the step calls per context of a generation (default: the policy's).
+    ones); ``num_steps`` is the step calls per context of a generation (default: the policy's, or the number of
+    ``timesteps``: the sampler's, one per step call, needed when the policy forecasts in the timestep).
     ``load_exported(out_dir)`` runs it with onnxruntime.
     """
     started = time.perf_counter()
     resolved = get_policy(policy, **overrides)
+    if timesteps is not None:
+        timesteps = [float(t) for t in (timesteps.reshape(-1).tolist() if isinstance(timesteps, torch.Tensor)
+                                        else timesteps)]
+        if num_steps is not None and num_steps != len(timesteps):
+            raise InvalidValueError("num_steps", num_steps, f"{len(timesteps)}, the number of timesteps given")
+        num_steps = len(timesteps)
     steps = num_steps if num_steps is not None else resolved.num_steps
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise InvalidValueError("num_steps", steps, "an integer >= 1 (export writes the program of one generation)")
@@ -72,9 +81,9 @@ def export(model: torch.nn.Module, example_kwargs: dict[str, Any], policy: str |
     if not analysis.cacheable:
         raise NotExportableError(f"nothing to cache in this model: {'; '.join(analysis.problems)}")
     plan = make_plan(gm, analysis, resolved)
-    check_exportable(resolved, plan)
+    check_exportable(resolved, plan, timesteps)
     rewrite = build_variants(gm, plan)
-    program = step_program(resolved, plan, steps, rewrite.variants)
+    program = step_program(resolved, plan, steps, rewrite.variants, timesteps)
     used = {VariantKind.FULL, *(kind for step in program for kind in (*step.prelude, step.variant))}
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,8 @@
     variants              per kind: ONNX file, sha256, named inputs and named outputs ("next:" + name in the file)
     state                 the state spec: name, shape, dtype, kind, written_by, read_by, shifts_from, source, ...
     program               per step: the variants run before it in the same call (prelude), the variant, its forecast
-                          weights (or null) and the full steps they are over, DECIDE's force flag (or null)
+                          weights (or null) and the full steps they are over, DECIDE's force flag (or null), a
+                          partial step's token inputs, the timestep the weights are for (variable="timestep")
     host_inputs           inputs a program step gives (token subsets: rows, or one draw per token): shape, dtype
     weights               the shared external-data file: name and size
 
@@ -221,8 +222,12 @@ def _step(raw: dict, num_slots: int) -> ProgramStep:
     if force is not None and not isinstance(force, bool):
         raise ExportFormatError(f"a program step's force is {force!r}; expected true, false or null")
     tokens = {str(name): tuple(values) for name, values in _mapping(raw["tokens"], "tokens").items()}
+    timestep = raw["timestep"]
+    if timestep is not None and (isinstance(timestep, bool) or not isinstance(timestep, (int, float))):
+        raise ExportFormatError(f"a program step's timestep is {timestep!r}; expected a number or null")
     return ProgramStep(_kind(raw["variant"]), weights, tuple(_int(s) for s in raw["history"]),
-                       tuple(_kind(k) for k in raw["prelude"]), force, tokens)
+                       tuple(_kind(k) for k in raw["prelude"]), force, tokens,
+                       None if timestep is None else float(timestep))
 
 
 def _kind(value: str) -> VariantKind:

@@ -12,13 +12,14 @@ are one DECIDE graph, exported as an ONNX ``If``, so what the host replays is st
 first call runs the PROBE then FULL; every later one runs DECIDE, told whether the step is forced to be
 full). The host path (a PROBE file and the rule in the host) is not exported: the rule would have to be
 written again in every runtime. Token subsets: the rows (or the draws that pick each cluster's row) of
-every partial step are drawn here and written into the program. Not exported (yet): SpeCa's verification,
-and the timestep as the forecast variable (its weights depend on the sampler's timesteps).
+every partial step are drawn here and written into the program. With the timestep as the forecast variable
+the weights depend on the sampler's timesteps: export is given them, and each step records the timestep its
+weights were computed for (the runner refuses another). Not exported (yet): SpeCa's verification.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import NotExportableError
@@ -26,7 +27,7 @@ from ..passes.variants import FORCE, WEIGHTS
 from ..plan import CachePlan
 from ..policies.config import Policy
 from ..policies.forecasters.base import slot_weights
-from ..policies.variable import Variable
+from ..policies.variable import Variable, coordinates
 from ..step_program import StepInfo, VariantKind
 from ..token_picker import TokenPicker
 
@@ -41,14 +42,15 @@ class ProgramStep:
     prelude: tuple[VariantKind, ...] = ()  # run first in the same call; ``variant`` reads their named outputs
     force: bool | None = None  # DECIDE's input: true where the schedule computes whatever the signal says
     tokens: Mapping[str, tuple] = field(default_factory=dict)  # a partial call's host inputs: rows, or draws
+    timestep: float | None = None  # variable="timestep": the timestep the weights were computed for
 
     def to_json(self) -> dict:
         return {"variant": self.variant.value, "weights": None if self.weights is None else list(self.weights),
                 "history": list(self.history), "prelude": [k.value for k in self.prelude], "force": self.force,
-                "tokens": {name: list(values) for name, values in self.tokens.items()}}
+                "tokens": {name: list(values) for name, values in self.tokens.items()}, "timestep": self.timestep}
 
 
-def check_exportable(policy: Policy, plan: CachePlan) -> None:
+def check_exportable(policy: Policy, plan: CachePlan, timesteps: Sequence[float] | None = None) -> None:
     unsupported = [k.value for k in plan.variant_kinds if k not in EXPORTED_KINDS]
     if unsupported:
         raise NotExportableError(
@@ -59,14 +61,17 @@ def check_exportable(policy: Policy, plan: CachePlan) -> None:
         raise NotExportableError(f"policy {policy.name!r} decides on the host from a probe's signal: export it with "
                                  "decision='device', which compiles the probe, the rule and both continuations into "
                                  "one graph (an ONNX If)")
-    if policy.variable is not Variable.STEP:
-        raise NotExportableError(f"variable={policy.variable.value!r}: exported forecast weights are per step "
-                                 "index; export with variable='step'")
+    if policy.variable is not Variable.STEP and timesteps is None:
+        raise NotExportableError(f"variable={policy.variable.value!r}: the forecast weights depend on the sampler's "
+                                 "timesteps; pass them: export(..., timesteps=scheduler.timesteps)")
 
 
-def step_program(policy: Policy, plan: CachePlan, num_steps: int, variants: Mapping) -> list[ProgramStep]:
-    """What each step of a ``num_steps`` generation of one context runs, as the Runtime would run it."""
-    check_exportable(policy, plan)
+def step_program(policy: Policy, plan: CachePlan, num_steps: int, variants: Mapping,
+                 timesteps: Sequence[float] | None = None) -> list[ProgramStep]:
+    """What each step of a ``num_steps`` generation of one context runs, as the Runtime would run it;
+    ``timesteps``: the sampler's, one per step (needed with ``variable="timestep"``)."""
+    check_exportable(policy, plan, timesteps)
+    by_time = policy.variable is not Variable.STEP
     schedule = policy.schedule
     early = getattr(schedule, "early", None) if plan.prelude else None
     state = {e.name for e in plan.state}
@@ -87,13 +92,19 @@ def step_program(policy: Policy, plan: CachePlan, num_steps: int, variants: Mapp
         inputs = variants[kind].inputs
         prelude = plan.prelude if any(name in produced for name in inputs) else ()
         history = tuple(reversed(full_steps[-plan.num_slots:]))
-        weights = None
+        weights, time = None, None
         if WEIGHTS in inputs:
-            weights = slot_weights(policy.forecaster, float(step), [float(s) for s in history], plan.num_slots)
+            target, coords = float(step), [float(s) for s in history]
+            if by_time:
+                time = float(timesteps[step])
+                target, coords = coordinates(policy.variable, step, time, 0, float(timesteps[0]), history,
+                                             [float(timesteps[s]) for s in history])
+            weights = slot_weights(policy.forecaster, target, coords, plan.num_slots)
         force = schedule.forced(info) if FORCE in inputs else None
         tokens = {name: tuple(picker.make(name, "cpu").tolist()) for name in inputs if name in picker.inputs} \
             if picker is not None else {}
-        program.append(ProgramStep(kind, weights, history if weights is not None else (), prelude, force, tokens))
+        program.append(ProgramStep(kind, weights, history if weights is not None else (), prelude, force, tokens,
+                                   time))
         if kind is VariantKind.FULL:
             full_steps = [*full_steps, step][-kept:]
     return program

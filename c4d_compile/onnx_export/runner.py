@@ -12,6 +12,7 @@ exported program, or a history other than the one the step's weights assume — 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,10 @@ class ExportedModel:
         if entry.weights is not None and tuple(reversed(state.full_steps[-len(entry.history):])) != entry.history:
             raise ExportedCallError(f"step {step} forecasts from full steps {list(entry.history)} but context "
                                     f"{tick.context!r} computed {state.full_steps}: steps were skipped or repeated")
+        if entry.timestep is not None and not any(math.isclose(t, entry.timestep, rel_tol=1e-5, abs_tol=1e-6)
+                                                  for t in key):
+            raise ExportedCallError(f"step {step} was exported for timestep {entry.timestep:g} (variable='timestep'), "
+                                    f"called with {key}: export with the sampler's timesteps")
         values: dict[str, np.ndarray] = {}  # named outputs of this call's variants so far
         for kind in entry.prelude:
             self._run(kind, arrays, values, state, entry)

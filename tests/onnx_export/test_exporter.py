@@ -6,18 +6,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from c4d_compile import NotExportableError, c4d_backend
+from c4d_compile import ExportedCallError, NotExportableError, c4d_backend, get_policy
 from c4d_compile.contexts import call_context
 from c4d_compile.onnx_export import export, load_exported
+from c4d_compile.policies.forecasters.base import slot_weights
 from c4d_compile.step_program import VariantKind
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 
 TOLERANCE = 1e-4  # float32 through two runtimes' kernels; the differences seen are ~1e-6
 
 
-def _loop(model, spec, inputs, steps, contexts=(None,)):
+def _loop(model, spec, inputs, steps, contexts=(None,), timesteps=None):
     outs = []
-    for t in spec.timesteps(steps):
+    for t in spec.timesteps(steps) if timesteps is None else timesteps:
         kwargs = {**inputs, spec.timestep_key: t.to(inputs[spec.timestep_key].dtype)}
         for name in contexts:
             with torch.no_grad():
@@ -73,6 +74,18 @@ def test_regions_and_schedules_with_guidance_contexts(tmp_path, name, policy, ov
     assert uncached.calls == {"full": steps}
 
 
+@pytest.mark.parametrize("name", ["sd3", "pixart", "hunyuanvideo", "cogvideox", "ltxvideo"])
+def test_every_bundled_config_exports(tmp_path, name):
+    """The configs the tests above do not export: output region (the smallest cached file), 6 steps."""
+    spec = get_tiny_model(name)
+    model, inputs, steps = spec.build(), spec.make_inputs(), 6
+    export(model, inputs, "taylorseer-lite", tmp_path, num_steps=steps, progress=False, budget=2)
+    torch._dynamo.reset()
+    backend = c4d_backend("taylorseer-lite", lowering="eager", num_steps=steps, budget=2)
+    reference = _loop(torch.compile(model, backend=backend, fullgraph=True), spec, inputs, steps)
+    assert _max_error(reference, _loop(load_exported(tmp_path), spec, inputs, steps)) < TOLERANCE
+
+
 def test_a_signal_decision_exports_as_an_onnx_if(tmp_path):
     """fbcache with decision='device': the probe, the rule and both continuations in one DECIDE file."""
     import onnx
@@ -114,11 +127,34 @@ def test_token_subsets_export_with_their_rows_in_the_program(tmp_path, policy):
     assert _max_error(plain, _loop(runner, spec, inputs, steps)) > 1e-3  # the second generation forecasts too
 
 
+def test_forecasts_in_the_timestep_export_for_the_samplers_timesteps(tmp_path):
+    spec = get_tiny_model("dit")
+    model, inputs, steps = spec.build(), spec.make_inputs(), 10
+    sigmas = torch.linspace(1.0, 0.1, steps)
+    timesteps = [(1000 * 3 * s / (1 + 2 * s)).round().long().reshape(1) for s in sigmas]  # shifted: uneven grid
+    with pytest.raises(NotExportableError, match="timesteps="):
+        export(model, inputs, "taylorseer", tmp_path, num_steps=steps, progress=False, variable="timestep")
+    result = export(model, inputs, "taylorseer", tmp_path, timesteps=torch.cat(timesteps), progress=False,
+                    variable="timestep", order=2, interval=3)
+    forecaster = get_policy("taylorseer", order=2).forecaster
+    by_step = [slot_weights(forecaster, i, s.history, 3) for i, s in enumerate(result.plan.program) if s.weights]
+    assert by_step != [s.weights for s in result.plan.program if s.weights]  # the timesteps moved the weights
+    torch._dynamo.reset()
+    backend = c4d_backend("taylorseer", lowering="eager", num_steps=steps, variable="timestep", order=2, interval=3)
+    compiled = torch.compile(model, backend=backend, fullgraph=True)
+    reference = _loop(compiled, spec, inputs, steps, timesteps=timesteps)
+    runner = load_exported(tmp_path)
+    assert _max_error(reference, _loop(runner, spec, inputs, steps, timesteps=timesteps)) < TOLERANCE
+    runner.reset()
+    with pytest.raises(ExportedCallError, match="exported for timestep"):
+        _loop(runner, spec, inputs, steps)  # an even grid: not what the weights were computed for
+
+
 @pytest.mark.parametrize("policy,match", [("fbcache", "decision='device'"), ("speca", "verify"),
-                                          ("taylorseer", "variable")])
+                                          ("taylorseer", "timesteps=")])
 def test_what_does_not_export_is_refused_before_writing(tmp_path, policy, match):
     spec = get_tiny_model("dit")
-    overrides = {"variable": "timestep"} if match == "variable" else {}
+    overrides = {"variable": "timestep"} if match == "timesteps=" else {}
     with pytest.raises(NotExportableError, match=match):
         export(spec.build(), spec.make_inputs(), policy, tmp_path / "out", num_steps=8, progress=False, **overrides)
     assert not (tmp_path / "out").exists()
