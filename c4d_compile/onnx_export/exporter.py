@@ -111,7 +111,7 @@ def export(model: torch.nn.Module, example_kwargs: dict[str, Any], policy: str |
         timesteps=tuple(captured.inputs[t.position].name for t in analysis.timesteps), outputs=captured.outputs,
         variants=files, state=tuple(e for e in plan.state if any(k in used for k in (*e.read_by, *e.written_by))),
         program=tuple(program), num_slots=plan.num_slots, weights_file=shared.filename, weights_bytes=shared.size,
-        host_inputs=_host_inputs(resolved, plan))
+        host_inputs=_host_inputs(resolved, plan), weights_sha256=shared.sha256)
     write_plan(exported, directory)
     return ExportResult(directory, exported, time.perf_counter() - started, sizes, shared.size, moved, rewrites)
 

@@ -13,7 +13,8 @@
                           weights (or null) and the full steps they are over, DECIDE's force flag (or null), a
                           partial step's token inputs, the timestep the weights are for (variable="timestep")
     host_inputs           inputs a program step gives (token subsets: rows, or one draw per token): shape, dtype
-    weights               the shared external-data file: name and size
+    weights               the shared external-data file: name, size and sha256
+    checksum              sha256 of everything else (sorted keys): an edited or damaged plan is refused
 
 ``read_plan`` validates all of it against the files before anything runs: a missing key, a value of
 the wrong type, a variant file that changed, a program naming a variant or a state entry the files do
@@ -67,6 +68,7 @@ class ExportedPlan:
     weights_file: str
     weights_bytes: int
     host_inputs: tuple[ModelInput, ...] = ()
+    weights_sha256: str = ""
 
     def to_json(self) -> dict:
         return {
@@ -79,22 +81,35 @@ class ExportedPlan:
                          for k, v in self.variants.items()},
             "state": [_state_json(e) for e in self.state],
             "program": [step.to_json() for step in self.program],
-            "weights": {"file": self.weights_file, "bytes": self.weights_bytes},
+            "weights": {"file": self.weights_file, "bytes": self.weights_bytes, "sha256": self.weights_sha256},
             "host_inputs": [_input_json(x) for x in self.host_inputs],
         }
 
 
+def content_checksum(raw: dict) -> str:
+    body = {key: value for key, value in raw.items() if key != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
 def write_plan(plan: ExportedPlan, directory: Path) -> Path:
     path = Path(directory) / PLAN_FILE
-    path.write_text(json.dumps(plan.to_json(), indent=1))
+    raw = plan.to_json()
+    raw["checksum"] = content_checksum(raw)
+    path.write_text(json.dumps(raw, indent=1))
     return path
 
 
 def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 24), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
-def read_plan(directory: Path) -> ExportedPlan:
+def read_plan(directory: Path, verify_weights: bool = False) -> ExportedPlan:
+    """The validated plan of an exported folder; ``verify_weights`` also hashes ``weights.bin`` (its size is
+    always checked; hashing reads the whole file)."""
     directory = Path(directory)
     path = directory / PLAN_FILE
     try:
@@ -109,7 +124,7 @@ def read_plan(directory: Path) -> ExportedPlan:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise ExportFormatError(f"{path} is malformed: {type(err).__name__}: {err}") from None
-    _check_files(plan, directory)
+    _check_files(plan, directory, verify_weights)
     return plan
 
 
@@ -118,6 +133,9 @@ def _parse(raw: dict) -> ExportedPlan:
         raise ExportFormatError(f"plan.json is not a {FORMAT!r} file")
     if raw.get("version") != VERSION:
         raise ExportFormatError(f"plan.json version {raw.get('version')!r}; this c4d-compile reads version {VERSION}")
+    if raw.get("checksum") != content_checksum(raw):
+        raise ExportFormatError("plan.json does not match its checksum: it was changed after export (re-export the "
+                                "model rather than editing the plan)")
     variants = {}
     for kind, v in _mapping(raw["variants"], "variants").items():
         variants[_kind(kind)] = VariantFile(_kind(kind), str(v["file"]), str(v["sha256"]), _int(v["num_outputs"]),
@@ -130,7 +148,8 @@ def _parse(raw: dict) -> ExportedPlan:
         inputs=tuple(_input(x) for x in raw["inputs"]), host_inputs=tuple(_input(x) for x in raw["host_inputs"]),
         fixed=_mapping(raw["fixed"], "fixed"), timesteps=_names(raw["timesteps"]), outputs=str(raw["outputs"]),
         variants=variants, state=state, program=program, num_slots=num_slots,
-        weights_file=str(raw["weights"]["file"]), weights_bytes=_int(raw["weights"]["bytes"]))
+        weights_file=str(raw["weights"]["file"]), weights_bytes=_int(raw["weights"]["bytes"]),
+        weights_sha256=str(raw["weights"]["sha256"]))
     _check_consistent(plan)
     return plan
 
@@ -175,11 +194,13 @@ def _check_consistent(plan: ExportedPlan) -> None:
                                     "state nor the variants run before it provide")
 
 
-def _check_files(plan: ExportedPlan, directory: Path) -> None:
+def _check_files(plan: ExportedPlan, directory: Path, verify_weights: bool) -> None:
     weights = directory / plan.weights_file
     if not weights.is_file() or weights.stat().st_size != plan.weights_bytes:
         found = weights.stat().st_size if weights.is_file() else "missing"
         raise ExportFormatError(f"{weights}: expected {plan.weights_bytes} bytes, found {found}")
+    if verify_weights and file_sha256(weights) != plan.weights_sha256:
+        raise ExportFormatError(f"{weights} does not match plan.json (sha256 differs): the weights were damaged")
     for v in plan.variants.values():
         path = directory / v.file
         if not path.is_file():

@@ -35,13 +35,15 @@ _NUMPY = {torch.float32: np.float32, torch.float16: np.float16, torch.float64: n
           torch.int32: np.int32, torch.bool: np.bool_}
 
 
-def load_exported(out_dir: str | Path, providers: Sequence[str] | None = None, *, cached: bool = True) -> ExportedModel:
+def load_exported(out_dir: str | Path, providers: Sequence[str] | None = None, *, cached: bool = True,
+                  verify_weights: bool = False) -> ExportedModel:
     """The exported model in ``out_dir``, validated against its ``plan.json``, on onnxruntime ``providers``
-    (default: CPU). ``cached=False`` runs the full variant at every step: the uncached model, for comparison."""
+    (default: CPU). ``cached=False`` runs the full variant at every step: the uncached model, for comparison.
+    ``verify_weights=True`` also hashes ``weights.bin`` against the plan (its size is always checked)."""
     import onnxruntime as ort
 
     directory = Path(out_dir)
-    plan = read_plan(directory)
+    plan = read_plan(directory, verify_weights)
     options = ort.SessionOptions()
     options.log_severity_level = 3
     sessions = {kind: ort.InferenceSession(str(directory / v.file), options,

@@ -25,6 +25,7 @@ class SharedWeights:
         self._offsets: dict[tuple, int] = {}
         self._file = open(self.directory / filename, "wb")  # noqa: SIM115 (closed by close())
         self.size = 0
+        self._digest = hashlib.sha256()
 
     def move(self, model: ir.Model) -> int:
         """Point the model's large initializers into the shared file; the bytes moved out of this model."""
@@ -45,11 +46,16 @@ class SharedWeights:
 
     def _append(self, data: bytes) -> int:
         pad = -self.size % ALIGNMENT
-        self._file.write(b"\0" * pad)
+        for chunk in (b"\0" * pad, data):
+            self._file.write(chunk)
+            self._digest.update(chunk)
         offset = self.size + pad
-        self._file.write(data)
         self.size = offset + len(data)
         return offset
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
 
     def close(self) -> None:
         self._file.close()

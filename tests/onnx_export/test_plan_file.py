@@ -8,20 +8,25 @@ import pytest
 
 from c4d_compile import ExportFormatError
 from c4d_compile.onnx_export import load_exported
-from c4d_compile.onnx_export.plan_file import PLAN_FILE, read_plan
+from c4d_compile.onnx_export.plan_file import PLAN_FILE, content_checksum, read_plan
 
 
-def _edit(folder, change):
+def _edit(folder, change, checksum=True):
+    """Change plan.json; with ``checksum``, as a tool that rewrites it whole would (the checksum made anew), so
+    the structural checks behind the checksum are what is tested."""
     path = folder / PLAN_FILE
     raw = json.loads(path.read_text())
     change(raw)
+    if checksum:
+        raw["checksum"] = content_checksum(raw)
     path.write_text(json.dumps(raw))
 
 
 def test_round_trip(dit_export):
     result = dit_export[3]
     assert read_plan(result.directory) == result.plan
-    assert read_plan(result.directory).to_json() == json.loads((result.directory / PLAN_FILE).read_text())
+    written = json.loads((result.directory / PLAN_FILE).read_text())
+    assert read_plan(result.directory).to_json() == {k: v for k, v in written.items() if k != "checksum"}
 
 
 def test_the_program_is_the_schedule(dit_export):
@@ -59,6 +64,22 @@ def test_a_mismatched_plan_is_refused(dit_copy, change, match):
     _edit(dit_copy, change)
     with pytest.raises(ExportFormatError, match=match):
         load_exported(dit_copy)
+
+
+def test_an_edited_plan_is_refused_by_its_checksum(dit_copy):
+    _edit(dit_copy, _set(["program", 3, "weights"], [1.5, -0.5]), checksum=False)  # well-formed, wrong
+    with pytest.raises(ExportFormatError, match="does not match its checksum"):
+        load_exported(dit_copy)
+
+
+def test_damaged_weights_are_found_by_their_hash(dit_copy):
+    weights = dit_copy / "weights.bin"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    load_exported(dit_copy)  # the size is right: only hashing finds it
+    with pytest.raises(ExportFormatError, match="weights were damaged"):
+        load_exported(dit_copy, verify_weights=True)
 
 
 def test_files_that_changed_are_refused(dit_copy):
