@@ -15,6 +15,7 @@ import torch.fx as fx
 from .errors import ConfigError, NotCacheableError
 from .measures import MEASURES, Measure
 from .passes.analyze import GraphAnalysis
+from .passes.dead_code import is_collective
 from .passes.find_probe import ProbeSite, find_probe
 from .passes.find_stream import StreamValue, pair_residuals
 from .passes.find_token_local import TokenLocality, TokenSpace
@@ -32,6 +33,9 @@ class CachedFeature:
     dtype: torch.dtype
     residual_of: str | None = None  # cache `name - residual_of` (a residual) instead of the value
     kind: str = "value"  # what it is: output, stack, branch, block (for per-region memory)
+    # context parallelism: "shard" (computed before the output's all-gather: each rank caches its tokens) or
+    # "gathered" (after it: every rank caches all of them, world size x the bytes); "" without collectives
+    placement: str = ""
 
 
 def history_names(feature: CachedFeature, slots: int) -> list[str]:
@@ -197,7 +201,9 @@ class CachePlan:
             lines.append(f"  clusters: the {space.tokens} tokens of {space.site}, grouped at every full step")
         for f in self.features:
             kind = f"residual vs {f.residual_of}" if f.residual_of else "value"
-            lines.append(f"  {f.name} {list(f.shape)} {str(f.dtype).replace('torch.', '')} ({f.kind} {kind})")
+            where = {"shard": ", each rank its shard of the tokens", "gathered": ", whole on every rank (after the "
+                     "all-gather)"}.get(f.placement, "")
+            lines.append(f"  {f.name} {list(f.shape)} {str(f.dtype).replace('torch.', '')} ({f.kind} {kind}{where})")
         return "\n".join(lines)
 
 
@@ -325,7 +331,7 @@ def make_plan(gm: fx.GraphModule, analysis: GraphAnalysis, policy: Policy) -> Ca
     if not features:
         raise NotCacheableError("nothing left to cache after the probe: every cached value is computed before "
                                 "the decision")
-    features = tuple(features)
+    features = _placed(gm, tuple(features))
     plan = CachePlan(policy.region, features, policy.forecaster.num_slots, graph_fingerprint(gm, features))
     if probe is not None:
         by_name = {n.name: n for n in gm.graph.nodes}
@@ -345,6 +351,19 @@ def make_plan(gm: fx.GraphModule, analysis: GraphAnalysis, policy: Policy) -> Ca
         plan = _with_token_subsets(plan, analysis, policy)
     policy.schedule.check_plan(plan.fingerprint)
     return plan
+
+
+def _placed(gm: fx.GraphModule, features: tuple[CachedFeature, ...]) -> tuple[CachedFeature, ...]:
+    """Under context parallelism, where each feature sits relative to the all-gathers of the graph."""
+    nodes = list(gm.graph.nodes)
+    if not any(is_collective(n) for n in nodes):
+        return features
+    after: set[fx.Node] = set()
+    for node in nodes:  # graph order: a node's inputs come first
+        if (is_collective(node) and "all_gather" in str(node.target)) or any(a in after for a in node.all_input_nodes):
+            after.add(node)
+    gathered = {n.name for n in after}
+    return tuple(dataclasses.replace(f, placement="gathered" if f.name in gathered else "shard") for f in features)
 
 
 def _with_token_subsets(plan: CachePlan, analysis: GraphAnalysis, policy: Policy) -> CachePlan:

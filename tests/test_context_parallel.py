@@ -39,15 +39,16 @@ def _generations(rank, world, out, runs, model_name="flux", fullgraph=True):
         results.append({"outs": outs, "kinds": context.kinds, "signals": context.signals,
                         "ideal": backend.stats().ideal_speedup,
                         "sequences": {k.value: collective_sequence(v.gm) for k, v in variants.items()},
-                        "cached_outside": all(name in outside for name in cached_collectives)})
+                        "cached_outside": all(name in outside for name in cached_collectives),
+                        "placements": {f.placement for f in backend.plan.features}})
     torch.save(results, out / f"rank{rank}.pt")
 
 
 def test_two_ranks_cache_alike_and_like_one_process(tmp_path):
-    runs = [(None, {}), ("taylorseer", {"interval": 1}), ("taylorseer", {}), ("fbcache", {"threshold": 0.6}),
-            ("speca", {"threshold": 0.5, "warmup": 2})]
+    runs = [(None, {}), ("taylorseer", {"interval": 1}), ("taylorseer", {}), ("taylorseer-lite", {}),
+            ("fbcache", {"threshold": 0.6}), ("speca", {"threshold": 0.5, "warmup": 2})]
     ranks = run_ranks(_generations, 2, tmp_path, runs)
-    (plain, every, cached, *signal_driven), other = ranks[0], ranks[1]
+    (plain, every, cached, lite, *signal_driven), other = ranks[0], ranks[1]
     assert all(torch.equal(a, b) for a, b in zip(every["outs"], plain["outs"]))  # interval 1: bit-exact with CP
     for mine, theirs in zip(ranks[0], other):  # every rank holds the gathered output, bit for bit the same
         assert all(torch.equal(a, b) for a, b in zip(mine["outs"], theirs["outs"]))
@@ -65,8 +66,11 @@ def test_two_ranks_cache_alike_and_like_one_process(tmp_path):
     assert skipped and not any("all_to_all" in c for c in skipped)  # a cached step skips them on every rank
     assert cached["cached_outside"]  # what stays is outside the blocks: the gather of the output
     assert cached["ideal"] == pytest.approx(backend.stats().ideal_speedup, rel=0.1)
+    # the plan says where each rank's cache sits: branch features before the output's gather (its shard of the
+    # tokens), the output after it (whole on every rank)
+    assert cached["placements"] == {"shard"} and lite["placements"] == {"gathered"}
 
-    for mine, theirs in zip(signal_driven, other[3:]):  # each rank measures its shard; the sums are added first
+    for mine, theirs in zip(signal_driven, other[4:]):  # each rank measures its shard; the sums are added first
         assert mine["kinds"] == theirs["kinds"] and mine["signals"] == theirs["signals"]
         assert len(set(mine["kinds"])) > 1, mine["signals"]  # the signal makes decisions either way
     torch._dynamo.reset()  # summed over the ranks, the signal is the one of all the tokens: one process's
