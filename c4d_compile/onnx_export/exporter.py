@@ -20,12 +20,12 @@ from tqdm.auto import tqdm
 from ..backend import named_examples
 from ..errors import InvalidValueError, NotExportableError
 from ..passes.analyze import analyze
-from ..passes.variants import build_variants
-from ..plan import make_plan
+from ..passes.variants import RewriteResult, build_variants
+from ..plan import CachePlan, make_plan
 from ..policies import Policy, get_policy
 from ..step_program import VariantKind
 from ..token_picker import TokenPicker
-from .capture import ModelInput, capture_model
+from .capture import CapturedModel, ModelInput, capture_model
 from .onnx_files import export_variant
 from .plan_file import ExportedPlan, VariantFile, file_sha256, write_plan
 from .program import check_exportable, step_program
@@ -88,21 +88,8 @@ def export(model: torch.nn.Module, example_kwargs: dict[str, Any], policy: str |
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
     shared = SharedWeights(directory)
-    files, sizes, moved, rewrites = {}, {}, 0, {}
     try:
-        kinds = [kind for kind in rewrite.variants if kind in used]
-        for kind in tqdm(kinds, desc="c4d export", unit="variant", disable=not progress):
-            variant = rewrite.variants[kind]
-            path = directory / f"{kind.value}.onnx"
-            model_ir, bridged = export_variant(captured, variant,
-                                               named_examples(variant, plan, gm, captured.example_inputs))
-            for name, count in bridged.items():
-                rewrites[name] = max(rewrites.get(name, 0), count)
-            moved += shared.move(model_ir)
-            ir.save(model_ir, path)
-            sizes[path.name] = path.stat().st_size
-            files[kind] = VariantFile(kind, path.name, file_sha256(path), variant.num_outputs, variant.inputs,
-                                      variant.outputs)
+        files, sizes, moved, rewrites = _write_variants(captured, plan, rewrite, used, shared, progress)
     finally:
         shared.close()
     exported = ExportedPlan(
@@ -116,7 +103,27 @@ def export(model: torch.nn.Module, example_kwargs: dict[str, Any], policy: str |
     return ExportResult(directory, exported, time.perf_counter() - started, sizes, shared.size, moved, rewrites)
 
 
-def _host_inputs(policy: Policy, plan) -> tuple[ModelInput, ...]:
+def _write_variants(captured: CapturedModel, plan: CachePlan, rewrite: RewriteResult, used: set[VariantKind],
+                    shared: SharedWeights, progress: bool):
+    """One ONNX file per variant the program runs, its large weights moved into the shared file."""
+    files, sizes, moved, rewrites = {}, {}, 0, {}
+    kinds = [kind for kind in rewrite.variants if kind in used]
+    for kind in tqdm(kinds, desc="c4d export", unit="variant", disable=not progress):
+        variant = rewrite.variants[kind]
+        path = shared.directory / f"{kind.value}.onnx"
+        examples = named_examples(variant, plan, captured.gm, captured.example_inputs)
+        model_ir, bridged = export_variant(captured, variant, examples)
+        for name, count in bridged.items():
+            rewrites[name] = max(rewrites.get(name, 0), count)
+        moved += shared.move(model_ir)
+        ir.save(model_ir, path)
+        sizes[path.name] = path.stat().st_size
+        files[kind] = VariantFile(kind, path.name, file_sha256(path), variant.num_outputs, variant.inputs,
+                                  variant.outputs)
+    return files, sizes, moved, rewrites
+
+
+def _host_inputs(policy: Policy, plan: CachePlan) -> tuple[ModelInput, ...]:
     if VariantKind.PARTIAL not in plan.variant_kinds:
         return ()
     specs = TokenPicker(policy.tokens, plan.token_rows).specs()

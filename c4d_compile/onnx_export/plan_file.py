@@ -88,14 +88,14 @@ class ExportedPlan:
 
 def content_checksum(raw: dict) -> str:
     body = {key: value for key, value in raw.items() if key != "checksum"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def write_plan(plan: ExportedPlan, directory: Path) -> Path:
     path = Path(directory) / PLAN_FILE
     raw = plan.to_json()
     raw["checksum"] = content_checksum(raw)
-    path.write_text(json.dumps(raw, indent=1))
+    path.write_text(json.dumps(raw, indent=1, default=str))  # policy options that are paths: their text
     return path
 
 
