@@ -66,6 +66,16 @@ def labels_name(tokens: int) -> str:
     return f"tokens.{tokens}.labels"
 
 
+def score_name(tokens: int) -> str:
+    """Score selection: each token's importance at the last full step."""
+    return f"tokens.{tokens}.score"
+
+
+def staleness_name(tokens: int) -> str:
+    """Score selection: partial calls since each token was last recomputed."""
+    return f"tokens.{tokens}.staleness"
+
+
 @dataclass(frozen=True)
 class CachePlan:
     region: Region
@@ -83,6 +93,8 @@ class CachePlan:
     clustered: tuple[TokenSpace, ...] = ()  # cluster selection: the token spaces clustered at full steps
     propagation: float = 0.0  # cluster selection: γ
     anchor: Anchor = Anchor.ORDER0  # what a partial call's fresh rows become in the forecast
+    scored: tuple[int, ...] = ()  # score selection: the token spaces whose rows the PARTIAL graph picks by score
+    staleness_weight: float = 0.0
 
     @property
     def signal_measure(self) -> Measure:
@@ -172,6 +184,12 @@ class CachePlan:
                                        initial_zeros=True))
             entries.append(StateTensor(labels_name(space.tokens), (space.tokens,), torch.int64, "clusters",
                                        written_by=(VariantKind.FULL,), read_by=(VariantKind.PARTIAL,)))
+        for tokens in self.scored:  # importance at full steps; staleness reset there, counted by partial calls
+            entries.append(StateTensor(score_name(tokens), (tokens,), torch.float32, "token-score",
+                                       written_by=(VariantKind.FULL,), read_by=(VariantKind.PARTIAL,)))
+            entries.append(StateTensor(staleness_name(tokens), (tokens,), torch.float32, "token-score",
+                                       written_by=(VariantKind.FULL, VariantKind.PARTIAL),
+                                       read_by=(VariantKind.PARTIAL,)))
         return tuple(entries)
 
     @property
@@ -199,6 +217,8 @@ class CachePlan:
             lines.append(f"  partial: {len(self.partial)} token-local branch(es) recomputed on {rows} token rows")
         for space in self.clustered:
             lines.append(f"  clusters: the {space.tokens} tokens of {space.site}, grouped at every full step")
+        for tokens in self.scored:
+            lines.append(f"  scores: the {tokens} tokens ranked by importance at full steps + staleness")
         for f in self.features:
             kind = f"residual vs {f.residual_of}" if f.residual_of else "value"
             where = {"shard": ", each rank its shard of the tokens", "gathered": ", whole on every rank (after the "
@@ -381,6 +401,9 @@ def _with_token_subsets(plan: CachePlan, analysis: GraphAnalysis, policy: Policy
     kinds.insert(kinds.index(VariantKind.CACHED) + 1, VariantKind.PARTIAL)
     plan = dataclasses.replace(plan, partial=partial, token_rows=rows, variant_kinds=tuple(kinds),
                                anchor=policy.tokens.anchor)
+    if policy.tokens.selection is Selection.SCORE:
+        return dataclasses.replace(plan, scored=tuple(n for n, _ in rows),
+                                   staleness_weight=policy.tokens.staleness_weight)
     if policy.tokens.selection is not Selection.CLUSTER:
         return plan
     spaces = {s.tokens: s for s in analysis.token_spaces}

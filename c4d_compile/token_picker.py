@@ -3,7 +3,8 @@
 ``random``: ``tokens.<N>.index``, K distinct rows drawn uniformly (DuCa v2, arXiv 2412.18911, found
 importance scores no better than random), sorted so the gather reads memory in order. ``cluster``:
 ``tokens.<N>.noise``, one uniform draw per token; the PARTIAL graph picks each cluster's token from it
-on the device (``passes/clusters.py``). Draws come from a generator seeded by the policy, so a run is
+on the device (``passes/clusters.py``). ``score`` needs nothing from the host: the PARTIAL graph ranks the
+tokens itself (``passes/token_scores.py``). Draws come from a generator seeded by the policy, so a run is
 reproducible; the same rows serve every sample of a batch (both halves of batched guidance).
 """
 
@@ -20,7 +21,8 @@ class TokenPicker:
         self.generator = torch.Generator().manual_seed(subset.token_seed)
         draw = self._noise if subset.selection is Selection.CLUSTER else self._rows
         name = token_noise_name if subset.selection is Selection.CLUSTER else token_index_name
-        self.inputs = {name(n): (draw, n, k) for n, k in token_rows}  # host input name -> how to make it
+        # host input name -> how to make it; score selection picks its rows inside the graph: none
+        self.inputs = {} if subset.selection is Selection.SCORE else {name(n): (draw, n, k) for n, k in token_rows}
 
     def specs(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
         """Shape and dtype of each host input: K row indices, or one draw per token."""

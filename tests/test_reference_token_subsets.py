@@ -4,7 +4,9 @@ with ToCa-style fresh tokens), and on partial steps the MLP modules are run on t
 their own input, which overwrite the order-0 factor there (ToCa arXiv 2410.05317, DuCa 2412.18911).
 ClusCa (arXiv 2509.10312): a hook on the last block clusters its output at full steps (labels given by
 the library's k-means, itself checked against a plain one in ``tests/passes/test_clusters.py``); each
-partial step takes one token per cluster by the same seeded draws, written plainly here."""
+partial step takes one token per cluster by the same seeded draws, written plainly here. ToCa (score
+selection): each token's importance is the norm of its token-local module outputs at the full step, summed
+and L2-normalised; a partial step takes the top rows by importance plus weighted staleness, counted here."""
 
 
 import pytest
@@ -31,10 +33,12 @@ LAST_BLOCK = {"dit": lambda m: m.transformer_blocks[-1], "flux": lambda m: m.sin
 
 class HookedTokenSubset:
     def __init__(self, branches, order, interval, warmup, ratio, every, seed=0, clusters=None, gamma=0.0, site=None,
-                 anchored=False):
+                 anchored=False, staleness_weight=None):
         self.order, self.interval, self.warmup, self.ratio, self.every = order, interval, warmup, ratio, every
         self.anchored = anchored  # the fresh rows are the forecast at their step, not the order-0 factor
         self.clusters, self.gamma = clusters, gamma
+        self.staleness_weight = staleness_weight  # score selection (ToCa) when set
+        self.importance, self.staleness = {}, {}
         self.centroids, self.labels = {}, {}
         if site is not None:
             site.register_forward_hook(self._cluster)
@@ -55,9 +59,18 @@ class HookedTokenSubset:
             distance = s - self.last_full
             self.kind = "partial" if distance % self.every == 1 % self.every else "cached"
         self.rows = {}
+        if self.kind == "full":
+            self.importance, self.staleness = {}, {n: torch.zeros(n) for n in token_counts}
         if self.kind == "partial":  # one draw per token space, fewest tokens first
             for n in sorted(token_counts):
-                if self.clusters:
+                if self.staleness_weight is not None:
+                    raw = self.importance[n]
+                    total = raw / raw.norm() + self.staleness_weight * self.staleness[n]
+                    k = min(n, max(1, round(self.ratio * n)))
+                    self.rows[n] = torch.topk(total, k).indices.sort().values
+                    self.staleness[n] = self.staleness[n] + 1
+                    self.staleness[n][self.rows[n]] = 0
+                elif self.clusters:
                     self.rows[n] = self._one_per_cluster(self.labels[n], torch.rand(n, generator=self.generator))
                 else:
                     k = min(n, max(1, round(self.ratio * n)))
@@ -87,6 +100,10 @@ class HookedTokenSubset:
             for j, value in enumerate(outputs):
                 key = (index, j)
                 if self.kind == "full":
+                    if local and self.staleness_weight is not None:  # the norm of each token's row
+                        norms = value.float().pow(2).sum((0, 2)).sqrt()
+                        n = value.shape[1]
+                        self.importance[n] = self.importance.get(n, 0) + norms
                     self.factors[key] = updated_factors(self.factors.get(key, {}), value, self.order,
                                                         self.last_full - (self.prev_full or 0))
                     result.append(value)
@@ -138,6 +155,29 @@ def test_partial_steps_match_the_hooked_reference(name, policy, order, every, an
     assert backend._graphs == 1 and len(backend.runtimes) == 1  # one graph for every kind of step
 
 
+@pytest.mark.parametrize("name", ["dit", "flux"])
+def test_toca_matches_the_hooked_reference(name):
+    spec = get_tiny_model(name)
+    ratio, weight, steps = 0.25, 0.2, 12  # a large weight, so staleness moves the choice
+    backend = c4d_backend("toca", lowering="eager", interval=4, warmup=1, token_ratio=ratio, staleness_weight=weight)
+    _, got = sample(torch.compile(spec.build(), backend=backend, fullgraph=True), spec, num_steps=steps)
+    tokens = {t.tokens for t in backend.plan.partial}
+
+    model = spec.build()
+    reference = HookedTokenSubset(BRANCHES[name](model), 0, 4, 1, ratio, 1, staleness_weight=weight)
+
+    def call(**kwargs):
+        reference.begin_step(tokens)
+        return model(**kwargs)
+
+    _, expected = sample(call, spec, num_steps=steps)
+    (context,) = backend.stats().last.contexts.values()
+    assert context.kinds == reference.kinds and context.kinds.count("partial") == 9
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    assert backend._graphs == 1
+
+
 def test_partial_rows_change_the_output_and_the_draws_are_seeded():
     spec = get_tiny_model("dit")
     runs = {}
@@ -174,7 +214,7 @@ def test_clusca_matches_the_hooked_reference(name, anchor):
     assert backend._graphs == 1
 
 
-@pytest.mark.parametrize("preset", ["clusca", "duca"])
+@pytest.mark.parametrize("preset", ["clusca", "duca", "toca"])
 def test_fifty_steps_and_a_second_generation_compile_one_graph(preset):
     spec = get_tiny_model("flux")
     backend = c4d_backend(preset, lowering="eager", num_steps=50)

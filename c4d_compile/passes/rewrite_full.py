@@ -7,17 +7,20 @@ slot of each feature's history; older slots are moved by the Runtime, so a full 
 arithmetic at all. A signal measured at full steps (AdaCache's block residual, EasyCache's output)
 adds its values, in float32. Token clusters (ClusCa) add k-means over the stream after the last block
 of each clustered token space, warm-started from the centroids of the last full step (``clusters.py``).
+Score selection (ToCa) adds each token's importance and resets its staleness (``token_scores.py``).
 """
 
 from __future__ import annotations
 
 import copy
 
+import torch
 import torch.fx as fx
 
-from ..plan import CachePlan, centroids_name, history_names, labels_name
+from ..plan import CachePlan, centroids_name, history_names, labels_name, score_name, staleness_name
 from ..step_program import VariantKind
 from .clusters import kmeans
+from .token_scores import importance
 from .variants import Variant, add_named_inputs, model_outputs
 
 
@@ -51,6 +54,12 @@ def build_full(gm: fx.GraphModule, plan: CachePlan) -> Variant:
             for i, name in enumerate((centroids_name(space.tokens), labels_name(space.tokens))):
                 written.append(fx.Proxy(found, tracer)[i].node)
                 names.append(name)
+        for tokens in plan.scored:  # importance of each token, from its token-local branches' values
+            branches = [b for b in plan.partial if b.tokens == tokens]
+            score = graph.call_function(importance, ([by_name[b.feature] for b in branches],
+                                                     [dict(b.body)[b.feature] for b in branches]))
+            written += [score, graph.call_function(torch.zeros_like, (score,))]
+            names += [score_name(tokens), staleness_name(tokens)]
     out.args = (tuple(original + written),)
     graph.lint()
     return Variant(VariantKind.FULL, fx.GraphModule(gm, graph, class_name="C4DFull"), len(original), tuple(inputs),

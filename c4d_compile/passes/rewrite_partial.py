@@ -14,29 +14,44 @@ the following cached calls until the next full step writes ``refreshed`` anew. K
 graph, no recompiles); ``index`` is an int64 host input per token space, so the rows may change on
 every call. With token clusters (ClusCa) the rows are picked inside the graph, one per cluster of the last
 full step, from a host input of one uniform draw per token, and every token first moves toward its
-cluster's fresh row by γ (``clusters.py``).
+cluster's fresh row by γ (``clusters.py``). With score selection (ToCa) the rows are the top ones by the
+importance of the last full step plus staleness, picked inside the graph, and the staleness it writes
+counts on (``token_scores.py``).
 """
 
 from __future__ import annotations
 
+import operator
+
 import torch
 import torch.fx as fx
 
-from ..plan import CachePlan, history_names, labels_name, refreshed_name, token_index_name, token_noise_name
+from ..plan import (
+    CachePlan,
+    history_names,
+    labels_name,
+    refreshed_name,
+    score_name,
+    staleness_name,
+    token_index_name,
+    token_noise_name,
+)
 from ..policies.tokens import Anchor
 from ..step_program import VariantKind
 from .clusters import one_per_cluster, propagate
 from .dead_code import eliminate_dead_code
 from .dim_flow import reshape_sizes
 from .rewrite_cached import forecast_graph
+from .token_scores import top_rows
 from .variants import WEIGHTS, Variant, add_named_inputs, model_outputs, placeholder_name
 
 
 def build_partial(gm: fx.GraphModule, plan: CachePlan) -> Variant:
     graph, inputs, _ = forecast_graph(gm, plan)
     clustered = {space.tokens for space in plan.clustered}
-    host = {n: (token_noise_name(n), labels_name(n)) if n in clustered else (token_index_name(n),)
-            for n, _ in plan.token_rows}
+    scored = set(plan.scored)
+    host = {n: (token_noise_name(n), labels_name(n)) if n in clustered else
+            (score_name(n), staleness_name(n)) if n in scored else (token_index_name(n),) for n, _ in plan.token_rows}
     spaces = [name for names in host.values() for name in names]
     named = add_named_inputs(graph, spaces)
     rows = dict(plan.token_rows)
@@ -44,11 +59,17 @@ def build_partial(gm: fx.GraphModule, plan: CachePlan) -> Variant:
     placeholders = {n.target: n for n in graph.nodes if n.op == "placeholder"}
     features = {f.name: f for f in plan.features}
     first = next(n for n in graph.nodes if n.op != "placeholder")
-    indices = {}
+    indices, staleness = {}, []
     with graph.inserting_before(first):  # the rows of each token space, once per call
         for n, names in host.items():
-            indices[n] = (graph.call_function(one_per_cluster, (named[names[1]], named[names[0]], rows[n]))
-                          if n in clustered else named[names[0]])
+            if n in scored:
+                picked = graph.call_function(top_rows, (named[names[0]], named[names[1]], plan.staleness_weight,
+                                                        rows[n]))
+                indices[n] = graph.call_function(operator.getitem, (picked, 0))
+                staleness.append(graph.call_function(operator.getitem, (picked, 1)))
+            else:
+                indices[n] = (graph.call_function(one_per_cluster, (named[names[1]], named[names[0]], rows[n]))
+                              if n in clustered else named[names[0]])
     written = []
     for branch in plan.partial:
         index = indices[branch.tokens]
@@ -68,10 +89,10 @@ def build_partial(gm: fx.GraphModule, plan: CachePlan) -> Variant:
         refreshed.replace_all_uses_with(new, delete_user_cb=lambda user, own=(new, moved): user not in own)
         written.append(new)
     out, outputs = model_outputs(graph)
-    out.args = (tuple(outputs) + tuple(written),)
+    out.args = (tuple(outputs) + tuple(written) + tuple(staleness),)
     eliminate_dead_code(graph)
     graph.lint()
-    names = tuple(refreshed_name(b.feature) for b in plan.partial)
+    names = tuple(refreshed_name(b.feature) for b in plan.partial) + tuple(staleness_name(n) for n in plan.scored)
     return Variant(VariantKind.PARTIAL, fx.GraphModule(gm, graph, class_name="C4DPartial"), len(outputs),
                    (*inputs, *spaces), names)
 

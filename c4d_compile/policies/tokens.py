@@ -15,6 +15,14 @@ How the K rows are chosen (``selection``):
   cluster, and with ``propagation`` = γ > 0 moves every token's order-0 term toward its cluster's fresh
   row: ``D[j] <- γ y_c(j) + (1 - γ) D[j]``.
 
+* ``score`` (ToCa, arXiv 2410.05317): the K tokens of highest ``importance + staleness_weight * staleness``,
+  chosen inside the graph. ToCa's importance is the attention each token receives, which a fused attention
+  kernel never materialises; here it is what a graph always has: the size of the token's cached token-local
+  branch outputs at the last full step, ``sum_b ||F_b[j]||``, L2-normalised over the tokens (as ToCa
+  normalises its scores) — the tokens whose reused values weigh most. ``staleness`` counts the partial calls
+  since a token was last recomputed (ToCa's cache counter, reset at full steps); ``staleness_weight`` is
+  ToCa's λ3 = 0.25 over its interval N = 4.
+
 Which cached calls are partial: those whose distance from the last full step ``d`` has
 ``d % partial_every == 1 % partial_every`` — every cached call with 1 (ToCa, ClusCa), the odd ones with 2
 (DuCa's conservative steps; the even ones are its aggressive, plain cached steps). It wraps any
@@ -48,6 +56,7 @@ class Selection(str, enum.Enum):
 
     RANDOM = "random"  # uniformly, a new draw every call
     CLUSTER = "cluster"  # one random token per k-means cluster of the last full step (ClusCa)
+    SCORE = "score"  # the top tokens by importance at the last full step plus staleness (ToCa)
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,7 @@ class TokenSubset:
     propagation: float = 0.0  # cluster selection: γ, how far each token moves toward its cluster's fresh row
     anchor: Anchor = Anchor.ORDER0
     token_seed: int = 0  # of the random draws: a run is reproducible
+    staleness_weight: float = 0.0625  # score selection: added per partial call a token was not recomputed
 
     def __post_init__(self) -> None:
         check_number("token_ratio", self.token_ratio, 0.0, 1.0)
@@ -69,6 +79,7 @@ class TokenSubset:
         check_int("clusters", self.clusters, 1)
         check_number("propagation", self.propagation, 0.0, 1.0)
         check_int("token_seed", self.token_seed, 0)
+        check_number("staleness_weight", self.staleness_weight, 0.0)
         object.__setattr__(self, "selection", parse_enum(Selection, "selection", self.selection))
         object.__setattr__(self, "anchor", parse_enum(Anchor, "anchor", self.anchor))
         if self.propagation and self.selection is not Selection.CLUSTER:
@@ -93,6 +104,8 @@ class TokenSubset:
         which = "every cached call" if every == 1 else f"cached calls {every}k+1 after a full one"
         if self.selection is Selection.CLUSTER:
             rows = f"one token per cluster of {self.clusters} (γ {self.propagation:g})"
+        elif self.selection is Selection.SCORE:
+            rows = f"the top {self.token_ratio:g} of the tokens by importance + {self.staleness_weight:g} x staleness"
         else:
             rows = f"{self.token_ratio:g} of the tokens, at random"
         return f"token-local branches recomputed on {rows} on {which}"

@@ -109,9 +109,10 @@ def test_a_signal_decision_exports_as_an_onnx_if(tmp_path):
     assert runner.calls["full"] > 1 and runner.calls["cached"] > 1
 
 
-@pytest.mark.parametrize("policy", ["duca", "clusca"])
+@pytest.mark.parametrize("policy", ["duca", "clusca", "toca"])
 def test_token_subsets_export_with_their_rows_in_the_program(tmp_path, policy):
-    """A partial step's rows (duca) or draws (clusca: k-means in the FULL file) are program data."""
+    """A partial step's rows (duca) or draws (clusca: k-means in the FULL file) are program data; toca picks its
+    rows inside the PARTIAL file."""
     spec = get_tiny_model("dit")
     model, inputs, steps = spec.build(), spec.make_inputs(), 10
     result = export(model, inputs, policy, tmp_path, num_steps=steps, progress=False)
