@@ -125,6 +125,27 @@ class HookedTokenSubset:
         return hook
 
 
+def compare(spec, backend, make_reference, steps) -> list[str]:
+    """Sample with the compiled model and with a fresh model hooked by ``make_reference(model, token counts)``;
+    the outputs agree at every step and one graph served every kind of step. Returns the kinds of step."""
+    _, got = sample(torch.compile(spec.build(), backend=backend, fullgraph=True), spec, num_steps=steps)
+    tokens = {t.tokens for t in backend.plan.partial}
+    model = spec.build()
+    reference = make_reference(model)
+
+    def call(**kwargs):
+        reference.begin_step(tokens)
+        return model(**kwargs)
+
+    _, expected = sample(call, spec, num_steps=steps)
+    (context,) = backend.stats().last.contexts.values()
+    assert context.kinds == reference.kinds
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    assert backend._graphs == 1 and len(backend.runtimes) == 1  # one graph for every kind of step
+    return context.kinds
+
+
 @pytest.mark.parametrize("name, policy, order, every, anchor", [
     ("dit", "duca", 0, 2, "order0"), ("flux", "taylorseer", 1, 1, "order0"), ("dit", "taylorseer", 1, 1, "step"),
 ])
@@ -134,25 +155,9 @@ def test_partial_steps_match_the_hooked_reference(name, policy, order, every, an
     options = {"order": order} if order else {}
     backend = c4d_backend(policy, lowering="eager", interval=3, warmup=1, token_ratio=ratio, partial_every=every,
                           variable="step", anchor=anchor, **options)
-    compiled = torch.compile(spec.build(), backend=backend, fullgraph=True)
-    _, got = sample(compiled, spec, num_steps=steps)
-    tokens = {t.tokens for t in backend.plan.partial}
-
-    model = spec.build()
-    reference = HookedTokenSubset(BRANCHES[name](model), order, 3, 1, ratio, every, anchored=anchor == "step")
-
-    def call(**kwargs):
-        reference.begin_step(tokens)
-        return model(**kwargs)
-
-    _, expected = sample(call, spec, num_steps=steps)
-    (context,) = backend.stats().last.contexts.values()
-    kinds = context.kinds
-    assert kinds == reference.kinds and "partial" in kinds
-    assert ("cached" in kinds) == (every == 2)
-    for a, b in zip(got, expected):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
-    assert backend._graphs == 1 and len(backend.runtimes) == 1  # one graph for every kind of step
+    kinds = compare(spec, backend, lambda model: HookedTokenSubset(BRANCHES[name](model), order, 3, 1, ratio, every,
+                                                                   anchored=anchor == "step"), steps)
+    assert "partial" in kinds and ("cached" in kinds) == (every == 2)
 
 
 @pytest.mark.parametrize("name", ["dit", "flux"])
@@ -160,22 +165,9 @@ def test_toca_matches_the_hooked_reference(name):
     spec = get_tiny_model(name)
     ratio, weight, steps = 0.25, 0.2, 12  # a large weight, so staleness moves the choice
     backend = c4d_backend("toca", lowering="eager", interval=4, warmup=1, token_ratio=ratio, staleness_weight=weight)
-    _, got = sample(torch.compile(spec.build(), backend=backend, fullgraph=True), spec, num_steps=steps)
-    tokens = {t.tokens for t in backend.plan.partial}
-
-    model = spec.build()
-    reference = HookedTokenSubset(BRANCHES[name](model), 0, 4, 1, ratio, 1, staleness_weight=weight)
-
-    def call(**kwargs):
-        reference.begin_step(tokens)
-        return model(**kwargs)
-
-    _, expected = sample(call, spec, num_steps=steps)
-    (context,) = backend.stats().last.contexts.values()
-    assert context.kinds == reference.kinds and context.kinds.count("partial") == 9
-    for a, b in zip(got, expected):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
-    assert backend._graphs == 1
+    kinds = compare(spec, backend, lambda model: HookedTokenSubset(BRANCHES[name](model), 0, 4, 1, ratio, 1,
+                                                                   staleness_weight=weight), steps)
+    assert kinds.count("partial") == 9
 
 
 def test_partial_rows_change_the_output_and_the_draws_are_seeded():
@@ -195,23 +187,10 @@ def test_clusca_matches_the_hooked_reference(name, anchor):
     clusters, gamma, steps = 4, 0.3, 10  # a large γ, so propagation shows in the outputs
     backend = c4d_backend("clusca", lowering="eager", interval=3, warmup=1, clusters=clusters, propagation=gamma,
                           anchor=anchor)
-    _, got = sample(torch.compile(spec.build(), backend=backend, fullgraph=True), spec, num_steps=steps)
-    tokens = {t.tokens for t in backend.plan.partial}
-
-    model = spec.build()
-    reference = HookedTokenSubset(BRANCHES[name](model), 1, 3, 1, None, 1, clusters=clusters, gamma=gamma,
-                                  site=LAST_BLOCK[name](model), anchored=anchor == "step")
-
-    def call(**kwargs):
-        reference.begin_step(tokens)
-        return model(**kwargs)
-
-    _, expected = sample(call, spec, num_steps=steps)
-    (context,) = backend.stats().last.contexts.values()
-    assert context.kinds == reference.kinds and context.kinds.count("partial") == 6
-    for a, b in zip(got, expected):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
-    assert backend._graphs == 1
+    kinds = compare(spec, backend, lambda model: HookedTokenSubset(
+        BRANCHES[name](model), 1, 3, 1, None, 1, clusters=clusters, gamma=gamma, site=LAST_BLOCK[name](model),
+        anchored=anchor == "step"), steps)
+    assert kinds.count("partial") == 6
 
 
 @pytest.mark.parametrize("preset", ["clusca", "duca", "toca"])
