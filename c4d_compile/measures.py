@@ -47,9 +47,12 @@ def l1_sums(values, references):
     return num, den
 
 
-def relative_l1(values, references):
-    """``sum |v - ref| / sum |ref|``: the signal of a probe."""
+def relative_l1(values, references, reduce=None):
+    """``sum |v - ref| / sum |ref|``: the signal of a probe. ``reduce`` adds both sums over the ranks first
+    (context parallelism: each rank holds a shard of the tokens)."""
     num, den = l1_sums(values, references)
+    if reduce is not None:
+        num, den = reduce(torch.stack([num, den]))
     return num / den.clamp_min(1e-30)
 
 

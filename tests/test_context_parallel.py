@@ -46,9 +46,10 @@ def _generations(rank, world, out, runs, model_name="flux", fullgraph=True):
 
 def test_two_ranks_cache_alike_and_like_one_process(tmp_path):
     runs = [(None, {}), ("taylorseer", {"interval": 1}), ("taylorseer", {}), ("taylorseer-lite", {}),
-            ("fbcache", {"threshold": 0.6}), ("speca", {"threshold": 0.5, "warmup": 2})]
+            ("fbcache", {"threshold": 0.6}), ("speca", {"threshold": 0.5, "warmup": 2}),
+            ("fbcache", {"threshold": 0.6, "decision": "device"})]
     ranks = run_ranks(_generations, 2, tmp_path, runs)
-    (plain, every, cached, lite, *signal_driven), other = ranks[0], ranks[1]
+    (plain, every, cached, lite, *signal_driven, device), other = ranks[0], ranks[1]
     assert all(torch.equal(a, b) for a, b in zip(every["outs"], plain["outs"]))  # interval 1: bit-exact with CP
     for mine, theirs in zip(ranks[0], other):  # every rank holds the gathered output, bit for bit the same
         assert all(torch.equal(a, b) for a, b in zip(mine["outs"], theirs["outs"]))
@@ -70,7 +71,12 @@ def test_two_ranks_cache_alike_and_like_one_process(tmp_path):
     # tokens), the output after it (whole on every rank)
     assert cached["placements"] == {"shard"} and lite["placements"] == {"gathered"}
 
-    for mine, theirs in zip(signal_driven, other[4:]):  # each rank measures its shard; the sums are added first
+    # the device path adds the sums over the ranks inside its graph: the decisions of the host path, on every rank
+    assert device["kinds"] == other[-1]["kinds"] == signal_driven[0]["kinds"]
+    assert any("all_reduce" in c for c in device["sequences"]["decide"])
+    for a, b in zip(device["outs"], signal_driven[0]["outs"]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    for mine, theirs in zip(signal_driven, other[4:-1]):  # each rank measures its shard; the sums are added first
         assert mine["kinds"] == theirs["kinds"] and mine["signals"] == theirs["signals"]
         assert len(set(mine["kinds"])) > 1, mine["signals"]  # the signal makes decisions either way
     torch._dynamo.reset()  # summed over the ranks, the signal is the one of all the tokens: one process's

@@ -13,8 +13,9 @@ exchange nothing.
 
 A signal-driven schedule decides from a signal each rank measures on its shard of the tokens: the
 Runtime adds the signal's sums over the ranks before dividing (``sum_over_ranks``), so every rank
-takes the same decision. The device path (``decision="device"``) would need that sum inside its
-graph; it is refused under context parallelism.
+takes the same decision. The device path (``decision="device"``) adds them inside its graph
+(``in_graph_sum``: a functional all-reduce over the group the graph's own collectives use), so its
+decision too is the same on every rank, and that all-reduce is in the sequence this check compares.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import torch.distributed as dist
 import torch.fx as fx
 
 from ..errors import ConfigError
-from ..step_program import VariantKind
 from .dead_code import is_collective
 
 
@@ -48,9 +48,6 @@ def check_collectives(variants: dict, policy: str) -> dict[str, tuple[str, ...]]
     sequences = {kind.value: collective_sequence(v.gm) for kind, v in variants.items()}
     if not is_parallel(sequences):
         return sequences
-    if VariantKind.DECIDE in variants:
-        raise ConfigError("decision='device' under context parallelism: each rank would decide from its own shard "
-                          "of the tokens; use decision='host', which adds the signal over the ranks first")
     gathered: list = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, (policy, sequences))
     policies = [rank for rank, (other, _) in enumerate(gathered) if other != gathered[0][0]]
@@ -68,6 +65,25 @@ def check_collectives(variants: dict, policy: str) -> dict[str, tuple[str, ...]]
 def is_parallel(sequences: dict[str, tuple[str, ...]]) -> bool:
     """The graph exchanges data between ranks (its variants hold collectives) in an initialised group."""
     return any(sequences.values()) and dist.is_available() and dist.is_initialized()
+
+
+def exchange_group(gm: fx.GraphModule) -> str | None:
+    """The process group the graph's collectives exchange tokens over (its name), or None without any."""
+    for node in gm.graph.nodes:
+        if is_collective(node):
+            groups = [a for a in node.args if isinstance(a, str) and a not in ("sum", "avg")]
+            if groups:
+                return groups[-1]
+    return None
+
+
+def in_graph_sum(group: str):
+    """``reduce`` for a graph being built: the tensor added over the ranks of ``group`` by a functional
+    all-reduce and its wait, as graph nodes (works on fx proxies)."""
+    def reduce(tensor):
+        summed = torch.ops._c10d_functional.all_reduce(tensor, "sum", group)
+        return torch.ops._c10d_functional.wait_tensor(summed)
+    return reduce
 
 
 def sum_over_ranks(tensor: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,9 @@ reference of the next comparison, the accumulator in float64 as the host compute
 row) is updated by ``where``. The signal and the decision leave the graph too, so ``stats()`` can show
 them without a read per call.
 
+Under context parallelism the signal's two sums are added over the ranks inside the graph before the
+division, so every rank takes the decision one process would take on all the tokens.
+
 Only reuse forecasts fit this path (checked by the plan): the host does not learn which steps were
 full, so it cannot give step-dependent forecast weights.
 """
@@ -26,6 +29,7 @@ from torch.fx.graph_module import _copy_attr
 from ..measures import relative_l1
 from ..plan import CachePlan, history_names
 from ..step_program import VariantKind
+from .check_collectives import exchange_group, in_graph_sum
 from .variants import FORCE, SIGNAL_FULL, SIGNAL_VALUE, WEIGHTS, Variant
 
 
@@ -76,7 +80,10 @@ def build_decide(gm: fx.GraphModule, plan: CachePlan, split: dict[VariantKind, V
     def proxy(node: fx.Node) -> fx.Proxy:
         return fx.Proxy(node, tracer)
 
-    signal = relative_l1([proxy(values[n]) for n in plan.signal_names], [proxy(named[n]) for n in plan.reference_names])
+    group = exchange_group(gm)  # context parallelism: every rank decides from the sums over all the tokens
+    reduce = in_graph_sum(group) if group is not None else None
+    signal = relative_l1([proxy(values[n]) for n in plan.signal_names],
+                         [proxy(named[n]) for n in plan.reference_names], reduce)
     score = rule.rescaled(signal.double())  # the schedule's own polynomial, in float64 like the host
     acc_name, in_row_name = plan.decision_state_names
     acc, in_row = proxy(named[acc_name]), proxy(named[in_row_name])
