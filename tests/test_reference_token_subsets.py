@@ -147,7 +147,8 @@ def compare(spec, backend, make_reference, steps) -> list[str]:
 
 
 @pytest.mark.parametrize("name, policy, order, every, anchor", [
-    ("dit", "duca", 0, 2, "order0"), ("flux", "taylorseer", 1, 1, "order0"), ("dit", "taylorseer", 1, 1, "step"),
+    ("dit", "duca", 0, 2, "order0"), ("flux", "duca", 0, 2, "order0"), ("flux", "taylorseer", 1, 1, "order0"),
+    ("dit", "taylorseer", 1, 1, "step"),
 ])
 def test_partial_steps_match_the_hooked_reference(name, policy, order, every, anchor):
     spec = get_tiny_model(name)
