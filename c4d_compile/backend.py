@@ -26,11 +26,12 @@ from .passes.analyze import GraphAnalysis, analyze
 from .passes.check_collectives import check_collectives, is_parallel, sum_over_ranks
 from .passes.graph_utils import example_value, is_parameter_input, tensor_meta, user_inputs
 from .passes.variants import FORCE, WEIGHTS, RewriteResult, Variant, build_variants
-from .plan import CachePlan, history_names, make_plan, token_index_name, token_noise_name
+from .plan import CachePlan, make_plan
 from .policies import Policy, get_policy
 from .runtime import CallSignature, LoweredVariant, Runtime
 from .settings import Settings
 from .state import StateTable
+from .state_names import history_names, token_index_name, token_noise_name
 from .stats import CacheStats, StatsRecorder
 
 log = logging.getLogger("c4d_compile")

@@ -26,17 +26,22 @@ def load_target(target: str) -> tuple[torch.nn.Module, dict[str, Any]]:
     return spec.build(), spec.make_inputs()
 
 
-def trace_graphs(model: torch.nn.Module, inputs: dict[str, Any]) -> list[torch.fx.GraphModule]:
-    graphs: list[torch.fx.GraphModule] = []
+def trace(model: torch.nn.Module, inputs: dict[str, Any], fullgraph: bool = False) -> list[tuple]:
+    """Dynamo's graphs of one forward on ``inputs`` and the example inputs of each, nothing compiled."""
+    graphs: list[tuple] = []
 
     def capture(gm, example_inputs):
-        graphs.append(gm)
+        graphs.append((gm, list(example_inputs)))
         return gm.forward
 
     torch._dynamo.reset()
     with torch.no_grad():
-        torch.compile(model, backend=capture)(**inputs)
+        torch.compile(model, backend=capture, fullgraph=fullgraph)(**inputs)
     return graphs
+
+
+def trace_graphs(model: torch.nn.Module, inputs: dict[str, Any]) -> list[torch.fx.GraphModule]:
+    return [gm for gm, _ in trace(model, inputs)]
 
 
 def inspect_target(target: str, policy: str = "taylorseer-lite") -> list[tuple[GraphAnalysis, CachePlan | None]]:

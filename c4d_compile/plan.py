@@ -23,6 +23,7 @@ from .passes.graph_utils import size_hint, tensor_meta
 from .policies.config import Policy, Region
 from .policies.schedules import Decision, Signal
 from .policies.tokens import Anchor, Selection
+from .state_names import centroids_name, history_names, labels_name, refreshed_name, score_name, staleness_name
 from .step_program import StateTensor, VariantKind
 
 
@@ -36,44 +37,6 @@ class CachedFeature:
     # context parallelism: "shard" (computed before the output's all-gather: each rank caches its tokens) or
     # "gathered" (after it: every rank caches all of them, world size x the bytes); "" without collectives
     placement: str = ""
-
-
-def history_names(feature: CachedFeature, slots: int) -> list[str]:
-    """State names of a feature's history, newest first."""
-    return [f"{feature.name}@{age}" for age in range(slots)]
-
-
-def refreshed_name(feature: str) -> str:
-    """State name of a token-local feature's newest value with the rows partial calls recomputed."""
-    return f"{feature}.refreshed"
-
-
-def token_index_name(tokens: int) -> str:
-    """Host input of a partial call: the rows to recompute in a token space of ``tokens`` rows."""
-    return f"tokens.{tokens}.index"
-
-
-def token_noise_name(tokens: int) -> str:
-    """Host input of a clustered partial call: one uniform draw per token, which picks each cluster's token."""
-    return f"tokens.{tokens}.noise"
-
-
-def centroids_name(tokens: int) -> str:
-    return f"tokens.{tokens}.centroids"
-
-
-def labels_name(tokens: int) -> str:
-    return f"tokens.{tokens}.labels"
-
-
-def score_name(tokens: int) -> str:
-    """Score selection: each token's importance at the last full step."""
-    return f"tokens.{tokens}.score"
-
-
-def staleness_name(tokens: int) -> str:
-    """Score selection: partial calls since each token was last recomputed."""
-    return f"tokens.{tokens}.staleness"
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from .policies.forecasters.base import slot_weights
 from .policies.variable import Variable, coordinates
 from .state import ContextState
 from .stats import NO_SIGNAL
-from .step_program import StepInfo, VariantKind, state_writes
+from .step_program import StepInfo, VariantKind, state_writes, stored_value
 from .token_picker import TokenPicker
 
 if TYPE_CHECKING:
@@ -217,27 +217,18 @@ class Runtime:
 
     def _commit(self, kind: VariantKind, state: ContextState, values: dict) -> None:
         """Store the state entries a call that ran ``kind`` writes; older history slots move first."""
-        stores, shifts = self._writes[kind]
-        if not stores:
+        writes = self._writes[kind]
+        if not writes.stores:
             return
         state.resolved.clear()
-        tensors = state.tensors
-        for dst, src in shifts:
-            if src in tensors:
-                tensors[dst] = tensors[src]
-        for name, source in stores:
-            tensors[name] = values[source]
+        writes.apply(state.tensors, values)
 
     def _state_input(self, name: str, state: ContextState, device) -> torch.Tensor | None:
         """A named input from the state; a history slot not written yet reads as the nearest younger one.
         Host inputs (the forecast weights) and the prelude's values are filled in per call."""
         if name in self._host or name in self._produced:
             return None
-        tensors = state.tensors
-        found = tensors.get(name)
-        while found is None and name in self._fallback:
-            name = self._fallback[name]
-            found = tensors.get(name)
+        found = stored_value(state.tensors, name, self._fallback)
         if found is None and name in self._zeros:
             entry = self._zeros[name]
             found = torch.zeros(entry.shape, dtype=entry.dtype, device=device)

@@ -73,6 +73,24 @@ class StateWrites(NamedTuple):
     stores: tuple[tuple[str, str], ...]
     shifts: tuple[tuple[str, str], ...]
 
+    def apply(self, tensors: dict, values: dict) -> None:
+        """Store them into ``tensors`` (a context's state) from the call's named ``values``."""
+        for dst, src in self.shifts:
+            if src in tensors:
+                tensors[dst] = tensors[src]
+        for name, source in self.stores:
+            tensors[name] = values[source]
+
+
+def stored_value(tensors: dict, name: str, fallback: dict[str, str]):
+    """The stored value of a state entry; a history slot not written yet reads as the nearest younger one
+    (``fallback``: entry -> the entry it shifts from). None when neither is written."""
+    found = tensors.get(name)
+    while found is None and name in fallback:
+        name = fallback[name]
+        found = tensors.get(name)
+    return found
+
 
 def state_writes(state: Sequence[StateTensor], kind: VariantKind, outputs: Sequence[str]) -> StateWrites:
     """The writes of a call that ran ``kind`` (whose variant has the named ``outputs``), from the state spec."""

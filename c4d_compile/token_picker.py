@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from .plan import token_index_name, token_noise_name
 from .policies.tokens import Selection, TokenSubset
+from .state_names import token_index_name, token_noise_name
 
 
 class TokenPicker:

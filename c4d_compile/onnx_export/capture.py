@@ -17,6 +17,7 @@ import torch.fx as fx
 from torch.utils import _pytree as pytree
 
 from ..errors import NotExportableError
+from ..inspect_model import trace
 
 JSON_SCALARS = (type(None), bool, int, float, str)
 
@@ -54,22 +55,14 @@ def _name(path) -> str:
 
 
 def capture_model(model: torch.nn.Module, example_kwargs: dict[str, Any]) -> CapturedModel:
-    captured: list = []
-
-    def capture(gm, example_inputs):
-        captured.append((gm, list(example_inputs)))
-        return gm.forward
-
+    try:
+        (gm, examples), = trace(model, example_kwargs, fullgraph=True)
+    except Exception as err:  # a graph break: the cached program needs the whole forward in one graph
+        raise NotExportableError(f"export needs the forward as one graph (fullgraph=True) and Dynamo could "
+                                 f"not trace it as one: {type(err).__name__}: {str(err).splitlines()[0]}") from err
     torch._dynamo.reset()
     with torch.no_grad():
-        try:
-            torch.compile(model, backend=capture, fullgraph=True, dynamic=False)(**example_kwargs)
-        except Exception as err:  # a graph break: the cached program needs the whole forward in one graph
-            raise NotExportableError(f"export needs the forward as one graph (fullgraph=True) and Dynamo could "
-                                     f"not trace it as one: {type(err).__name__}: {str(err).splitlines()[0]}") from err
         eager = model(**example_kwargs)
-    torch._dynamo.reset()
-    gm, examples = captured[0]
     leaves = flatten_kwargs(example_kwargs)
     by_id = {id(leaf): name for name, leaf in leaves if isinstance(leaf, torch.Tensor)}
     owned = {id(t): name for name, t in (*model.named_parameters(remove_duplicate=False),

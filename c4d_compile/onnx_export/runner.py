@@ -25,7 +25,7 @@ from ..contexts import call_context, new_generation
 from ..errors import ExportedCallError, ExportFormatError, InvalidValueError
 from ..passes.variants import FORCE, SIGNAL_FULL, WEIGHTS
 from ..state import StateTable
-from ..step_program import VariantKind, state_writes
+from ..step_program import VariantKind, state_writes, stored_value
 from .capture import flatten_kwargs
 from .onnx_files import output_names
 from .plan_file import ExportedPlan, read_plan
@@ -71,6 +71,7 @@ class ExportedModel:
         self._zeros = {e.name: e for e in plan.state if e.initial_zeros}
         self._inputs = {x.name: x for x in plan.inputs}
         self._host = {x.name: _NUMPY[x.dtype] for x in plan.host_inputs}
+        self._reads = {kind: [i.name for i in session.get_inputs()] for kind, session in sessions.items()}
         for kind, session in sessions.items():  # the files say what plan.json says they take
             variant = plan.variants[kind]
             expected = {*self._inputs, *variant.inputs}
@@ -88,31 +89,14 @@ class ExportedModel:
         scope = clock.scope.number if clock.scope is not None else None
         state = self.states.get((None, tick.context, scope), self, (), clock.generation)
         step = clock.step
-        if step >= self.plan.num_steps or (tick.num_steps is not None and tick.num_steps != self.plan.num_steps):
-            raise ExportedCallError(
-                f"step {step} of context {tick.context!r} (a generation of {tick.num_steps or 'unknown'} steps): the "
-                f"model was exported for generations of {self.plan.num_steps} steps; call reset() or "
-                "begin_generation() between generations, or export with num_steps= the sampler's")
-        entry = self.plan.program[step] if self.cached else self._every_step_full
-        if entry.weights is not None and tuple(reversed(state.full_steps[-len(entry.history):])) != entry.history:
-            raise ExportedCallError(f"step {step} forecasts from full steps {list(entry.history)} but context "
-                                    f"{tick.context!r} computed {state.full_steps}: steps were skipped or repeated")
-        if entry.timestep is not None and not any(math.isclose(t, entry.timestep, rel_tol=1e-5, abs_tol=1e-6)
-                                                  for t in key):
-            raise ExportedCallError(f"step {step} was exported for timestep {entry.timestep:g} (variable='timestep'), "
-                                    f"called with {key}: export with the sampler's timesteps")
+        entry = self._entry(step, tick, state.full_steps, key)
         values: dict[str, np.ndarray] = {}  # named outputs of this call's variants so far
         for kind in entry.prelude:
             self._run(kind, arrays, values, state, entry)
         kind = entry.variant
         outs = self._run(kind, arrays, values, state, entry)
         for done in (*entry.prelude, kind):
-            stores, shifts = self._writes[done]
-            for dst, src in shifts:
-                if src in state.tensors:
-                    state.tensors[dst] = state.tensors[src]
-            for name, source in stores:
-                state.tensors[name] = values[source]
+            self._writes[done].apply(state.tensors, values)
         if kind is VariantKind.FULL:
             state.full_steps.append(step)
         ran = kind.value if SIGNAL_FULL not in values else "full" if bool(values[SIGNAL_FULL]) else "cached"
@@ -121,12 +105,28 @@ class ExportedModel:
         results = tuple(torch.from_numpy(x) for x in outs[:n])
         return results[0] if self.plan.outputs == "tensor" else results
 
+    def _entry(self, step: int, tick, full_steps: list[int], key: tuple) -> ProgramStep:
+        """The program's step for this call, once the call is known to be one the program was exported for."""
+        if step >= self.plan.num_steps or (tick.num_steps is not None and tick.num_steps != self.plan.num_steps):
+            raise ExportedCallError(
+                f"step {step} of context {tick.context!r} (a generation of {tick.num_steps or 'unknown'} steps): the "
+                f"model was exported for generations of {self.plan.num_steps} steps; call reset() or "
+                "begin_generation() between generations, or export with num_steps= the sampler's")
+        entry = self.plan.program[step] if self.cached else self._every_step_full
+        if entry.weights is not None and tuple(reversed(full_steps[-len(entry.history):])) != entry.history:
+            raise ExportedCallError(f"step {step} forecasts from full steps {list(entry.history)} but context "
+                                    f"{tick.context!r} computed {full_steps}: steps were skipped or repeated")
+        if entry.timestep is not None and not any(math.isclose(t, entry.timestep, rel_tol=1e-5, abs_tol=1e-6)
+                                                  for t in key):
+            raise ExportedCallError(f"step {step} was exported for timestep {entry.timestep:g} (variable='timestep'), "
+                                    f"called with {key}: export with the sampler's timesteps")
+        return entry
+
     def _run(self, kind: VariantKind, arrays: dict, values: dict, state, entry: ProgramStep) -> list:
         """Run one variant: the caller's inputs, the call's values, the step's host inputs, the state."""
         variant = self.plan.variants[kind]
         feeds = {}
-        for spec in self.sessions[kind].get_inputs():
-            name = spec.name
+        for name in self._reads[kind]:
             if name in arrays:
                 feeds[name] = arrays[name]
             elif name in values:
@@ -168,10 +168,7 @@ class ExportedModel:
 
     def _state_input(self, name: str, state) -> np.ndarray:
         """A state entry; a history slot not written yet reads as the nearest younger one (zero weight)."""
-        found, looked = state.tensors.get(name), name
-        while found is None and looked in self._fallback:
-            looked = self._fallback[looked]
-            found = state.tensors.get(looked)
+        found = stored_value(state.tensors, name, self._fallback)
         if found is None and name in self._zeros:
             entry = self._zeros[name]
             found = np.zeros(entry.shape, dtype=_NUMPY[entry.dtype])

@@ -71,8 +71,8 @@ def exchange_group(gm: fx.GraphModule) -> str | None:
     """The process group the graph's collectives exchange tokens over (its name), or None without any."""
     for node in gm.graph.nodes:
         if is_collective(node):
-            groups = [a for a in node.args if isinstance(a, str) and a not in ("sum", "avg")]
-            if groups:
+            groups = [a for a in node.args if isinstance(a, str)]
+            if groups:  # the group name is a functional collective's last string argument
                 return groups[-1]
     return None
 

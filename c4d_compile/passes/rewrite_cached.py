@@ -21,7 +21,8 @@ import operator
 
 import torch.fx as fx
 
-from ..plan import CachePlan, history_names, refreshed_name
+from ..plan import CachePlan
+from ..state_names import history_names, refreshed_name
 from ..step_program import VariantKind
 from .dead_code import eliminate_dead_code
 from .variants import WEIGHTS, Variant, add_named_inputs, model_outputs

@@ -27,7 +27,8 @@ import torch.fx as fx
 from torch.fx.graph_module import _copy_attr
 
 from ..measures import relative_l1
-from ..plan import CachePlan, history_names
+from ..plan import CachePlan
+from ..state_names import history_names
 from ..step_program import VariantKind
 from .check_collectives import exchange_group, in_graph_sum
 from .variants import FORCE, SIGNAL_FULL, SIGNAL_VALUE, WEIGHTS, Variant

@@ -17,7 +17,8 @@ import copy
 import torch
 import torch.fx as fx
 
-from ..plan import CachePlan, centroids_name, history_names, labels_name, score_name, staleness_name
+from ..plan import CachePlan
+from ..state_names import centroids_name, history_names, labels_name, score_name, staleness_name
 from ..step_program import VariantKind
 from .clusters import kmeans
 from .token_scores import importance

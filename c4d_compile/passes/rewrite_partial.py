@@ -26,8 +26,9 @@ import operator
 import torch
 import torch.fx as fx
 
-from ..plan import (
-    CachePlan,
+from ..plan import CachePlan
+from ..policies.tokens import Anchor
+from ..state_names import (
     history_names,
     labels_name,
     refreshed_name,
@@ -36,7 +37,6 @@ from ..plan import (
     token_index_name,
     token_noise_name,
 )
-from ..policies.tokens import Anchor
 from ..step_program import VariantKind
 from .clusters import one_per_cluster, propagate
 from .dead_code import eliminate_dead_code

@@ -12,7 +12,7 @@ import torch
 from support.variants import ROUNDING, capture_graph, random_rows, run_full, run_with_full_history
 
 from c4d_compile import c4d_backend
-from c4d_compile.plan import refreshed_name
+from c4d_compile.state_names import refreshed_name
 from c4d_compile.step_program import VariantKind
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 

@@ -9,7 +9,7 @@ from support.variants import ROUNDING, capture_graph, run_full
 from c4d_compile import c4d_backend
 from c4d_compile.passes.token_scores import importance, top_rows
 from c4d_compile.passes.variants import WEIGHTS
-from c4d_compile.plan import history_names, refreshed_name, score_name, staleness_name
+from c4d_compile.state_names import history_names, refreshed_name, score_name, staleness_name
 from c4d_compile.step_program import VariantKind
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from c4d_compile.inspect_model import trace
 from c4d_compile.passes.variants import WEIGHTS
-from c4d_compile.plan import history_names, refreshed_name, token_index_name
+from c4d_compile.state_names import history_names, refreshed_name, token_index_name
 from c4d_compile.step_program import VariantKind
 
 # a gemm on a few rows may take another kernel than on all of them: the last bit moves
@@ -14,16 +15,8 @@ ROUNDING = {"rtol": 2e-6, "atol": 2e-6}
 
 def capture_graph(model, **inputs) -> tuple:
     """The one Dynamo graph of ``model`` on ``inputs``, and its example inputs."""
-    captured = []
-
-    def capture(gm, example_inputs):
-        captured.append((gm, list(example_inputs)))
-        return gm.forward
-
-    torch._dynamo.reset()
-    with torch.no_grad():
-        torch.compile(model, backend=capture, fullgraph=True)(**inputs)
-    return captured[0]
+    (captured,) = trace(model, inputs, fullgraph=True)
+    return captured
 
 
 def run_full(backend, example_inputs) -> tuple[list, dict]:
