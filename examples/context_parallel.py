@@ -1,4 +1,4 @@
-"""Caching a context-parallel transformer: N CPU ranks (gloo on 127.0.0.1), diffusers' Ulysses attention.
+"""Caching a context-parallel transformer: N CPU ranks (gloo on 127.0.0.1), diffusers' Ulysses or ring attention.
 
 Every rank builds the same Flux transformer (the CPU benchmark config: 4 double + 8 single blocks,
 hidden 512, 256 image + 64 text tokens, random weights), enables diffusers' context parallelism
@@ -7,7 +7,7 @@ compiles it with c4d. A 28-step loop runs uncached and cached, alternated; rank 
 generation, measured and ideal speedup, cache bytes per rank and compile time, then the same in one
 process for comparison.
 
-    python examples/context_parallel.py [--world 2] [--policy taylorseer] [--steps 28] [--repeats 3]
+    python examples/context_parallel.py [--world 2] [--mode ulysses|ring] [--policy taylorseer] [--steps 28]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from c4d_compile import c4d_backend
-from c4d_compile.zoo.context_parallel import enable_cpu_context_parallel
+from c4d_compile.zoo.context_parallel import MODES, enable_cpu_context_parallel
 from c4d_compile.zoo.tiny_diffusers import first_output, get_tiny_model
 
 
@@ -40,11 +40,11 @@ def generation(call, spec, steps: int) -> float:
     return time.perf_counter() - start
 
 
-def measure(world: int, policy: str, steps: int, repeats: int, lowering: str) -> dict:
+def measure(world: int, mode: str, policy: str, steps: int, repeats: int, lowering: str) -> dict:
     spec = get_tiny_model("flux-bench")
     model = spec.build()
     if world > 1:
-        enable_cpu_context_parallel(model, world)
+        enable_cpu_context_parallel(model, world, mode)
     torch._dynamo.reset()
     backend = c4d_backend(policy, lowering=lowering, num_steps=steps)
     uncached = torch.compile(model, backend="eager" if lowering == "eager" else "inductor")
@@ -68,7 +68,7 @@ def _rank(rank: int, world: int, port: int, args: argparse.Namespace) -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        result = measure(world, args.policy, args.steps, args.repeats, args.lowering)
+        result = measure(world, args.mode, args.policy, args.steps, args.repeats, args.lowering)
         print(json.dumps({"rank": rank, **result}), flush=True)
     finally:
         dist.destroy_process_group()
@@ -77,6 +77,7 @@ def _rank(rank: int, world: int, port: int, args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--world", type=int, default=2, help="ranks (the token counts must divide by it)")
+    parser.add_argument("--mode", choices=MODES, default="ulysses", help="how attention exchanges the tokens")
     parser.add_argument("--policy", default="taylorseer")
     parser.add_argument("--steps", type=int, default=28)
     parser.add_argument("--repeats", type=int, default=3)
@@ -86,7 +87,8 @@ def main() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     mp.spawn(_rank, args=(args.world, port, args), nprocs=args.world)
-    print(json.dumps({"rank": "single process", **measure(1, args.policy, args.steps, args.repeats, args.lowering)}))
+    print(json.dumps({"rank": "single process", **measure(1, args.mode, args.policy, args.steps, args.repeats,
+                                                                  args.lowering)}))
 
 
 if __name__ == "__main__":

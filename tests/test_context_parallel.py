@@ -1,6 +1,6 @@
-"""Caching under diffusers' context parallelism (Ulysses all-to-all), 2 CPU ranks with gloo: a cached step
-skips the blocks' collectives on every rank alike, the ranks agree bit for bit, the cache matches the
-single-process one, and ranks whose variants would run different collectives are refused, never hung."""
+"""Caching under diffusers' context parallelism (Ulysses all-to-all, ring all-gather), CPU ranks with gloo: a
+cached step skips the blocks' collectives on every rank alike, the ranks agree bit for bit, the cache matches
+the single-process one, and ranks whose variants would run different collectives are refused, never hung."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 STEPS = 8
 
 
-def _generations(rank, world, out, runs, model_name="flux", fullgraph=True):
-    """Per run (preset, options; None: no c4d), the predictions of an 8-step loop on a tiny model under Ulysses CP."""
+def _generations(rank, world, out, runs, model_name="flux", fullgraph=True, mode="ulysses"):
+    """Per run (preset, options; None: no c4d), the predictions of an 8-step loop on a tiny model under CP."""
     spec = get_tiny_model(model_name)
     model = spec.build()
-    enable_cpu_context_parallel(model, world)
+    enable_cpu_context_parallel(model, world, mode)
     results = []
     for preset, options in runs:
         torch._dynamo.reset()
@@ -44,6 +44,13 @@ def _generations(rank, world, out, runs, model_name="flux", fullgraph=True):
     torch.save(results, out / f"rank{rank}.pt")
 
 
+def _single_process(preset: str, model_name: str = "flux", fullgraph: bool = True, **options):
+    """The same policy in one process: its predictions and its backend."""
+    spec = get_tiny_model(model_name)
+    backend = c4d_backend(preset, lowering="eager", num_steps=STEPS, **options)
+    return loop(torch.compile(spec.build(), backend=backend, fullgraph=fullgraph), spec, STEPS), backend
+
+
 def test_two_ranks_cache_alike_and_like_one_process(tmp_path):
     runs = [(None, {}), ("taylorseer", {"interval": 1}), ("taylorseer", {}), ("taylorseer-lite", {}),
             ("fbcache", {"threshold": 0.6}), ("speca", {"threshold": 0.5, "warmup": 2}),
@@ -55,9 +62,7 @@ def test_two_ranks_cache_alike_and_like_one_process(tmp_path):
         assert all(torch.equal(a, b) for a, b in zip(mine["outs"], theirs["outs"]))
     assert "cached" in cached["kinds"]
 
-    spec = get_tiny_model("flux")  # the same policy in one process
-    backend = c4d_backend("taylorseer", lowering="eager", num_steps=STEPS)
-    single = loop(torch.compile(spec.build(), backend=backend, fullgraph=True), spec, STEPS)
+    single, backend = _single_process("taylorseer")  # the same policy in one process
     assert backend.stats().last.contexts["branch0"].kinds == cached["kinds"]
     for a, b in zip(cached["outs"], single):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
@@ -80,8 +85,7 @@ def test_two_ranks_cache_alike_and_like_one_process(tmp_path):
         assert mine["kinds"] == theirs["kinds"] and mine["signals"] == theirs["signals"]
         assert len(set(mine["kinds"])) > 1, mine["signals"]  # the signal makes decisions either way
     torch._dynamo.reset()  # summed over the ranks, the signal is the one of all the tokens: one process's
-    backend = c4d_backend("fbcache", lowering="eager", num_steps=STEPS, threshold=0.6)
-    loop(torch.compile(spec.build(), backend=backend, fullgraph=True), spec, STEPS)
+    _, backend = _single_process("fbcache", threshold=0.6)
     single = backend.stats().last.contexts["branch0"]
     assert single.kinds == signal_driven[0]["kinds"]
     torch.testing.assert_close(torch.tensor(single.signals[1:]), torch.tensor(signal_driven[0]["signals"][1:]),
@@ -94,13 +98,31 @@ def test_wan_shards_its_tokens_in_the_first_block_and_caches_like_one_process(tm
     ranks = run_ranks(_generations, 2, tmp_path, [(None, {}), ("taylorseer", {})], "wan", False)
     (plain, cached), other = ranks
     assert all(torch.equal(a, b) for a, b in zip(cached["outs"], other[1]["outs"]))
-    spec = get_tiny_model("wan")
-    backend = c4d_backend("taylorseer", lowering="eager", num_steps=STEPS)
-    single = loop(torch.compile(spec.build(), backend=backend), spec, STEPS)
+    single, backend = _single_process("taylorseer", "wan", fullgraph=False)
     assert backend.stats().last.contexts["branch0"].kinds == cached["kinds"] and "cached" in cached["kinds"]
     for a, b in zip(cached["outs"], single):  # the split left out of the block: its residual pairs again
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     assert not any("all_to_all" in c for c in cached["sequences"]["cached"])
+
+
+def test_ring_attention_caches_alike_on_every_rank_and_like_one_process(tmp_path):
+    # ring attention gathers every rank's keys and values in each block and merges the partial attentions by
+    # their log-sum-exp (on CPU through torch's flash kernel, see zoo.context_parallel)
+    runs = [(None, {}), ("taylorseer", {"interval": 1}), ("taylorseer", {})]
+    ranks = run_ranks(_generations, 2, tmp_path, runs, "flux", True, "ring")
+    (plain, every, cached), other = ranks
+    assert all(torch.equal(a, b) for a, b in zip(every["outs"], plain["outs"]))
+    for mine, theirs in zip(ranks[0], other):
+        assert all(torch.equal(a, b) for a, b in zip(mine["outs"], theirs["outs"]))
+    single, backend = _single_process("taylorseer")
+    assert backend.stats().last.contexts["branch0"].kinds == cached["kinds"] and "cached" in cached["kinds"]
+    for a, b in zip(cached["outs"], single):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    gathers = [c for c in cached["sequences"]["full"] if "all_gather" in c]
+    assert len(gathers) > 4  # one per attention, and the output's
+    assert cached["sequences"]["cached"] == ("all_gather_into_tensor(0)", "wait_tensor()")  # the output's only
+    assert cached["cached_outside"]
+    assert cached["ideal"] == pytest.approx(backend.stats().ideal_speedup, rel=0.1)
 
 
 def _mismatched(rank, world, out, policies):
@@ -127,3 +149,17 @@ def test_ranks_that_would_skip_different_collectives_are_refused_not_hung(tmp_pa
     for result in ranks:
         assert result["error"] is not None and "would run different collectives" in result["error"]
         assert says in result["error"]
+
+
+def test_four_ranks_cache_alike_and_like_one_process(tmp_path):
+    # ring: Ulysses splits the heads over the ranks, and the tiny Flux has 2
+    ranks = run_ranks(_generations, 4, tmp_path, [(None, {}), ("taylorseer", {})], "flux", True, "ring")
+    for plain, cached in ranks:  # every rank alike, with c4d and without
+        assert all(torch.equal(a, b) for a, b in zip(plain["outs"], ranks[0][0]["outs"]))
+        assert all(torch.equal(a, b) for a, b in zip(cached["outs"], ranks[0][1]["outs"]))
+        assert cached["sequences"] == ranks[0][1]["sequences"]
+    single, backend = _single_process("taylorseer")
+    assert ranks[0][1]["kinds"] == backend.stats().last.contexts["branch0"].kinds
+    for a, b in zip(ranks[0][1]["outs"], single):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert ranks[0][1]["sequences"]["cached"] == ("all_gather_into_tensor(0)", "wait_tensor()")

@@ -12,6 +12,11 @@ step of a context-parallel model would save nothing. A functional collective ret
 and has no other effect, so a collective whose result only dead waits read is dead, and so are those
 waits. Skipping it is safe only if every rank skips it: the graphs are the same on every rank and so
 is this rule, and ``check_collectives`` compares what each variant keeps across ranks.
+
+And FX keeps every op tagged ``nondeterministic_seeded`` (it may draw from the RNG), among them the
+attention kernels that take a dropout probability (``_scaled_dot_product_flash_attention``, which
+diffusers' flash and ring attention call): with ``dropout_p == 0`` such a call draws nothing and is
+as pure as a matmul, so it goes with the block that no longer reads it.
 """
 
 from __future__ import annotations
@@ -50,6 +55,21 @@ def _dead_wait(node: fx.Node) -> bool:
     return all(is_collective(u) and not u.users for u in node.args[0].users)
 
 
+def _draws_nothing(node: fx.Node) -> bool:
+    """A seeded op called with a dropout probability of zero (inference attention)."""
+    target = node.target
+    overload = getattr(target, "default", target)  # Dynamo's graphs hold the packet
+    schema = getattr(overload, "_schema", None)
+    if not getattr(overload, "_nondeterministic_seeded", False) or schema is None:
+        return False
+    for index, argument in enumerate(schema.arguments):
+        if argument.name == "dropout_p":
+            value = node.args[index] if index < len(node.args) else node.kwargs.get("dropout_p",
+                                                                                  argument.default_value)
+            return value == 0
+    return False
+
+
 def _is_impure(node: fx.Node) -> bool:
     if is_collective(node):  # a collective goes with its waits; a wait stays while its result is read
         return "wait_tensor" in str(node.target) and not _dead_wait(node)
@@ -57,6 +77,8 @@ def _is_impure(node: fx.Node) -> bool:
         target = node.args[0]
         if _is_fresh(target) and all(u is node or (is_write(u) and u.args[0] is target) for u in target.users):
             return False
+    if node.op == "call_function" and _draws_nothing(node):
+        return node.is_impure(impure_random=False)
     return node.is_impure()
 
 

@@ -44,3 +44,34 @@ def test_a_plain_graph_is_left_alone():
     graph.output(y)
     assert not eliminate_dead_code(graph)
     assert [n.target for n in graph.nodes if n.op == "call_function"] == [torch.relu]
+
+
+FLASH = torch.ops.aten._scaled_dot_product_flash_attention  # seeded: it takes a dropout probability
+
+
+def _unread_attention(dropout_p) -> fx.Graph:
+    """q -> flash attention (its result unread) -> the output reads q; ``dropout_p=None``: the default."""
+    graph = fx.Graph()
+    q = graph.placeholder("q")
+    args = (q, q, q) if dropout_p is None else (q, q, q, dropout_p)
+    graph.call_function(FLASH, args)
+    graph.output(q)
+    return graph
+
+
+def test_unread_attention_without_dropout_goes():
+    for dropout_p in (0.0, None):  # given as zero, or left at the schema's default (zero)
+        graph = _unread_attention(dropout_p)
+        assert eliminate_dead_code(graph)
+        assert _collectives(graph) == []
+
+
+def test_unread_attention_with_dropout_stays():  # it draws from the RNG: removing it would change later draws
+    graph = _unread_attention(0.1)
+    assert not eliminate_dead_code(graph)
+    assert _collectives(graph) == ["aten._scaled_dot_product_flash_attention"]
+    graph = fx.Graph()  # so does any other seeded op
+    x = graph.placeholder("x")
+    graph.call_function(torch.ops.aten.bernoulli.p, (x, 0.5))
+    graph.output(x)
+    assert not eliminate_dead_code(graph)
