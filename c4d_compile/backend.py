@@ -30,6 +30,7 @@ from .plan import CachePlan, make_plan
 from .policies import Policy, get_policy
 from .runtime import CallSignature, LoweredVariant, Runtime
 from .settings import Settings
+from .split_stack import SplitRepair
 from .state import StateTable
 from .state_names import history_names, token_index_name, token_noise_name
 from .stats import CacheStats, StatsRecorder
@@ -77,6 +78,10 @@ class C4DBackend:
         self._graphs = 0
         self._cached_calls = 0  # calls served by a cached Runtime (uncached fragments stay quiet once there are)
         self._first_break: str | None = None
+        # graph index -> the calls after which a forward has run without a cached call (the first graph's second
+        # call starts the second forward); see _warned_or_repaired
+        self._watched = {1: 1}
+        self.splits = SplitRepair()  # modules called opaquely so that a split stack is one graph again
         self._breaks = 0
         # the timestep of the prologue fragment of the current forward, for a stack graph without one
         self.carrier: ContextVar[tuple | None] = ContextVar(f"c4d_carried_timestep_{id(self)}", default=None)
@@ -116,6 +121,8 @@ class C4DBackend:
 
     def _compile(self, gm: fx.GraphModule, example_inputs: Sequence):
         self._graphs += 1
+        if self.settings.opaque_calls:
+            self.splits.note_frame()
         analysis, failed = self._stage("analysis", analyze, gm)
         if failed:
             return self._give_up(gm, example_inputs, failed)
@@ -196,8 +203,8 @@ class C4DBackend:
             if carries:  # one host read, as a cached graph would do
                 carrier.set(tuple(args[i].reshape(-1).tolist()[0] for i in carries))
             # the first graph's second call starts the second forward: by then every graph is compiled
-            if analysis is not None and calls[0] == 2 and index == 1 and not self._cached_calls:
-                self._warn_not_cached(analysis)
+            if analysis is not None and calls[0] > self._watched.get(index, calls[0]) and not self._cached_calls:
+                self._warned_or_repaired(analysis, index, calls[0])
             return fn(*args)
 
         return run
@@ -207,11 +214,25 @@ class C4DBackend:
         reason = getattr(gm, "compile_subgraph_reason", None)
         if reason is None or not getattr(reason, "graph_break", False):
             return
+        self.splits.note_break(gm)
         self._breaks += 1
         if self._first_break is None:
             frames = [f for f in getattr(reason, "user_stack", []) if "/torch/" not in f.filename]
             where = f"{frames[-1].filename.split('site-packages/')[-1]}:{frames[-1].lineno}" if frames else "?"
             self._first_break = f"{reason.reason.splitlines()[0].strip()!r} at {where}"
+
+    def _warned_or_repaired(self, analysis: GraphAnalysis, index: int, calls: int) -> None:
+        """Nothing was cached in a whole forward: repair a split stack, or say why.
+
+        After a repair the next forward is traced again; the first graph it compiles is watched, and so is this
+        one: called as often again (a first graph can be a block's, called once per block), it was not
+        replaced, and the split is reported.
+        """
+        if self._graphs > 1 and self.settings.opaque_calls and self.splits.repair():
+            self._watched.update({index: 2 * calls, self._graphs + 1: 1})
+            return
+        self._watched.pop(index, None)
+        self._warn_not_cached(analysis)
 
     def _warn_not_cached(self, analysis: GraphAnalysis) -> None:
         reasons = "; ".join(analysis.problems) or "no stack output reaches the graph's outputs"
@@ -276,6 +297,7 @@ class C4DBackend:
         held = self.states.held_bytes(kinds)
         total = self.recorder.total
         total.cache_bytes_by_kind = self.recorder.last.cache_bytes_by_kind = held
+        total.opaque_modules = self.recorder.last.opaque_modules = dict(self.splits.opaque)
         total.last = self.recorder.last
         return total
 
@@ -301,14 +323,16 @@ class C4DBackend:
 
         Per thread: the caches of this thread's previous generation are freed.
         """
+        given = ()
         if timesteps is not None:
             num_steps = len(timesteps)
+            given = tuple(float(t) for t in (timesteps.tolist() if isinstance(timesteps, torch.Tensor) else timesteps))
         if num_steps is not None and (isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1):
             raise InvalidValueError("num_steps", num_steps, "an integer >= 1")
         previous = self.clocks.generation_var.get()
         if previous is not None:
             self.states.forget(lambda slot: slot[2] == previous.number)
-        self.clocks.begin(new_generation(num_steps))
+        self.clocks.begin(new_generation(num_steps, given))
 
     def __repr__(self) -> str:
         return f"C4DBackend(policy={self.policy.name!r}, settings={self.settings}, options={self.policy.options()})"

@@ -65,7 +65,11 @@ class Clocks:
         slot = (model, name, scope.number if scope else None)
         clock = self.clocks.get(slot)
         if clock is None or clock.scope is not scope:
-            clock = self._begin(slot, scope, call.step_index if call and call.step_index is not None else 0, key)
+            if call is not None and call.step_index is not None:
+                step = call.step_index
+            else:  # a context that starts mid-generation (its graph compiled late) joins at its timestep's step
+                step = scope.step_of(key[0]) if scope is not None and key else 0
+            clock = self._begin(slot, scope, step, key)
         elif call is not None and call.step_index is not None:
             if call.step_index < clock.step:
                 clock = self._begin(slot, scope, call.step_index, key)

@@ -35,6 +35,15 @@ class CallContext:
 class Generation:
     number: int  # increases with every begin_generation, process-wide
     num_steps: int | None
+    timesteps: tuple[float, ...] = ()  # the sampler's, when the caller gave them
+
+    def step_of(self, timestep: float) -> int:
+        """The step a context first seen mid-generation is at: its timestep's place in the sampler's list (as
+        given, or divided by 1000 as flow-matching pipelines pass it); 0 when not found or not one place
+        (AuraFlow's first timestep divided by 1000 is its last one as given)."""
+        places = {i for scale in (1.0, 1000.0) for i, t in enumerate(self.timesteps)
+                  if abs(t / scale - timestep) <= 1e-5 * max(1.0, abs(timestep))}
+        return places.pop() if len(places) == 1 else 0
 
 
 # The guidance context applies to whichever model runs inside it; a generation belongs to one backend
@@ -47,8 +56,8 @@ def generation_variable() -> ContextVar[Generation | None]:
     return ContextVar(f"c4d_generation_{next(_numbers)}", default=None)
 
 
-def new_generation(num_steps: int | None) -> Generation:
-    return Generation(next(_numbers), num_steps)
+def new_generation(num_steps: int | None, timesteps: tuple[float, ...] = ()) -> Generation:
+    return Generation(next(_numbers), num_steps, timesteps)
 
 
 def _optional_int(field: str, value) -> int | None:

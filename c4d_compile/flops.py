@@ -14,6 +14,7 @@ import torch.fx as fx
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
+from .opaque_calls import opaque_call_flops
 from .passes.graph_utils import size_hint
 
 
@@ -23,7 +24,9 @@ def _cpu_attention(query_shape, key_shape, value_shape, *args, out_shape=None, *
 
 # torch counts the CUDA attention kernels but has no formula for the CPU one, so on CPU attention
 # would count as free and every ideal speedup would be off by the model's attention share.
-_MISSING_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention}
+# A module called opaquely (opaque_calls) counts what it counted when it ran on zeros.
+_MISSING_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention,
+                     torch.ops.c4d.opaque_call: opaque_call_flops}
 
 
 def flop_counter() -> FlopCounterMode:

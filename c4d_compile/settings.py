@@ -32,13 +32,16 @@ class Settings:
     # Dynamo's capture_scalar_outputs and capture_dynamic_output_shape_ops for the whole process (Dynamo
     # reads them when it starts tracing, before any backend is called). Off by default because it is global.
     capture_data_dependent: bool = False
+    # A graph break inside the blocks (which leaves nothing to cache): call the submodule class that holds it
+    # as one opaque op (it runs eagerly, uncompiled) and retrace the forward as one graph. See split_stack.
+    opaque_calls: bool = True
 
     def __post_init__(self) -> None:
         from .backends import LOWERINGS
 
         if self.lowering not in LOWERINGS:
             raise InvalidValueError("lowering", self.lowering, f"one of {sorted(LOWERINGS)}")
-        for name in ("strict", "capture_data_dependent"):
+        for name in ("strict", "capture_data_dependent", "opaque_calls"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidValueError(name, getattr(self, name), "True or False")
         from .backends.npu import NPU_MODES

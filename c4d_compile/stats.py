@@ -31,6 +31,8 @@ class CacheStats:
     planned_bytes_per_context: int = 0
     schedule: str = ""  # the schedule that ran, as it describes itself
     coarse_blocks: tuple[str, ...] = ()  # blocks cached whole because their branches are not proven
+    # module class -> instances called opaquely because graph breaks in them split the stack (split_stack.py)
+    opaque_modules: dict[str, int] = field(default_factory=dict)
     uncached_calls: int = 0  # calls of graphs that are not cached (no stack, split stack, mixed timesteps...)
     # how often each variant ran, and how often its graph's FULL variant would have (LazyFlops keys)
     runs: Counter = field(default_factory=Counter)
@@ -101,6 +103,7 @@ class CacheStats:
             "planned_bytes_per_context": self.planned_bytes_per_context,
             "schedule": self.schedule,
             "coarse_blocks": list(self.coarse_blocks),
+            "opaque_modules": dict(self.opaque_modules),
             "ideal_speedup": round(self.ideal_speedup, 4),
             "uncached_calls": self.uncached_calls,
         }
@@ -113,6 +116,9 @@ class CacheStats:
         rows = [f"  schedule: {self.schedule}"] if self.schedule else []
         if self.coarse_blocks:
             rows.append(f"  cached as whole blocks (branches not proven): {', '.join(self.coarse_blocks)}")
+        if self.opaque_modules:
+            rows.append("  called opaquely (graph breaks split the stack): "
+                        + ", ".join(f"{name} x{n}" for name, n in self.opaque_modules.items()))
         rows += [f"  {name}: {c.steps} steps, {c.full_steps} full" + (f" {c.computed}" if c.computed else "")
                  + f", {c.cached_steps} cached" + _cached_kinds(c) for name, c in self.contexts.items()]
         rows += [f"  cache {kind}: {n / 2**20:.2f} MiB" for kind, n in self.cache_bytes_by_kind.items()]

@@ -149,3 +149,28 @@ def test_without_a_context_heun_repeats_stay_in_their_guidance_branch(flux):
         step(cm, spec, inputs, t)  # uncond, at the same timestep
     # two branches (learned at the first step), seven calls each: the Heun repeats are not new branches
     assert {k: v.steps for k, v in backend.stats().contexts.items()} == {"branch0": 7, "branch1": 7}
+
+
+def test_a_context_first_seen_mid_generation_joins_at_its_timesteps_step():
+    from c4d_compile.contexts import new_generation
+
+    generation = new_generation(4, (1000.0, 750.0, 500.0, 1.0))
+    assert generation.step_of(500.0) == 2  # as the sampler lists it
+    assert generation.step_of(0.75) == 1  # divided by 1000, as flow-matching pipelines pass it
+    assert generation.step_of(1.0) == 0  # 1000 / 1000 or the last one as given: not one place
+    assert generation.step_of(123.0) == 0  # not a timestep of this generation
+    assert new_generation(4).step_of(500.0) == 0  # no timesteps given
+
+
+def test_a_graph_compiled_mid_generation_continues_the_generations_steps(flux):
+    """What a model whose stack is made whole after its first steps sees: its first cached call is at step 2."""
+    spec, model = flux
+    backend = c4d_backend("taylorseer", lowering="eager")
+    compiled = torch.compile(model, backend=backend, fullgraph=True)
+    inputs = spec.make_inputs()
+    timesteps = spec.timesteps(6)
+    backend.begin_generation(torch.stack([t.reshape(()) for t in timesteps]))
+    for t in timesteps[2:]:
+        step(compiled, spec, inputs, t)
+    (ctx,) = backend.stats().last.contexts.values()
+    assert ctx.computed[0] == 2 and ctx.computed[-1] == 5  # the last step of the generation computes

@@ -92,3 +92,23 @@ def test_inductor_runs_a_probed_plan_after_a_batch_change(decision):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
         assert backend.stats().last.contexts["branch0"].kinds == reference.stats().last.contexts["branch0"].kinds
     assert backend.stats().cached_steps > 0
+
+
+def test_inductor_compiles_around_an_opaque_call():
+    """A stack split inside its blocks is made whole with one opaque call per block (the routing loop runs
+    eagerly inside the compiled graph): inductor gives eager's predictions, cached steps included."""
+    from support.routed import build, denoise
+
+    runs = {}
+    for lowering in ("eager", "inductor"):
+        torch._dynamo.reset()
+        backend = c4d_backend("taylorseer", lowering=lowering, num_steps=6)
+        compiled = torch.compile(build(), backend=backend)
+        runs[lowering] = denoise(compiled, backend=backend), backend
+    (eager, eager_backend), (inductor, inductor_backend) = runs["eager"], runs["inductor"]
+    assert inductor_backend.stats().opaque_modules == {"Routed": 3}
+    assert inductor_backend.stats().last.contexts["branch0"].kinds == eager_backend.stats().last.contexts[
+        "branch0"].kinds
+    assert inductor_backend.stats().cached_steps > 0
+    for a, b in zip(inductor, eager):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

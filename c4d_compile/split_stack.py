@@ -1,0 +1,121 @@
+"""A block stack split by graph breaks is made whole again: the submodule holding the break runs opaquely.
+
+Why: a graph break inside the blocks (Mochi: ``torch.nonzero`` in every attention; HiDream: a Python loop
+over per-expert token counts in every mixture-of-experts) leaves no graph holding the whole stack, so
+nothing can be cached. Dynamo says where each graph ended (the break's stack of frames); the innermost
+frame that is a submodule's ``forward`` names the module class that breaks. Every instance of that class
+in the compiled model is then called through one opaque op (``opaque_calls``), and the model's forward is
+retraced: one graph, cached as any other. The first forward runs split, uncached; the retrace happens at
+the next call (the frame's compiled code is dropped once its first run starts).
+
+Only a part of a block is made opaque (a module strictly inside an element of a module list): a break in
+the model's own forward, or in a block's, is left as it is, since hiding the blocks would leave nothing to
+cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import weakref
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from .opaque_calls import is_opaque, make_opaque
+
+log = logging.getLogger(__name__)
+
+
+def _compiled_model() -> nn.Module | None:
+    """The model ``torch.compile`` wrapped, found on the call stack while Dynamo compiles one of its frames.
+
+    Dynamo compiles a frame as it is about to run; its callers are running, the outermost of them the
+    compiled module's ``__call__``. (Its own forward may never yield a graph: Dynamo runs a forward that breaks
+    inside a loop as Python and compiles the calls in it one by one.)
+    """
+    from torch._dynamo.eval_frame import OptimizedModule
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, OptimizedModule):
+            return owner._orig_mod
+        frame = frame.f_back
+    return None
+
+
+def _holds(code, frame) -> bool:
+    """Whether a frame of a break's stack runs inside this code."""
+    if frame.filename != code.co_filename or frame.name != code.co_name:
+        return False
+    lines = [line for *_, line in code.co_lines() if line is not None]
+    return code.co_firstlineno <= frame.lineno <= max(lines, default=code.co_firstlineno)
+
+
+def _forward_codes(cls: type) -> list:
+    """The code of ``cls.forward`` and of every function it wraps (a decorated forward runs both)."""
+    codes, fn = [], getattr(cls, "forward", None)
+    while fn is not None and hasattr(fn, "__code__"):
+        codes.append(fn.__code__)
+        fn = getattr(fn, "__wrapped__", None)
+    return codes
+
+
+def _inside_blocks(root: nn.Module) -> set[int]:
+    """The ids of modules strictly inside an element of a module list (a block's parts, not the block)."""
+    return {id(part) for lst in root.modules() if isinstance(lst, nn.ModuleList) for block in lst
+            for part in block.modules() if part is not block}
+
+
+class SplitRepair:
+    """Finds the module classes a split stack breaks in and calls their instances opaquely (once per class)."""
+
+    def __init__(self) -> None:
+        self._root: weakref.ref | None = None
+        self._breaks: list[list] = []  # the frames of each graph break seen since the last repair
+        self.opaque: dict[str, int] = {}  # class name -> instances called opaquely
+
+    def note_frame(self) -> None:
+        """At every compile: remember the compiled model."""
+        model = _compiled_model()
+        if model is not None:
+            self._root = weakref.ref(model)
+
+    def note_break(self, gm: fx.GraphModule) -> None:
+        reason = getattr(gm, "compile_subgraph_reason", None)
+        if reason is not None and getattr(reason, "graph_break", False):
+            self._breaks.append(list(getattr(reason, "user_stack", None) or []))
+
+    def _breaking_class(self, root: nn.Module, frames: list, inside: set[int]) -> type | None:
+        """The class of the innermost submodule whose forward holds a break, if it is part of a block."""
+        modules = [m for m in root.modules() if m is not root and not is_opaque(m)]
+        for frame in reversed(frames):
+            for module in modules:
+                forward = getattr(type(module), "forward", None)
+                if hasattr(forward, "__code__") and _holds(forward.__code__, frame):
+                    return type(module) if id(module) in inside else None
+        return None
+
+    def repair(self) -> str | None:
+        """Make the breaking classes opaque and drop the model's compiled forward; what was done, or None."""
+        root = self._root() if self._root is not None else None
+        if root is None:
+            return None
+        inside = _inside_blocks(root)
+        classes = dict.fromkeys(c for frames in self._breaks if (c := self._breaking_class(root, frames, inside)))
+        self._breaks.clear()
+        if not classes:
+            return None
+        for cls in classes:
+            instances = [m for m in root.modules() if type(m) is cls]
+            for module in instances:
+                make_opaque(module)
+            self.opaque[cls.__qualname__] = len(instances)
+        for code in _forward_codes(type(root)):  # the next call traces the forward again
+            torch._dynamo.reset_code(code)
+        done = (f"c4d: graph breaks in {', '.join(c.__qualname__ for c in classes)} split the block stack; "
+                "they now run as opaque calls and the forward is traced again as one graph")
+        log.info(done)
+        return done
