@@ -77,12 +77,10 @@ class C4DBackend:
         self._models: dict[object, int] = {}
         self._graphs = 0
         self._cached_calls = 0  # calls served by a cached Runtime (uncached fragments stay quiet once there are)
-        self._first_break: str | None = None
         # graph index -> the calls after which a forward has run without a cached call (the first graph's second
         # call starts the second forward); see _warned_or_repaired
         self._watched = {1: 1}
         self.splits = SplitRepair()  # modules called opaquely so that a split stack is one graph again
-        self._breaks = 0
         # the timestep of the prologue fragment of the current forward, for a stack graph without one
         self.carrier: ContextVar[tuple | None] = ContextVar(f"c4d_carried_timestep_{id(self)}", default=None)
         if self.settings.capture_data_dependent:
@@ -129,7 +127,7 @@ class C4DBackend:
         self.analysis = analysis
         if log.isEnabledFor(logging.INFO):
             log.info("c4d analysis:\n%s", analysis.report())
-        self._note_break(gm)
+        self.splits.note_break(gm)
         split = self._note_split(analysis)
         if analysis.timestep_only and not split and not self.strict:  # a prologue split off by a break
             return self._uncached(gm, example_inputs, analysis, carries=tuple(t.position for t in analysis.timesteps))
@@ -209,18 +207,6 @@ class C4DBackend:
 
         return run
 
-    def _note_break(self, gm: fx.GraphModule) -> None:
-        """Dynamo says why it ended a graph; a graph ended by a graph break names the break and its line."""
-        reason = getattr(gm, "compile_subgraph_reason", None)
-        if reason is None or not getattr(reason, "graph_break", False):
-            return
-        self.splits.note_break(gm)
-        self._breaks += 1
-        if self._first_break is None:
-            frames = [f for f in getattr(reason, "user_stack", []) if "/torch/" not in f.filename]
-            where = f"{frames[-1].filename.split('site-packages/')[-1]}:{frames[-1].lineno}" if frames else "?"
-            self._first_break = f"{reason.reason.splitlines()[0].strip()!r} at {where}"
-
     def _warned_or_repaired(self, analysis: GraphAnalysis, index: int, calls: int) -> None:
         """Nothing was cached in a whole forward: repair a split stack, or say why.
 
@@ -239,11 +225,11 @@ class C4DBackend:
         if self._graphs == 1:
             self._warn(reasons, f"c4d: running a graph without cache: {reasons}")
             return
-        first = f"; the first: {self._first_break}" if self._first_break else ""
+        first = f"; the first: {self.splits.first_break}" if self.splits.first_break else ""
         self._warn("split", (
-            f"c4d: graph breaks ({self._breaks} seen{first}) split this model into {self._graphs} graphs and none "
-            f"holds the whole block stack ({reasons}): it runs uncached. TORCH_LOGS=graph_breaks shows every break; "
-            "data-dependent ops (nonzero, bincount, .item(), .tolist()) stay in the graph with "
+            f"c4d: graph breaks ({self.splits.breaks} seen{first}) split this model into {self._graphs} graphs and "
+            f"none holds the whole block stack ({reasons}): it runs uncached. TORCH_LOGS=graph_breaks shows every "
+            "break; data-dependent ops (nonzero, bincount, .item(), .tolist()) stay in the graph with "
             "c4d_backend(..., capture_data_dependent=True) or with fullgraph=True"))
 
     def _note_split(self, analysis: GraphAnalysis) -> bool:

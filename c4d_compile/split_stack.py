@@ -75,6 +75,8 @@ class SplitRepair:
     def __init__(self) -> None:
         self._root: weakref.ref | None = None
         self._breaks: list[list] = []  # the frames of each graph break seen since the last repair
+        self.breaks = 0  # graph breaks seen
+        self.first_break: str | None = None  # the first one's reason and line, for the warning
         self.opaque: dict[str, int] = {}  # class name -> instances called opaquely
 
     def note_frame(self) -> None:
@@ -84,9 +86,17 @@ class SplitRepair:
             self._root = weakref.ref(model)
 
     def note_break(self, gm: fx.GraphModule) -> None:
+        """Dynamo says why it ended a graph; a graph ended by a graph break names the break and its line."""
         reason = getattr(gm, "compile_subgraph_reason", None)
-        if reason is not None and getattr(reason, "graph_break", False):
-            self._breaks.append(list(getattr(reason, "user_stack", None) or []))
+        if reason is None or not getattr(reason, "graph_break", False):
+            return
+        frames = list(getattr(reason, "user_stack", None) or [])
+        self._breaks.append(frames)
+        self.breaks += 1
+        if self.first_break is None:
+            user = [f for f in frames if "/torch/" not in f.filename]
+            where = f"{user[-1].filename.split('site-packages/')[-1]}:{user[-1].lineno}" if user else "?"
+            self.first_break = f"{reason.reason.splitlines()[0].strip()!r} at {where}"
 
     def _breaking_class(self, root: nn.Module, frames: list, inside: set[int]) -> type | None:
         """The class of the innermost submodule whose forward holds a break, if it is part of a block."""
