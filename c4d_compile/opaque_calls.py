@@ -222,6 +222,18 @@ def opaque_call_flops(handle, layout, shapes, *args, out_shape=None, **kwargs) -
     return 0
 
 
+def opaque_modules(gm) -> list[str]:
+    """The classes of the modules a graph calls opaquely, in order."""
+    names = []
+    for node in gm.graph.nodes:
+        if node.op == "call_function" and str(node.target).startswith("c4d.opaque_call"):
+            module = _MODULES[node.args[0]]()
+            name = type(module).__qualname__ if module is not None else "a released module"
+            if name not in names:
+                names.append(name)
+    return names
+
+
 def make_opaque(module: torch.nn.Module) -> None:
     """From now on, a traced call of ``module`` is one ``c4d::opaque_call`` node; an eager call is unchanged."""
     if is_opaque(module):

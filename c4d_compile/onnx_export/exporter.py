@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from ..backend import named_examples
 from ..errors import InvalidValueError, NotExportableError
+from ..opaque_calls import opaque_modules
 from ..passes.analyze import analyze
 from ..passes.variants import RewriteResult, build_variants
 from ..plan import CachePlan, make_plan
@@ -80,6 +81,10 @@ def export(model: torch.nn.Module, example_kwargs: dict[str, Any], policy: str |
     analysis = analyze(gm)
     if not analysis.cacheable:
         raise NotExportableError(f"nothing to cache in this model: {'; '.join(analysis.problems)}")
+    opaque = opaque_modules(gm)
+    if opaque:  # eager Python inside the graph: nothing an ONNX runtime can run
+        raise NotExportableError(f"the graph calls {', '.join(opaque)} opaquely (graph breaks inside it split the "
+                                 "block stack, see docs/step-program.md): ONNX cannot hold that call")
     plan = make_plan(gm, analysis, resolved)
     check_exportable(resolved, plan, timesteps)
     rewrite = build_variants(gm, plan)

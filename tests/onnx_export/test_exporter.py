@@ -159,3 +159,17 @@ def test_what_does_not_export_is_refused_before_writing(tmp_path, policy, match)
     with pytest.raises(NotExportableError, match=match):
         export(spec.build(), spec.make_inputs(), policy, tmp_path / "out", num_steps=8, progress=False, **overrides)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_model_with_an_opaque_call_is_refused_before_writing(tmp_path):
+    from support.routed import build
+
+    from c4d_compile.opaque_calls import make_opaque
+
+    model = build()
+    for block in model.blocks:  # what the backend does to a stack split inside its blocks
+        make_opaque(block.ff)
+    inputs = {"x": torch.randn(1, 16, 8), "timestep": torch.tensor([999.0])}
+    with pytest.raises(NotExportableError, match="calls Routed opaquely"):
+        export(model, inputs, "taylorseer", tmp_path / "out", num_steps=4, progress=False)
+    assert not (tmp_path / "out").exists()
