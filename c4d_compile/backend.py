@@ -119,8 +119,6 @@ class C4DBackend:
 
     def _compile(self, gm: fx.GraphModule, example_inputs: Sequence):
         self._graphs += 1
-        if self.settings.opaque_calls:
-            self.splits.note_frame()
         analysis, failed = self._stage("analysis", analyze, gm)
         if failed:
             return self._give_up(gm, example_inputs, failed)

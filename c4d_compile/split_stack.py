@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import weakref
 
 import torch
 import torch.fx as fx
@@ -29,11 +28,11 @@ log = logging.getLogger(__name__)
 
 
 def _compiled_model() -> nn.Module | None:
-    """The model ``torch.compile`` wrapped, found on the call stack while Dynamo compiles one of its frames.
+    """The model ``torch.compile`` wrapped, found on the call stack while one of its graphs runs.
 
-    Dynamo compiles a frame as it is about to run; its callers are running, the outermost of them the
-    compiled module's ``__call__``. (Its own forward may never yield a graph: Dynamo runs a forward that breaks
-    inside a loop as Python and compiles the calls in it one by one.)
+    The compiled module's ``__call__`` is among the callers of every graph of its forward. (Its own forward
+    may never yield a graph: Dynamo runs a forward that breaks inside a loop as Python and compiles the calls
+    in it one by one, so the graphs alone do not name the model.)
     """
     from torch._dynamo.eval_frame import OptimizedModule
 
@@ -73,17 +72,10 @@ class SplitRepair:
     """Finds the module classes a split stack breaks in and calls their instances opaquely (once per class)."""
 
     def __init__(self) -> None:
-        self._root: weakref.ref | None = None
         self._breaks: list[list] = []  # the frames of each graph break seen since the last repair
         self.breaks = 0  # graph breaks seen
         self.first_break: str | None = None  # the first one's reason and line, for the warning
         self.opaque: dict[str, int] = {}  # class name -> instances called opaquely
-
-    def note_frame(self) -> None:
-        """At every compile: remember the compiled model."""
-        model = _compiled_model()
-        if model is not None:
-            self._root = weakref.ref(model)
 
     def note_break(self, gm: fx.GraphModule) -> None:
         """Dynamo says why it ended a graph; a graph ended by a graph break names the break and its line."""
@@ -109,8 +101,10 @@ class SplitRepair:
         return None
 
     def repair(self) -> str | None:
-        """Make the breaking classes opaque and drop the model's compiled forward; what was done, or None."""
-        root = self._root() if self._root is not None else None
+        """Make the breaking classes opaque and drop the model's compiled forward; what was done, or None.
+
+        Called from a graph of the split model while it runs (its compiled module is up the call stack)."""
+        root = _compiled_model()
         if root is None:
             return None
         inside = _inside_blocks(root)
