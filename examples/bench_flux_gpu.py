@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--dtype", choices=["bfloat16", "float16", "float32"], default="bfloat16")
     parser.add_argument("--lowering", choices=["inductor", "eager"], default="inductor")
-    parser.add_argument("--presets", default="taylorseer,taylorseer-lite,fbcache")
+    parser.add_argument("--presets", default="taylorseer,taylorseer-lite,foca")
     parser.add_argument("--steps", type=int, default=28)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--budget-s", type=float, default=float("inf"), help="start no preset after this")
