@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import weakref
-from dataclasses import dataclass
 
 import torch
 from torch._subclasses.fake_tensor import DynamicOutputShapeException, unset_fake_temporarily
@@ -38,15 +37,10 @@ _ORIGINAL = "_c4d_original_forward"
 _SEP = "\x1f"  # between the layout's items; never in an argument name
 
 
-@dataclass(frozen=True)
-class _Signature:
-    """What one call signature returns: shapes and dtypes, and the FLOPs of one call."""
-
-    outputs: tuple[tuple[tuple[int, ...], torch.dtype], ...]
-    flops: int
-
-
-_SIGNATURES: dict[tuple, _Signature | None] = {}  # None: this signature cannot be called opaquely
+# (handle, layout, inputs' shapes, dtypes and devices) -> the outputs' shapes and dtypes; None: this call cannot
+# be made opaquely
+_SIGNATURES: dict[tuple, tuple[tuple[tuple[int, ...], torch.dtype], ...] | None] = {}
+_FLOPS: dict[tuple, int] = {}  # (handle, layout, input shapes) -> FLOPs of one call, for the FLOP counter
 _OUTPUTS: dict[tuple[str, str], object] = {}  # (handle, layout) -> the output's structure (see _describe)
 _NUMBERS = {"int": int, "float": float, "bool": bool}
 
@@ -175,7 +169,7 @@ def _symbolic(shape: tuple[int, ...], tensors: list[torch.Tensor]) -> list | Non
     return sizes
 
 
-def _signature(handle: str, layout: str, tensors: list[torch.Tensor]) -> _Signature | None:
+def _signature(handle: str, layout: str, tensors: list[torch.Tensor]) -> tuple | None:
     """Run the module once on zeros of these inputs (outside fake mode); remembered per signature."""
     key = _key(handle, layout, tensors)
     if key not in _SIGNATURES:
@@ -190,7 +184,8 @@ def _signature(handle: str, layout: str, tensors: list[torch.Tensor]) -> _Signat
                 with counter:
                     out = _run(handle, layout, zeros)
             outs = _flatten_output(handle, layout, out)
-            signature = _Signature(tuple((tuple(o.shape), o.dtype) for o in outs), int(counter.get_total_flops()))
+            signature = tuple((tuple(o.shape), o.dtype) for o in outs)
+            _FLOPS[handle, layout, tuple(shape for shape, _, _ in key[2])] = int(counter.get_total_flops())
         except Exception as err:  # the module cannot run on zeros: it stays a graph break
             log.info("c4d: opaque call %s cannot run on zeros: %s", handle, err)
         _SIGNATURES[key] = signature
@@ -201,25 +196,19 @@ def _signature(handle: str, layout: str, tensors: list[torch.Tensor]) -> _Signat
 def _(handle, layout, tensors):
     try:
         signature = _signature(handle, layout, tensors)
-        shapes = [_symbolic(shape, tensors) for shape, _ in signature.outputs] if signature is not None else [None]
+        shapes = [_symbolic(shape, tensors) for shape, _ in signature] if signature is not None else [None]
     except Exception as err:  # whatever goes wrong here must cost a graph break, never the user's call
         log.info("c4d: opaque call %s: %s", handle, err)
         shapes = [None]
     if any(shape is None for shape in shapes):  # Dynamo breaks the graph at the call instead, and runs it as Python
         raise DynamicOutputShapeException(torch.ops.c4d.opaque_call.default)
     device = tensors[0].device if tensors else torch.device("cpu")
-    return [torch.empty(shape, dtype=dtype, device=device) for shape, (_, dtype) in zip(shapes, signature.outputs)]
-
-
+    return [torch.empty(shape, dtype=dtype, device=device) for shape, (_, dtype) in zip(shapes, signature)]
 
 
 def opaque_call_flops(handle, layout, shapes, *args, out_shape=None, **kwargs) -> int:
     """FLOPs of one opaque call (FlopCounterMode passes shapes): what its module counted on zeros."""
-    for (h, lay, inputs), signature in _SIGNATURES.items():
-        if h == handle and lay == layout and [list(s) for s, _, _ in inputs] == [[size_hint(d) for d in s]
-                                                                                 for s in shapes]:
-            return signature.flops if signature is not None else 0
-    return 0
+    return _FLOPS.get((handle, layout, tuple(tuple(size_hint(d) for d in s) for s in shapes)), 0)
 
 
 def opaque_modules(gm) -> list[str]:

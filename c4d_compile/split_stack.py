@@ -22,7 +22,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from .opaque_calls import is_opaque, make_opaque
+from .opaque_calls import make_opaque
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +45,10 @@ def _compiled_model() -> nn.Module | None:
     return None
 
 
-def _holds(code, frame) -> bool:
-    """Whether a frame of a break's stack runs inside this code."""
-    if frame.filename != code.co_filename or frame.name != code.co_name:
-        return False
+def _span(code) -> tuple[tuple[str, str], int, int]:
+    """Where a function's code lies: (file, name) and its first and last line."""
     lines = [line for *_, line in code.co_lines() if line is not None]
-    return code.co_firstlineno <= frame.lineno <= max(lines, default=code.co_firstlineno)
+    return (code.co_filename, code.co_name), code.co_firstlineno, max(lines, default=code.co_firstlineno)
 
 
 def _forward_codes(cls: type) -> list:
@@ -62,10 +60,18 @@ def _forward_codes(cls: type) -> list:
     return codes
 
 
-def _inside_blocks(root: nn.Module) -> set[int]:
-    """The ids of modules strictly inside an element of a module list (a block's parts, not the block)."""
-    return {id(part) for lst in root.modules() if isinstance(lst, nn.ModuleList) for block in lst
-            for part in block.modules() if part is not block}
+def _forward_spans(root: nn.Module, skip: set[str]) -> dict[tuple[str, str], list[tuple[int, int, type, bool]]]:
+    """Per (file, function name): the forward of each submodule class, its lines, and whether the class is a
+    block's part (an instance strictly inside an element of a module list, not the block itself)."""
+    parts = {type(part) for lst in root.modules() if isinstance(lst, nn.ModuleList) for block in lst
+             for part in block.modules() if part is not block}
+    spans: dict[tuple[str, str], list[tuple[int, int, type, bool]]] = {}
+    for cls in {type(m) for m in root.modules() if m is not root} - {type(root)}:
+        forward = getattr(cls, "forward", None)
+        if hasattr(forward, "__code__") and cls.__qualname__ not in skip:
+            where, first, last = _span(forward.__code__)
+            spans.setdefault(where, []).append((first, last, cls, cls in parts))
+    return spans
 
 
 class SplitRepair:
@@ -90,14 +96,13 @@ class SplitRepair:
             where = f"{user[-1].filename.split('site-packages/')[-1]}:{user[-1].lineno}" if user else "?"
             self.first_break = f"{reason.reason.splitlines()[0].strip()!r} at {where}"
 
-    def _breaking_class(self, root: nn.Module, frames: list, inside: set[int]) -> type | None:
-        """The class of the innermost submodule whose forward holds a break, if it is part of a block."""
-        modules = [m for m in root.modules() if m is not root and not is_opaque(m)]
+    @staticmethod
+    def _breaking_class(frames: list, spans: dict) -> type | None:
+        """The class of the innermost submodule whose forward holds a break, if it is a block's part."""
         for frame in reversed(frames):
-            for module in modules:
-                forward = getattr(type(module), "forward", None)
-                if hasattr(forward, "__code__") and _holds(forward.__code__, frame):
-                    return type(module) if id(module) in inside else None
+            for first, last, cls, part in spans.get((frame.filename, frame.name), ()):
+                if first <= frame.lineno <= last:
+                    return cls if part else None
         return None
 
     def repair(self) -> str | None:
@@ -107,8 +112,8 @@ class SplitRepair:
         root = _compiled_model()
         if root is None:
             return None
-        inside = _inside_blocks(root)
-        classes = dict.fromkeys(c for frames in self._breaks if (c := self._breaking_class(root, frames, inside)))
+        spans = _forward_spans(root, skip=set(self.opaque))
+        classes = dict.fromkeys(c for frames in self._breaks if (c := self._breaking_class(frames, spans)))
         self._breaks.clear()
         if not classes:
             return None

@@ -18,11 +18,17 @@ def generate(call, spec: TinyModel, inputs: dict, steps: int) -> torch.Tensor:
     """
     ts = spec.timesteps(steps)
     scale = 1000.0 if spec.timestep_kind != "sigma" else 1.0
-    times = [t.float().item() / scale for t in ts] + [0.0]
-    x = inputs[spec.latent_key].clone()
+    return euler(call, inputs, spec.latent_key, spec.timestep_key, ts, [t.float().item() / scale for t in ts])
+
+
+def euler(call, inputs: dict, latent_key: str, timestep_key: str, timesteps, times) -> torch.Tensor:
+    """x <- x + (t_next - t) * prediction, calling the model at each of ``timesteps`` (moved to the latent's
+    device), which stand for ``times`` in [0, 1]; the last step goes to 0."""
+    times = [*times, 0.0]
+    x = inputs[latent_key].clone()
     with torch.no_grad():
-        for t, t_next, value in zip(times, times[1:], ts):
-            pred = first_output(call(**{**inputs, spec.latent_key: x, spec.timestep_key: value}))
+        for t, t_next, value in zip(times, times[1:], timesteps):
+            pred = first_output(call(**{**inputs, latent_key: x, timestep_key: value.to(x.device)}))
             pred = pred[tuple(slice(0, s) for s in x.shape)]  # learned-sigma channels
             x = x + (t_next - t) * pred.to(x.dtype)
     return x
