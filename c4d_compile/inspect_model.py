@@ -27,16 +27,30 @@ def load_target(target: str) -> tuple[torch.nn.Module, dict[str, Any]]:
 
 
 def trace(model: torch.nn.Module, inputs: dict[str, Any], fullgraph: bool = False) -> list[tuple]:
-    """Dynamo's graphs of one forward on ``inputs`` and the example inputs of each, nothing compiled."""
+    """Dynamo's graphs of one forward on ``inputs`` and the example inputs of each, nothing compiled.
+
+    The graphs are analysed after Dynamo has finished with them, and Dynamo deletes each placeholder's
+    ``node.meta["grapharg"]`` once the backend has returned (``OutputGraph.cleanup``). The backend analyses
+    its graph inside that call, where the entry is still there; what is traced here keeps it, so every
+    analysis of a traced graph (``c4d inspect``, export) sees what the backend sees. Without it the analysis
+    cannot tell a module's buffers from the caller's inputs (``graph_utils.is_module_state``: parameters are
+    known by their type, buffers only by their source), and a floating-point buffer of rank >= 2 reads as
+    data: Chroma's conditioning network reads one (``mod_proj``), so it counted as blocks on the data, and
+    the exported cached variant forecast the modulations from the last full step instead of computing them.
+    """
     graphs: list[tuple] = []
+    kept: dict = {}
 
     def capture(gm, example_inputs):
+        kept.update({n: n.meta["grapharg"] for n in gm.graph.nodes if n.op == "placeholder" and "grapharg" in n.meta})
         graphs.append((gm, list(example_inputs)))
         return gm.forward
 
     torch._dynamo.reset()
     with torch.no_grad():
         torch.compile(model, backend=capture, fullgraph=fullgraph)(**inputs)
+    for node, grapharg in kept.items():  # after Dynamo's cleanup
+        node.meta["grapharg"] = grapharg
     return graphs
 
 

@@ -86,6 +86,46 @@ def test_every_bundled_config_exports(tmp_path, name):
     assert _max_error(reference, _loop(load_exported(tmp_path), spec, inputs, steps)) < TOLERANCE
 
 
+def _euler(model, inputs, sigmas):
+    """A sampling loop: each step's output moves the latent the next step reads (Euler on the flow)."""
+    latent, outs = inputs["hidden_states"], []
+    for sigma, after in zip(sigmas, sigmas[1:]):
+        with torch.no_grad():
+            out = model(**{**inputs, "hidden_states": latent, "timestep": sigma.reshape(1)})
+        out = out[0] if isinstance(out, tuple) else out
+        outs.append(out)
+        latent = latent + (after - sigma) * out
+    return outs
+
+
+def test_a_conditioning_list_on_a_buffer_is_recomputed_at_cached_steps(tmp_path):
+    """Chroma's modulations come from a ModuleList (the distilled guidance layer) that reads the timestep and a
+    buffer: not a stack, its output an invariant computed at every step. The export has to tell that buffer from
+    the caller's inputs as the backend does, after Dynamo is done with the graph: else the list counts as blocks
+    on the data and the cached file forecasts the modulations from the last full step."""
+    from support.pipelines import PIPELINES
+
+    model = PIPELINES["chroma"].build().transformer  # the pipeline tests' tiny Chroma
+    gen = torch.Generator().manual_seed(0)
+    rows, cols = torch.meshgrid(torch.arange(4.0), torch.arange(4.0), indexing="ij")
+    inputs = {"hidden_states": torch.randn(1, 16, 16, generator=gen),
+              "encoder_hidden_states": torch.randn(1, 8, 32, generator=gen), "timestep": torch.ones(1),
+              "img_ids": torch.stack([torch.zeros(16), rows.reshape(-1), cols.reshape(-1)], dim=1),
+              "txt_ids": torch.zeros(8, 3), "return_dict": False}
+    steps = 10
+    result = export(model, inputs, "taylorseer", tmp_path, num_steps=steps, progress=False)
+    torch._dynamo.reset()
+    backend = c4d_backend("taylorseer", lowering="eager", num_steps=steps)
+    sigmas = torch.linspace(1.0, 0.0, steps + 1)
+    reference = _euler(torch.compile(model, backend=backend, fullgraph=True), inputs, sigmas)
+    exported = _euler(load_exported(tmp_path), inputs, sigmas)
+    cached = [i for i, s in enumerate(result.plan.program) if s.variant is VariantKind.CACHED]
+    assert len(cached) == steps - 2
+    assert _max_error([reference[i] for i in cached], [exported[i] for i in cached]) < TOLERANCE
+    assert _max_error(reference, exported) < TOLERANCE
+    assert [e.name for e in result.plan.state] == [e.name for e in backend.plan.state]  # the backend's features
+
+
 def test_a_signal_decision_exports_as_an_onnx_if(tmp_path):
     """fbcache with decision='device': the probe, the rule and both continuations in one DECIDE file."""
     import onnx
