@@ -7,6 +7,7 @@ stage does the same (the warning names the stage), unless ``strict=True`` asks f
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import warnings
@@ -61,6 +62,7 @@ class C4DBackend:
             if key not in base.valid_options():
                 raise UnknownOptionError(key, [*base.valid_options(), *setting_names], where="c4d_backend")
         self.policy = base.with_overrides(**overrides)
+        self.policy.schedule.check_ready()  # a fitted policy without its calibration file says how to get one
         self._lower = get_lowering(self.settings)
         self.clocks = Clocks()
         self.states = StateTable()
@@ -298,6 +300,25 @@ class C4DBackend:
             self.recorder.total.coarse_blocks = coarse
             self.recorder.total.schedule = self.recorder.last.schedule = self._schedule_described()
 
+    def retarget(self, **overrides: Any) -> Policy:
+        """Apply policy overrides that leave the compiled graphs as they are to every graph compiled so far and
+        to later ones, without recompiling, and forget every cache: another fixed schedule (``full_steps=``,
+        ``budget=``, ...), another forecaster reading at most the history slots compiled (``order=``, or a whole
+        ``forecaster=`` object), ``variable``, ``num_steps``. Anything that changes the graphs (the region,
+        token subsets, a signal-driven schedule) is a ``ConfigError`` naming it. Calibration tries candidates
+        this way; the policy in effect is returned."""
+        forecaster = overrides.pop("forecaster", None)
+        policy = self.policy.with_overrides(**overrides)
+        if forecaster is not None:
+            policy = dataclasses.replace(policy, forecaster=forecaster)
+        _check_same_graphs(self.policy, policy, [r.plan.num_slots for r in self.runtimes])
+        self.policy = policy
+        for runtime in self.runtimes:
+            runtime.use(policy)
+        self.recorder.total.schedule = self.recorder.last.schedule = self._schedule_described()
+        self.reset()
+        return policy
+
     def cache_context(self, name: str, step_index: int | None = None, num_steps: int | None = None):
         """Calls inside use the cache of context ``name`` (e.g. "cond" / "uncond"); see ``contexts.py``."""
         return call_context(name, step_index, num_steps)
@@ -320,6 +341,21 @@ class C4DBackend:
 
     def __repr__(self) -> str:
         return f"C4DBackend(policy={self.policy.name!r}, settings={self.settings}, options={self.policy.options()})"
+
+
+def _check_same_graphs(old: Policy, new: Policy, compiled_slots: list[int]) -> None:
+    """``retarget``'s rule: the new policy must be served by the graphs compiled for the old one."""
+    changed = [name for name, a, b in (("region", old.region, new.region), ("token subsets", old.tokens, new.tokens))
+               if a != b]
+    if any(getattr(p.schedule, "signal", None) is not None for p in (old, new)):
+        changed.append("a signal-driven schedule (its probe is compiled in)")
+    if changed:
+        raise ConfigError(f"retarget keeps the compiled graphs; these change them: {', '.join(changed)} (compile "
+                          "with a new backend instead)")
+    slots = min(compiled_slots, default=new.forecaster.num_slots)
+    if new.forecaster.num_slots > slots:
+        raise InvalidValueError("forecaster", new.forecaster, f"a forecaster reading at most the {slots} history "
+                                "slot(s) compiled")
 
 
 def named_examples(variant: Variant, plan: CachePlan, gm: fx.GraphModule, example_inputs: Sequence) -> list:

@@ -19,7 +19,7 @@ from .passes.dead_code import is_collective
 from .passes.find_probe import ProbeSite, find_probe
 from .passes.find_stream import StreamValue, pair_residuals
 from .passes.find_token_local import TokenLocality, TokenSpace
-from .passes.graph_utils import size_hint, tensor_meta
+from .passes.graph_utils import example_value, size_hint, tensor_meta
 from .policies.config import Policy, Region
 from .policies.schedules import Decision, Signal
 from .policies.tokens import Anchor, Selection
@@ -223,10 +223,15 @@ REGION_FEATURES: dict[Region, Callable[[GraphAnalysis], list[CachedFeature]]] = 
 }
 
 
+_SIZES = (torch.SymInt, torch.SymFloat, torch.SymBool, int, float, bool)
+
+
 def graph_fingerprint(gm: fx.GraphModule, features: tuple[CachedFeature, ...]) -> dict:
     """What a calibrated schedule is checked against: the graph's structure and the cached shapes, but
-    not the batch size (a schedule searched on a few images holds for a batch of many)."""
-    ops = "\n".join(f"{n.op}:{getattr(n.target, '__name__', n.target)}" for n in gm.graph.nodes)
+    not the batch size (a schedule searched on a few images holds for a batch of many). The size symbols a
+    dynamic-shape graph adds (Dynamo recompiles dynamically when the batch changes) are not structure."""
+    ops = "\n".join(f"{n.op}:{getattr(n.target, '__name__', n.target)}" for n in gm.graph.nodes
+                    if not isinstance(example_value(n), _SIZES))
     return {
         "graph": hashlib.sha256(ops.encode()).hexdigest()[:16],
         "features": [[f.kind, list(f.shape[1:]), str(f.dtype).replace("torch.", "")] for f in features],

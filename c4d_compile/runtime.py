@@ -109,6 +109,12 @@ class Runtime:
         self.flops = {kind: CallFlops((*self.prelude, v)) for kind, v in variants.items()
                       if kind not in plan.prelude and kind is not VariantKind.DECIDE}
 
+    def use(self, policy: Policy) -> None:
+        """Serve the same compiled variants with another policy of the same compiled shape (``backend.retarget``):
+        the forecast weights it memoised belong to the old forecaster and schedule."""
+        self.policy = policy
+        self._weights.clear()
+
     def __call__(self, *args):
         if not self.enabled:  # the stack turned out to be split across graphs: compute, never cache
             return self._uncached(args)
@@ -254,7 +260,9 @@ class Runtime:
         else:
             target, coords = coordinates(self.policy.variable, step, key[i], clock.first_step, clock.first_key[i],
                                          steps[::-1], [k[i] for k in reversed(keys)])
-        values = slot_weights(self.policy.forecaster, target, coords, self.plan.num_slots)
+        # a forecaster reading fewer slots than were compiled (``backend.retarget``) sees its own history only
+        forecaster = self.policy.forecaster
+        values = slot_weights(forecaster, target, coords[: forecaster.num_slots], self.plan.num_slots)
         if len(self._weights) > 4096:  # timestep-dependent weights of many generations: stay bounded
             self._weights.clear()
         tensor = self._weights[memo] = torch.tensor(values, dtype=torch.float32, device=device)

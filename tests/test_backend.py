@@ -263,3 +263,37 @@ def test_dynamo_string_backend_with_options(flux):
     cm = torch.compile(model, backend="c4d", options={"policy": "taylorseer-lite", "lowering": "eager", "interval": 1})
     got, _ = sample(cm, spec, num_steps=5)
     assert torch.equal(got, reference)
+
+
+def test_retarget_serves_another_schedule_and_forecaster_from_the_graphs_compiled(flux):
+    spec, model = flux
+    torch._dynamo.reset()
+    backend = c4d_backend("taylorseer-lite", lowering="eager", num_steps=8)  # order 2: three history slots
+    call = compiled(model, backend)
+    sample(call, spec, num_steps=8)
+    graphs = len(backend.runtimes)
+    policy = backend.retarget(order=1, full_steps=(0, 3, 7))
+    assert policy.forecaster.order == 1 and backend.policy is policy
+    retargeted, _ = sample(call, spec, num_steps=8)
+    assert len(backend.runtimes) == graphs  # nothing recompiled
+    assert backend.stats().last.contexts["branch0"].computed == [0, 3, 7]
+    torch._dynamo.reset()
+    fresh, _ = sample(compiled(model, c4d_backend("taylorseer-lite", lowering="eager", num_steps=8, order=1,
+                                                  full_steps=(0, 3, 7))), spec, num_steps=8)
+    assert torch.equal(retargeted, fresh)  # the extra compiled slot weighs zero
+
+
+def test_retarget_refuses_what_would_change_the_graphs(flux):
+    from c4d_compile import ConfigError, InvalidValueError
+
+    spec, model = flux
+    torch._dynamo.reset()
+    backend = c4d_backend("taylorseer", lowering="eager", num_steps=8)  # order 1: two history slots
+    sample(compiled(model, backend), spec, num_steps=8)
+    with pytest.raises(ConfigError, match="region"):
+        backend.retarget(region="output")
+    with pytest.raises(ConfigError, match="signal"):
+        backend.retarget(threshold=0.1)
+    with pytest.raises(InvalidValueError, match="2 history slot"):
+        backend.retarget(order=2)
+    assert backend.policy.forecaster.order == 1  # a refused retarget changes nothing

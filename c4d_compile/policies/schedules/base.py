@@ -38,6 +38,9 @@ class Schedule(Protocol):
     def check_plan(self, fingerprint: dict) -> None:
         """Raise a typed error if the schedule was made for another model (calibrated files)."""
 
+    def check_ready(self) -> None:
+        """Raise a typed error if the schedule cannot run at all yet (a fitted policy with no calibration file)."""
+
     def describe(self) -> str: ...
 
 
@@ -48,6 +51,9 @@ class ScheduleBase:
     without_step_count: ClassVar[str | None] = None
 
     def check_plan(self, fingerprint: dict) -> None:
+        return None
+
+    def check_ready(self) -> None:
         return None
 
 
