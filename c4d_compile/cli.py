@@ -51,8 +51,18 @@ def _calibrate(args: argparse.Namespace) -> int:
     from .calibration.targets import load_target
 
     model, run = load_target(args.model, args.steps, args.seeds, args.per_class, args.shift)
-    result = calibrate(model, run, args.policy, budget=args.budget, out=args.out, **dict(args.set))
-    if hasattr(result, "ratios"):
+    options = dict(args.set)
+    if args.effort is not None:
+        options["effort"] = args.effort
+    result = calibrate(model, run, args.policy, budget=args.budget, out=args.out, **options)
+    if hasattr(result, "results"):  # policy="auto": the candidates it measured
+        cost = result.cost
+        print(result.table())
+        print(f"auto, budget {result.budget} of {result.num_steps} steps: {result.candidate.label}, full steps "
+              f"{list(result.full_steps)}, final sample {result.psnr:.2f} dB against uncached; {cost.cached_runs} "
+              f"cached + {cost.uncached_runs} uncached runs, {cost.seconds:.0f} s = {cost.generations:.1f} uncached "
+              f"runs of time ({cost.flop_generations:.1f} of compute); wrote {result.path}")
+    elif hasattr(result, "ratios"):
         print(f"{result.policy.name}: magnitude ratios over {result.num_steps} steps "
               f"{[round(r, 4) for r in result.ratios]}; wrote {result.path}")
     elif hasattr(result, "rescale"):
@@ -106,6 +116,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     import torch
 
+    from .bench.budgets_report import budget_summary, plot_budgets
     from .bench.matrix import run_matrix
     from .bench.plans import BUDGETS, FULL, QUICK, SIGNALS
     from .bench.report import markdown, plot_pareto, plot_signals, write_json
@@ -117,6 +128,7 @@ def _bench(args: argparse.Namespace) -> int:
         per_class=args.per_class, lowering=args.lowering, steps=args.steps, overrides=tuple(args.set) or None,
         budgets=args.budgets and tuple(args.budgets), shifts=args.shifts and tuple(args.shifts),
         thresholds=args.thresholds and tuple(args.thresholds),
+        auto=args.auto if args.auto is None else tuple(args.auto),
     )
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -129,6 +141,8 @@ def _bench(args: argparse.Namespace) -> int:
         write_json(result, out / "bench.json")
         plot_pareto(result, out / "pareto.png")
         plot_signals(result, out / "signals.png")
+        if plot_budgets(result, out / "budgets.png"):  # the equal-compute study
+            (out / "budgets-summary.md").write_text(budget_summary(result) + "\n")
 
     result = run_matrix(list(plan.models), methods, on_model=write, shifts=plan.shifts, repeats=plan.repeats,
                         steps=plan.steps, lowering=plan.lowering, per_class=plan.per_class)
@@ -169,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override for every c4d preset, e.g. --set interval=6 warmup=3")
     bench.add_argument("--budgets", type=int, nargs="+", help="equal-compute study: every preset (default, paper "
                        "and calibrated schedule) and the peers' TaylorSeer at these full computations per generation")
+    bench.add_argument("--auto", nargs="*", choices=["default", "fast"], help="with --budgets: policy='auto' "
+                       "calibrated at each budget with these efforts (default: default fast; none: --auto)")
     bench.add_argument("--shifts", type=float, nargs="+", help="sampler grids of the trained flow models (time "
                        "shift; 1 = uniform; default 1, and 1 3 with --budgets)")
     bench.add_argument("--thresholds", type=float, nargs="+",
@@ -178,10 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     bench.add_argument("--out", default="bench-out", help="folder for bench.md, bench.json, pareto.png")
     bench.set_defaults(func=_bench)
-    calibrate = sub.add_parser("calibrate", help="fit a schedule to a model: the full steps of a budget (exact "
-                               "search), or magcache's magnitude ratios")
+    calibrate = sub.add_parser("calibrate", help="fit caching to a model: --policy auto chooses region, forecaster, "
+                               "variable and full steps by the final sample's error; a preset gets the full steps of "
+                               "a budget (exact search), magcache its magnitude ratios")
     calibrate.add_argument("model", help="a trained reference model (dit, flux, ...) or module:factory -> (model, run)")
-    calibrate.add_argument("--policy", default="taylorseer")
+    calibrate.add_argument("--policy", default="auto", help="auto (default): measure and choose; or a preset")
     calibrate.add_argument("--budget", type=int, help="full computations per generation (step-set policies; "
                            "magcache records its magnitude ratios, teacache & co. fit their rescale polynomial)")
     calibrate.add_argument("--steps", type=int, default=50, help="sampler steps (reference models)")
@@ -191,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--shift", type=float, default=1.0, help="sampler time shift (flow reference models)")
     calibrate.add_argument("--set", nargs="+", type=_option, default=[], metavar="KEY=VALUE",
                            help="policy options searched with, e.g. --set region=output order=1")
+    calibrate.add_argument("--effort", choices=["default", "fast"], help="--policy auto: how many candidates and "
+                           "measurements (fast: output-region forecasts only, a short refinement)")
     calibrate.add_argument("--out", required=True, help="the schedule file to write (.json)")
     calibrate.set_defaults(func=_calibrate)
     exporter = sub.add_parser("export", help="write the cached model as ONNX files (one per variant, weights "

@@ -16,18 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..backend import C4DBackend
-from ..errors import InvalidValueError
+from ..errors import InvalidValueError, UnknownOptionError
 from ..policies import Policy, forecaster_spec, get_policy
 from ..policies.schedules import IntervalSchedule, MagnitudeSchedule, SignalSchedule, write_calibration
+from .auto import AutoCalibration, calibrate_auto
 from .magnitude import RatiosCalibration, calibrate_ratios
 from .record import TrajectoryRecorder
 from .rescale import RescaleCalibration, calibrate_rescale
+from .running import run_through
 from .search import best_full_steps, gram, step_costs
 
-__all__ = ["Calibration", "RatiosCalibration", "RescaleCalibration", "calibrate"]
+__all__ = ["AutoCalibration", "Calibration", "RatiosCalibration", "RescaleCalibration", "calibrate"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Calibration:
 def calibrate(
     model: Any, run: Callable, policy: str | Policy = "taylorseer", *, budget: int | None = None,
     out: str | Path | None = None, max_elements: int = 16384, **options: Any,
-) -> Calibration | RatiosCalibration | RescaleCalibration:
+) -> Calibration | RatiosCalibration | RescaleCalibration | AutoCalibration:
     """Record ``run`` uncached and calibrate ``policy`` on it: for a step-set policy, search the best
     ``budget`` full steps; for ``magcache``, record the magnitude ratios its schedule reads; for a
     probed signal policy (``teacache``, ``fbcache``, ...), fit the polynomial that rescales its signal
@@ -58,6 +58,11 @@ def calibrate(
     number of steps. Options are policy overrides (``region``, ``order``, ``variable``, ...); the
     schedule options are ignored while recording (every step is computed).
     """
+    if policy == "auto":
+        unknown = sorted(set(options) - _AUTO_OPTIONS)
+        if unknown:
+            raise UnknownOptionError(unknown[0], _AUTO_OPTIONS, where="calibrate('auto')")
+        return calibrate_auto(model, run, budget, out, max_elements=max_elements, **options)
     searched = get_policy(policy, **options)
     adaptive = _ADAPTIVE.get(type(searched.schedule))
     if adaptive is not None:
@@ -92,6 +97,8 @@ def calibrate(
     return Calibration(full_steps, num_steps, budget, error, searched, path)
 
 
+_AUTO_OPTIONS = {"effort", "lowering", "progress"}  # what calibrate_auto takes beside the budget
+
 # Adaptive schedules calibrate what their decision reads, not a set of full steps: per schedule class.
 _ADAPTIVE = {MagnitudeSchedule: calibrate_ratios, SignalSchedule: calibrate_rescale}
 
@@ -100,18 +107,4 @@ def _record_with(model: Any, run: Callable, policy: Policy, recorder: Callable) 
     """Run ``run`` through a backend that computes every step and hands each full step to ``recorder``."""
     backend = C4DBackend(policy, lowering="eager")
     backend.recorders.append(recorder)
-    with torch.no_grad():
-        _record(model, run, backend)
-
-
-def _record(model: Any, run: Callable, backend: C4DBackend) -> None:
-    if isinstance(model, torch.nn.Module):
-        run(torch.compile(model, backend=backend))
-        return
-    from ..pipelines import enable_cache_with
-
-    undo = enable_cache_with(model, backend)
-    try:
-        run(model)
-    finally:
-        undo()  # the pipeline as it was: its own transformer(s) and scheduler
+    run_through(model, run, backend)

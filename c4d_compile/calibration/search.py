@@ -42,22 +42,38 @@ def gram(traj: Trajectory, num_features: int) -> np.ndarray:
 def step_costs(trajectories: Sequence[tuple[Trajectory, np.ndarray]], forecaster, variable: Variable,
                num_steps: int) -> dict[tuple, np.ndarray]:
     """c(s | h) for every history h (newest first, at most K long) and every later step s: h -> array over s."""
-    prepared = [_Prepared(traj, g) for traj, g in trajectories]
+    # In the step index a forecaster whose weights depend only on the distances between the steps has the same
+    # weights for every shifted copy of a history: computed once per shape (the search's time is in the weights).
+    shared = {} if variable is Variable.STEP and _shift_invariant(forecaster) else None
+    prepared = [_Prepared(traj, g, shared) for traj, g in trajectories]
     costs: dict[tuple, np.ndarray] = {}
     for length in range(1, forecaster.num_slots + 1):
         for history in itertools.combinations(range(num_steps), length):
             h = history[::-1]  # newest first
             row = np.full(num_steps, np.nan)
-            for s in range(h[0] + 1, num_steps):
-                row[s] = sum(p.cost(forecaster, variable, s, h) for p in prepared)
+            row[h[0] + 1:] = sum(p.costs(forecaster, variable, h, num_steps) for p in prepared)
             costs[h] = row
     return costs
+
+
+def _shift_invariant(forecaster) -> bool:
+    """Whether the weights are unchanged when the target and the history move by the same amount (checked on a
+    few histories: Taylor, Hermite, Lagrange and FoCa are; a forecaster over absolute time, Spectrum, is not)."""
+    probes = [(7.0, [5.0]), (9.0, [6.0, 4.0]), (13.0, [10.0, 7.0, 2.0]), (6.0, [5.0, 3.0, 1.0, 0.0])]
+    for target, history in probes:
+        history = history[: forecaster.num_slots]
+        here = np.asarray(forecaster.weights(target, history))
+        moved = np.asarray(forecaster.weights(target + 11.0, [u + 11.0 for u in history]))
+        if not np.allclose(here, moved, rtol=1e-9, atol=1e-12):
+            return False
+    return True
 
 
 class _Prepared:
     """A trajectory with what every cost evaluation needs looked up once."""
 
-    def __init__(self, traj: Trajectory, g: np.ndarray):
+    def __init__(self, traj: Trajectory, g: np.ndarray, shared: dict | None = None):
+        self.shared = shared  # weights by the distances (s - h_0, h_0 - h_1, ...), for shift-invariant forecasters
         if traj.steps != list(range(traj.steps[0], traj.steps[0] + len(traj.steps))):
             raise InvalidValueError("recorded steps", traj.steps, "consecutive steps (every step of a generation)")
         self.g, self.first_step = g, traj.first_step
@@ -67,14 +83,32 @@ class _Prepared:
         self.times = [key[i] for key in traj.keys]
         self.first_time = traj.first_key[i] if traj.first_key else self.times[0]
 
-    def cost(self, forecaster, variable: Variable, s: int, h: tuple) -> float:
+    def costs(self, forecaster, variable: Variable, h: tuple, num_steps: int) -> np.ndarray:
+        """c(s | h) for s = h_0 + 1 .. num_steps - 1: with the forecaster's weights w(s) (one row per s),
+        w G[h,h] w - 2 w G[h,s] + G[s,s], in one matrix expression."""
+        o = self.offset
+        targets = range(h[0] + 1, num_steps)
+        if not targets:
+            return np.zeros(0)
+        w = np.array([self.weights(forecaster, variable, s, h) for s in targets])  # (targets, len(h))
+        rows = [j - o for j in h]
+        cols = [s - o for s in targets]
+        g = self.g
+        quadratic = np.einsum("si,ij,sj->s", w, g[np.ix_(rows, rows)], w)
+        cross = np.einsum("si,is->s", w, g[np.ix_(rows, cols)])
+        return quadratic - 2 * cross + g[cols, cols]
+
+    def weights(self, forecaster, variable: Variable, s: int, h: tuple) -> tuple[float, ...]:
+        if self.shared is not None:
+            shape = (s - h[0], *(a - b for a, b in zip(h, h[1:])))
+            found = self.shared.get(shape)
+            if found is None:
+                found = self.shared[shape] = tuple(forecaster.weights(float(s), [float(j) for j in h]))
+            return found
         o = self.offset
         target, coords = coordinates(variable, s, self.times[s - o], self.first_step, self.first_time, list(h),
                                      [self.times[j - o] for j in h])
-        w = np.asarray(forecaster.weights(target, coords))
-        rows = [j - o for j in h]
-        g = self.g
-        return float(w @ g[np.ix_(rows, rows)] @ w - 2 * w @ g[rows, s - o] + g[s - o, s - o])
+        return forecaster.weights(target, coords)
 
 
 def best_full_steps(

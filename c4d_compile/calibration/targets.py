@@ -7,6 +7,8 @@ import importlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import torch
+
 
 def reference_target(name: str, steps: int, seeds: Sequence[int], per_class: int, shift: float) -> tuple[Any, Callable]:
     from ..reference.registry import load_reference_model
@@ -15,9 +17,8 @@ def reference_target(name: str, steps: int, seeds: Sequence[int], per_class: int
     model = load_reference_model(name)
     labels = class_labels(per_class)
 
-    def run(call: Callable) -> None:
-        for seed in seeds:
-            sample(model, labels, steps, seed, transformer_call=call, shift=shift)
+    def run(call: Callable) -> torch.Tensor:  # the final samples: what policy="auto" measures
+        return torch.cat([sample(model, labels, steps, seed, transformer_call=call, shift=shift) for seed in seeds])
 
     return model.transformer, run
 

@@ -48,6 +48,23 @@ def forecaster_spec(forecaster: Forecaster) -> dict[str, Any]:
     return {"type": type(forecaster).__name__, **_fields(forecaster)}
 
 
+def forecaster_from_spec(spec: Mapping[str, Any]) -> Forecaster:
+    """The forecaster a ``forecaster_spec`` describes; an unknown type names the known ones."""
+    types = forecaster_types()
+    fields = dict(spec)
+    kind = fields.pop("type", None)
+    if kind not in types:
+        raise InvalidValueError("forecaster type", kind, f"one of {', '.join(sorted(types))}")
+    return types[kind](**fields)
+
+
+def forecaster_types() -> dict[str, type]:
+    """Every forecaster class of the library, by class name (what ``forecaster_spec`` writes)."""
+    from . import forecasters
+
+    return {name: getattr(forecasters, name) for name in forecasters.__all__ if name != "Forecaster"}
+
+
 @dataclass(frozen=True)
 class Policy:
     """A named, complete caching configuration. Presets are instances of this class."""
@@ -62,6 +79,9 @@ class Policy:
     paper: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # schedule="paper"
     description: str = ""
     source: str = ""
+    # Region, forecaster and variable are read from the calibration file given as ``schedule=`` ("auto"): what
+    # ``calibrate`` chose on the user's model, not fixed by the preset.
+    fitted: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "region", parse_enum(Region, "region", self.region))
@@ -90,6 +110,12 @@ class Policy:
     def with_overrides(self, **overrides: Any) -> Policy:
         if not overrides:
             return self
+        given = overrides.get("schedule")
+        if self.fitted and isinstance(given, (str, os.PathLike)) and str(given).endswith(".json"):
+            rest = {k: v for k, v in overrides.items() if k != "schedule"}  # what the file chose, then the rest
+            return self._adopt(CalibratedSchedule(str(given))).with_overrides(**rest)
+        if self.fitted and not isinstance(self.schedule, CalibratedSchedule):
+            self.schedule.check_ready()  # nothing else to configure before the file says what runs
         valid = self.valid_options()
         for key in overrides:
             if key not in valid:
@@ -108,11 +134,18 @@ class Policy:
             changes["schedule"] = _reschedule(changes.get("schedule", self.schedule), schedule_fields)
         forecaster_fields = {k: v for k, v in overrides.items() if k in _fields(self.forecaster)}
         if forecaster_fields:
-            changes["forecaster"] = dataclasses.replace(self.forecaster, **forecaster_fields)
+            changes["forecaster"] = dataclasses.replace(changes.get("forecaster", self.forecaster),
+                                                        **forecaster_fields)
         token_fields = {k: v for k, v in overrides.items() if k in _TOKEN_FIELDS}
         if token_fields:  # on a preset without token subsets, they turn them on
             changes["tokens"] = dataclasses.replace(self.tokens or TokenSubset(), **token_fields)
         return dataclasses.replace(self, **changes)  # one replace: a calibrated file is checked once, at the end
+
+    def _adopt(self, schedule: CalibratedSchedule) -> Policy:
+        """A fitted policy on a calibration file: the region, forecaster and variable the file records."""
+        chosen = schedule.data
+        return dataclasses.replace(self, schedule=schedule, region=chosen["region"], variable=chosen["variable"],
+                                   forecaster=forecaster_from_spec(chosen["forecaster"]), num_steps=chosen["num_steps"])
 
 
 def _schedule_from(value: Any) -> Schedule:

@@ -17,8 +17,9 @@ def register(policy: Policy) -> Policy:
     return policy
 
 
-def list_policies() -> list[str]:
-    return sorted(_PRESETS)
+def list_policies(*, fitted: bool = True) -> list[str]:
+    """Every policy name; ``fitted=False`` leaves out those that run only from a calibration file (``auto``)."""
+    return sorted(name for name, policy in _PRESETS.items() if fitted or not policy.fitted)
 
 
 def get_policy(policy: str | Policy, **overrides: Any) -> Policy:

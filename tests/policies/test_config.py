@@ -95,7 +95,7 @@ def test_overrides_reach_the_owning_part_and_keep_the_rest():
 
 
 def test_every_preset_takes_a_budget_and_a_step_count():
-    for name in list_policies():
+    for name in list_policies(fitted=False):
         policy = get_policy(name, budget=8, num_steps=28)
         assert policy.schedule.planned(28)[0] == 0 and policy.schedule.planned(28)[-1] == 27
         assert len(policy.schedule.planned(28)) == 8

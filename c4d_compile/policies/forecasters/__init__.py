@@ -5,6 +5,7 @@ from .base import Forecaster
 from .foca import FoCa
 from .hermite import Hermite
 from .reuse import Reuse
+from .spectrum import Spectrum
 from .taylor import Taylor
 
-__all__ = ["AdamsBashforth", "FoCa", "Forecaster", "Hermite", "Reuse", "Taylor"]
+__all__ = ["AdamsBashforth", "FoCa", "Forecaster", "Hermite", "Reuse", "Spectrum", "Taylor"]

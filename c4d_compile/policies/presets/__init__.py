@@ -1,3 +1,3 @@
 """The named presets. Each method is one module here; importing it registers its presets."""
 
-from . import abcache, clusca, duca, foca, fora, hicache, signal, taylorseer, toca  # noqa: F401
+from . import abcache, auto, clusca, duca, foca, fora, hicache, signal, spectrum, taylorseer, toca  # noqa: F401

@@ -2,9 +2,17 @@
 
 from .base import MissingStepCountError, Schedule, ScheduleBase, StepSetSchedule
 from .budget import BudgetSchedule
-from .calibrated import CalibratedSchedule, CalibrationFileError, read_calibration, write_calibration
+from .calibrated import (
+    CalibratedSchedule,
+    CalibrationFileError,
+    CalibrationRequired,
+    CalibrationRequiredError,
+    read_calibration,
+    write_calibration,
+)
 from .codebook import CodebookSchedule
 from .explicit import ExplicitSchedule
+from .growing import GrowingIntervalSchedule
 from .interval import IntervalSchedule
 from .magnitude import MagnitudeSchedule, RatiosMissingError, read_ratios, write_ratios
 from .placement import spread_evenly
@@ -14,12 +22,13 @@ from .spread import SpreadSchedule
 
 # Kinds a flat override can select by its fields, in the order of preference when several own them.
 SCHEDULE_KINDS = (SpreadSchedule, IntervalSchedule, BudgetSchedule, ExplicitSchedule, SignalSchedule,
-                  MagnitudeSchedule, CodebookSchedule, SpeculativeSchedule)
+                  MagnitudeSchedule, CodebookSchedule, SpeculativeSchedule, GrowingIntervalSchedule)
 
 __all__ = [
-    "SCHEDULE_KINDS", "BudgetSchedule", "CalibratedSchedule", "CalibrationFileError", "CodebookSchedule",
-    "Decision", "ExplicitSchedule", "IntervalSchedule", "MagnitudeSchedule", "MissingStepCountError",
-    "RatiosMissingError", "Reference", "Schedule", "ScheduleBase", "Signal", "SignalSchedule",
+    "SCHEDULE_KINDS", "BudgetSchedule", "CalibratedSchedule", "CalibrationFileError", "CalibrationRequired",
+    "CalibrationRequiredError", "CodebookSchedule",
+    "Decision", "ExplicitSchedule", "GrowingIntervalSchedule", "IntervalSchedule", "MagnitudeSchedule",
+    "MissingStepCountError", "RatiosMissingError", "Reference", "Schedule", "ScheduleBase", "Signal", "SignalSchedule",
     "SpeculativeSchedule", "SpreadSchedule", "StepSetSchedule", "read_calibration", "read_ratios", "read_rescale",
     "spread_evenly", "write_calibration", "write_ratios", "write_rescale",
 ]

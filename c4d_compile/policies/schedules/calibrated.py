@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ...errors import ConfigError
-from .base import StepSetSchedule
+from ...step_program import StepInfo, VariantKind
+from .base import ScheduleBase, StepSetSchedule
 
 FORMAT = "c4d-calibrated-schedule/1"
 _REQUIRED = {
@@ -26,6 +27,37 @@ _REQUIRED = {
 
 class CalibrationFileError(ConfigError):
     """A calibrated schedule file that cannot be read or does not fit the model, run or policy."""
+
+
+class CalibrationRequiredError(ConfigError):
+    """A fitted policy ("auto") was asked to run without the calibration file that says what it runs."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the 'auto' policy runs what calibration chose on your model (region, forecaster, variable and full "
+            "steps): calibrate once with c4d_compile.calibrate(model_or_pipe, run, 'auto', budget=N, out='auto.json') "
+            "or `c4d calibrate MODEL --policy auto --budget N --out auto.json`, then use "
+            "c4d_backend('auto', schedule='auto.json')"
+        )
+
+
+@dataclass(frozen=True)
+class CalibrationRequired(ScheduleBase):
+    """The schedule of a fitted policy before it is given its calibration file: nothing can run yet."""
+
+    kind: ClassVar[str] = "calibration required"
+
+    def check_ready(self) -> None:
+        raise CalibrationRequiredError()
+
+    def decide(self, info: StepInfo) -> VariantKind:
+        raise CalibrationRequiredError()
+
+    def planned(self, num_steps: int) -> tuple[int, ...]:
+        raise CalibrationRequiredError()
+
+    def describe(self) -> str:
+        return "chosen by calibration on your model (schedule='file.json' from `c4d calibrate --policy auto`)"
 
 
 def read_calibration(path: str | Path) -> dict[str, Any]:

@@ -1,0 +1,80 @@
+"""What ``policy="auto"`` tries: candidate methods (region, forecaster, step variable) and how hard it looks.
+
+A candidate is everything a fixed-schedule preset is apart from its full steps. The default set covers
+every region and the library's forecasters that measured well on some model (Taylor orders 1 and 2,
+Adams–Bashforth's polynomial through 3 outputs, FoCa, scaled Hermite, Spectrum's Chebyshev ridge);
+plain reuse is left out, as it lost to every forecast at equal compute on every trained model. On a
+sampler grid that is not evenly spaced the best screened candidates are also tried in the timestep.
+
+An effort says how many evaluations (cached runs of the user's ``run``) the search may spend:
+``default`` screens every candidate, measures the exact-search start of the best 2 and refines the
+best 2; ``fast`` screens the output-region candidates only and refines the best one briefly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import InvalidValueError
+from ..policies import Region, Variable
+from ..policies.config import forecaster_spec
+from ..policies.forecasters import AdamsBashforth, FoCa, Forecaster, Hermite, Spectrum, Taylor
+
+
+@dataclass(frozen=True)
+class Candidate:
+    region: Region
+    forecaster: Forecaster
+    variable: Variable = Variable.STEP
+
+    @property
+    def label(self) -> str:
+        spec = forecaster_spec(self.forecaster)
+        kind = spec.pop("type")
+        options = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in spec.items())
+        return f"{self.region.value} {kind}({options}) {self.variable.value}"
+
+    def in_variable(self, variable: Variable) -> Candidate:
+        return Candidate(self.region, self.forecaster, variable)
+
+
+def _each(region: Region, *forecasters: Forecaster) -> tuple[Candidate, ...]:
+    return tuple(Candidate(region, f) for f in forecasters)
+
+
+DEFAULT_CANDIDATES = (
+    *_each(Region.OUTPUT, Taylor(order=1), Taylor(order=2), AdamsBashforth(order=3), FoCa(),
+           Hermite(order=2, sigma=0.6), Spectrum()),
+    *_each(Region.STACK, Taylor(order=1), Taylor(order=2), FoCa(), Spectrum()),
+    *_each(Region.BRANCH, Taylor(order=1), FoCa(), Hermite(order=2, sigma=0.6)),
+)
+
+FAST_CANDIDATES = _each(Region.OUTPUT, Taylor(order=1), Taylor(order=2), AdamsBashforth(order=3), FoCa())
+
+
+@dataclass(frozen=True)
+class Effort:
+    name: str
+    candidates: tuple[Candidate, ...]
+    searched: int  # best screened candidates whose exact-search start is also measured
+    refined: int  # best candidates refined by local search
+    evaluations: int  # measurements each refinement may spend
+
+
+EFFORTS = {
+    "default": Effort("default", DEFAULT_CANDIDATES, searched=2, refined=2, evaluations=32),
+    "fast": Effort("fast", FAST_CANDIDATES, searched=1, refined=1, evaluations=15),
+}
+
+
+def get_effort(effort: str | Effort) -> Effort:
+    if isinstance(effort, Effort):
+        return effort
+    if effort not in EFFORTS:
+        raise InvalidValueError("effort", effort, f"one of {', '.join(EFFORTS)} or an Effort")
+    return EFFORTS[effort]
+
+
+def with_timestep(candidates: list[Candidate]) -> list[Candidate]:
+    """The same candidates forecasting in the sampler's timestep (those that do not already)."""
+    return [c.in_variable(Variable.TIMESTEP) for c in candidates if c.variable is not Variable.TIMESTEP]
