@@ -168,6 +168,33 @@ class C4DCalibrated:
 
 
 @dataclass(frozen=True)
+class C4DAuto:
+    """``policy="auto"`` at a budget: region, forecaster, variable and full steps chosen by calibration on the
+    workload's calibration seed (generations the bench never scores); the calibration's own final-sample PSNR
+    is kept beside the scored one (the transfer gap)."""
+
+    budget: int
+    effort: str = "default"
+    family: str = "c4d"
+
+    @property
+    def label(self) -> str:
+        return f"auto@{self.budget}" if self.effort == "default" else f"auto {self.effort}@{self.budget}"
+
+    def prepare(self, workload: Workload, lowering: str, steps: int) -> Prepared:
+        result = _calibrated(workload, steps, "auto", f"auto-{self.effort}-{self.budget}.json", budget=self.budget,
+                             effort=self.effort, progress=False)
+        prepared = C4DPreset("auto", {"schedule": str(result.path)}, tag=f"@{self.budget}").prepare(
+            workload, lowering, steps)
+        cost = result.cost
+        prepared.settings.update(
+            chosen=result.candidate.label, calibrated_full_steps=list(result.full_steps),
+            calibration_psnr=result.psnr, calibration_seconds=cost.seconds,
+            calibration_generations=cost.generations, calibration_flop_generations=cost.flop_generations)
+        return prepared
+
+
+@dataclass(frozen=True)
 class C4DMagnitude:
     """A magnitude-ratio preset (magcache) at one threshold, on ratios recorded on the workload's calibration
     seed (a generation the bench never scores)."""

@@ -1,11 +1,12 @@
 """The matrices ``c4d bench`` knows, and turning names into methods.
 
 * FULL / QUICK: every preset at its defaults and every peer at its own settings.
-* BUDGETS: equal compute. Per budget n (full computations of a 50-step run), every preset with its
-  default schedule (``budget=n``), with the paper's schedule shape at n (``schedule="paper"``) and with a
-  schedule calibrated at n on a seed the bench never scores, against the peers' TaylorSeer variants set
-  to n and the uncached model run with n steps; on the trained models, on the uniform and the shifted
-  (Flux-style, shift 3) sampler grid.
+* BUDGETS: equal compute. Per budget n (full computations of a 50-step run), ``policy="auto"`` calibrated
+  at n (default and fast effort), every preset with its default schedule (``budget=n``), with the paper's
+  schedule shape at n (``schedule="paper"``) and with a schedule calibrated at n on a seed the bench never
+  scores, against the peers' TaylorSeer variants set to n and the uncached model run with ceil(each row's
+  FLOP-equivalent steps); on the trained models, on the uniform and the shifted (Flux-style, shift 3)
+  sampler grid.
 * SIGNALS: the signal-driven presets at several thresholds (magcache on ratios recorded on the
   calibration seed), against the peers' signal-driven caches at
   the same thresholds (diffusers' FirstBlockCache and MagCache, cache-dit's DBCache with and without its
@@ -23,7 +24,7 @@ from ..errors import InvalidValueError
 from ..policies import get_policy, list_policies
 from ..policies.schedules import MagnitudeSchedule
 from ..reference.registry import REFERENCE_MODELS
-from .methods import C4DCalibrated, C4DMagnitude, C4DPreset, Method, paper_at_budget
+from .methods import C4DAuto, C4DCalibrated, C4DMagnitude, C4DPreset, Method, paper_at_budget
 from .peers import PEERS, peers_at_budget, peers_at_threshold
 from .workloads import BENCH_MODELS, VALID_MODELS
 
@@ -44,6 +45,7 @@ class BenchPlan:
     shifts: tuple[float, ...] = (1.0,)  # sampler grids of the trained flow models (1 = uniform)
     thresholds: tuple[float, ...] = ()  # signal study: every preset and signal peer at these thresholds
     fixed: str = "taylorseer"  # signal study: the fixed-schedule preset run at ``budgets`` beside it
+    auto: tuple[str, ...] = ()  # equal-compute study: policy="auto" calibrated with these efforts at each budget
 
     def with_overrides(self, **overrides: Any) -> BenchPlan:
         """Fields given as None keep the plan's value; unknown names are rejected."""
@@ -75,6 +77,8 @@ class BenchPlan:
         for budget in self.budgets:
             if not 2 <= budget <= steps:
                 raise InvalidValueError("budget", budget, f"an integer in 2..{steps}")
+            if self.auto:
+                methods += [C4DAuto(budget, effort) for effort in self.auto]
             for name in self.policies:
                 methods.append(C4DPreset(name, {**options, "budget": budget}, tag=f"@{budget}"))
                 paper = paper_at_budget(name, budget, steps)
@@ -98,7 +102,7 @@ class BenchPlan:
 
 
 FULL = BenchPlan(
-    models=BENCH_MODELS, policies=tuple(list_policies()), peers=tuple(PEERS), repeats=3, per_class=4,
+    models=BENCH_MODELS, policies=tuple(list_policies(fitted=False)), peers=tuple(PEERS), repeats=3, per_class=4,
     lowering="auto",
 )
 
@@ -114,13 +118,13 @@ def _records_ratios(name: str) -> bool:
 
 def _fixed_policies() -> tuple[str, ...]:
     """Presets whose schedule is a set of steps (what a budget applies to), not an adaptive threshold."""
-    return tuple(p for p in list_policies()
+    return tuple(p for p in list_policies(fitted=False)
                  if getattr(get_policy(p).schedule, "signal", None) is None and not _records_ratios(p))
 
 
 BUDGETS = BenchPlan(
     models=REFERENCE_MODELS, policies=_fixed_policies(), peers=tuple(PEERS), repeats=1, per_class=4,
-    lowering="eager", budgets=(10, 5), shifts=(1.0, 3.0),
+    lowering="eager", budgets=(10, 5), shifts=(1.0, 3.0), auto=("default", "fast"),
 )
 
 SIGNAL_POLICIES = ("fbcache", "teacache", "customcache", "magcache")

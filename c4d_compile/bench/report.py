@@ -114,7 +114,7 @@ def plot_pareto(result: BenchResult, path: Path) -> None:
         ax.set_ylabel("PSNR vs uncached, mean (dB)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    _save(fig, path, dpi=130)
+    save_figure(fig, path, dpi=130)
 
 
 def decision_scores(trace: dict) -> list[list[float | None]]:
@@ -171,11 +171,11 @@ def plot_signals(result: BenchResult, path: Path) -> bool:
         ax.tick_params(labelsize=6)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
-    _save(fig, path, dpi=110)
+    save_figure(fig, path, dpi=110)
     return True
 
 
-def _save(fig, path: Path, dpi: int) -> None:
+def save_figure(fig, path: Path, dpi: int) -> None:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()

@@ -57,12 +57,16 @@ def _row(result, method):
 
 def test_one_tiny_row_end_to_end(tiny_result, tmp_path):
     labels = [r.method for r in tiny_result.rows]
-    # the uncached row, both methods, and one fewer-steps baseline per distinct compute (4 full steps each)
-    assert labels == ["uncached", "taylorseer[interval=3,warmup=2]", "every-other", "uncached, 4 steps"]
+    # the uncached row, both methods, and one fewer-steps baseline per distinct compute: both compute 4 of 8 steps in
+    # full, but the branch cache's cached steps still run the modulations and the stream adds (4.x steps: against 5)
+    assert labels == ["uncached", "taylorseer[interval=3,warmup=2]", "every-other", "uncached, 4 steps",
+                      "uncached, 5 steps"]
     cached = _row(tiny_result, "taylorseer[interval=3,warmup=2]")
-    baseline = _row(tiny_result, "uncached, 4 steps")
-    assert cached.computations == 4 and cached.ideal_speedup > 1.5  # steps 0, 1, 4, 7 computed
-    assert baseline.steps == 4 and baseline.ideal_speedup == 2.0 and baseline.compile_seconds is None
+    baseline = _row(tiny_result, "uncached, 5 steps")
+    assert cached.computations == 4 and 1.5 < cached.ideal_speedup < 2  # steps 0, 1, 4, 7 computed
+    assert baseline.steps == 5 and baseline.ideal_speedup == 8 / 5 and baseline.compile_seconds is None
+    assert _row(tiny_result, "every-other").fewer_steps_db == pytest.approx(
+        _row(tiny_result, "every-other").psnr_mean - _row(tiny_result, "uncached, 4 steps").psnr_mean)
     assert cached.fewer_steps_db == pytest.approx(cached.psnr_mean - baseline.psnr_mean)
     assert 10 < cached.psnr_mean < 100 and cached.psnr_worst <= cached.psnr_mean
     assert 0 <= cached.accuracy <= 1 and cached.ssim_mean <= 1 and cached.cache_mib > 0
@@ -173,3 +177,12 @@ def test_rules_measured_after_a_call_plot_their_raw_signal():
     context = {"kinds": ["full", "full", "cached"], "signals": [None, 0.2, None]}
     trace = {"threshold": 1.0, "contexts": {"cond": context}}
     assert decision_scores(trace) == [[None, 0.2, None]]
+
+
+def test_every_row_is_held_against_ceil_of_its_flop_equivalent_steps():
+    from c4d_compile.bench.matrix import equal_compute
+
+    assert equal_compute(50, 5.0) == 10  # an output forecast: cached steps cost nothing
+    assert equal_compute(50, 4.70) == 11  # 10 full steps and the cached steps' own work: 10.6 steps
+    assert equal_compute(28, 28 / 6) == 6  # an exact integer stays itself under float rounding
+    assert equal_compute(50, 1.0) == 50 and equal_compute(50, 200.0) == 1

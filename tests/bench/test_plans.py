@@ -9,8 +9,8 @@ from c4d_compile.policies import list_policies
 
 def test_full_plan_runs_every_preset_and_every_peer():
     methods = FULL.methods()
-    assert [m.label for m in methods if isinstance(m, C4DPreset)] == list_policies()
-    assert len(methods) == len(list_policies()) + len(PEERS)
+    assert [m.label for m in methods if isinstance(m, C4DPreset)] == list_policies(fitted=False)
+    assert len(methods) == len(list_policies(fitted=False)) + len(PEERS)
     assert FULL.models == ("dit", "flux", "dit-eps", "flux-bench", "wan")
 
 
@@ -21,7 +21,7 @@ def test_budget_plan_compares_at_equal_compute():
     plan = BUDGETS.with_overrides(policies=("taylorseer", "abcache"), budgets=(10,))
     labels = [m.label for m in plan.methods()]
     assert labels == [
-        "taylorseer @10", "taylorseer paper@10", "taylorseer calibrated@10",
+        "auto@10", "auto fast@10", "taylorseer @10", "taylorseer paper@10", "taylorseer calibrated@10",
         "abcache @10", "abcache paper@10", "abcache calibrated@10",
         "diffusers-taylorseer@10", "diffusers-taylorseer-lite@10", "cache-dit-taylorseer@10",
     ]

@@ -20,6 +20,6 @@ def interval_one_group(name: str) -> tuple:
 def interval_one_presets() -> dict[str, list[str]]:
     """Representative -> the presets whose interval=1 graphs are its own (itself first)."""
     groups: dict[tuple, list[str]] = {}
-    for name in list_policies():
+    for name in list_policies(fitted=False):
         groups.setdefault(interval_one_group(name), []).append(name)
     return {members[0]: members for members in groups.values()}
