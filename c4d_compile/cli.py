@@ -119,7 +119,7 @@ def _bench(args: argparse.Namespace) -> int:
     from .bench.budgets_report import budget_summary, plot_budgets
     from .bench.matrix import run_matrix
     from .bench.plans import BUDGETS, FULL, QUICK, SIGNALS
-    from .bench.report import markdown, plot_pareto, plot_signals, write_json
+    from .bench.report import markdown, plot_pareto, plot_signals, run_meta, write_json
 
     base = QUICK if args.quick else SIGNALS if args.thresholds else BUDGETS if args.budgets else FULL
     plan = base.with_overrides(
@@ -134,11 +134,12 @@ def _bench(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     methods = plan.methods()  # validates every name before anything runs
     out = Path(args.out)
+    meta = run_meta(args.argv)
 
     def write(result) -> None:  # after every model: a long run keeps what it has measured
         out.mkdir(parents=True, exist_ok=True)
         (out / "bench.md").write_text(markdown(result) + "\n")
-        write_json(result, out / "bench.json")
+        write_json(result, out / "bench.json", meta)
         plot_pareto(result, out / "pareto.png")
         plot_signals(result, out / "signals.png")
         if plot_budgets(result, out / "budgets.png"):  # the equal-compute study
@@ -230,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what was asked, as results record it
     try:
         return args.func(args)
     except C4DError as err:

@@ -58,16 +58,41 @@ def markdown(result: BenchResult) -> str:
     return "\n".join(parts)
 
 
-def write_json(result: BenchResult, path: Path) -> None:
+def write_json(result: BenchResult, path: Path, meta: dict | None = None) -> None:
+    """Every row, every skipped entry and ``meta`` (how the run was made: ``run_meta``)."""
     def clean(value):  # JSON has no infinity
         return None if isinstance(value, float) and math.isinf(value) else value
 
     data = {
+        "meta": meta or {},
         "rows": [{k: clean(v) for k, v in r.as_dict().items()} for r in result.rows],
         "skipped": [vars(s) for s in result.skipped],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def run_meta(argv: list[str]) -> dict:
+    """What a reader needs to reproduce a result: the command, the commit, the machine, the versions, the date."""
+    import datetime
+    import os
+    import platform
+    import subprocess
+
+    import torch
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                                cwd=Path(__file__).parent).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                    text=True, cwd=Path(__file__).parent).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        commit, dirty = None, None
+    return {"command": "c4d " + " ".join(argv), "commit": commit, "uncommitted_changes": dirty,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
+                        "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()},
+            "versions": {"python": platform.python_version(), "torch": torch.__version__}}
 
 
 _STYLE = {  # family -> (marker, colour)
