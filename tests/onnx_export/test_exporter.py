@@ -213,3 +213,26 @@ def test_a_model_with_an_opaque_call_is_refused_before_writing(tmp_path):
     with pytest.raises(NotExportableError, match="calls Routed opaquely"):
         export(model, inputs, "taylorseer", tmp_path / "out", num_steps=4, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_what_auto_chose_exports_and_runs_as_the_torch_backend_runs_it(tmp_path):
+    """policy='auto' writes an ordinary calibrated schedule: the exported program replays it."""
+    from c4d_compile.calibration import calibrate
+    from c4d_compile.calibration.candidates import Candidate, Effort
+    from c4d_compile.policies import Region
+    from c4d_compile.policies.forecasters import FoCa, Taylor
+
+    spec = get_tiny_model("flux")
+    model, inputs, steps = spec.build(), spec.make_inputs(), 8
+    effort = Effort("small", (Candidate(Region.OUTPUT, Taylor(order=1)), Candidate(Region.BRANCH, FoCa())),
+                    searched=0, refined=1, evaluations=4)
+    cal = calibrate(model, lambda call: torch.stack(_loop(call, spec, inputs, steps)), "auto", budget=3,
+                    out=tmp_path / "auto.json", effort=effort, progress=False)
+    torch._dynamo.reset()
+    result = export(model, inputs, "auto", tmp_path / "exported", schedule=str(cal.path),
+                    timesteps=spec.timesteps(steps), progress=False)
+    assert [i for i, s in enumerate(result.plan.program) if s.variant is VariantKind.FULL] == list(cal.full_steps)
+    torch._dynamo.reset()
+    backend = c4d_backend("auto", schedule=str(cal.path), lowering="eager")
+    reference = _loop(torch.compile(model, backend=backend, fullgraph=True), spec, inputs, steps)
+    assert _max_error(reference, _loop(load_exported(tmp_path / "exported"), spec, inputs, steps)) < TOLERANCE
