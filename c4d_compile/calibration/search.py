@@ -17,6 +17,7 @@ Step 0 is always full (nothing to forecast from); the search may leave the last 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -39,9 +40,18 @@ def gram(traj: Trajectory, num_features: int) -> np.ndarray:
     return total
 
 
+def check_table(histories: int, num_steps: int) -> None:
+    """The search's table must fit: a typed error before anything is enumerated, not after."""
+    if histories * num_steps > MAX_TABLE:
+        raise InvalidValueError("budget search", f"{histories} histories x {num_steps} steps",
+                                f"at most {MAX_TABLE:.0e} table entries: use fewer steps or a forecaster with a "
+                                "shorter history")
+
+
 def step_costs(trajectories: Sequence[tuple[Trajectory, np.ndarray]], forecaster, variable: Variable,
                num_steps: int) -> dict[tuple, np.ndarray]:
     """c(s | h) for every history h (newest first, at most K long) and every later step s: h -> array over s."""
+    check_table(sum(math.comb(num_steps, k) for k in range(1, forecaster.num_slots + 1)), num_steps)
     # In the step index a forecaster whose weights depend only on the distances between the steps has the same
     # weights for every shifted copy of a history: computed once per shape (the search's time is in the weights).
     shared = {} if variable is Variable.STEP and _shift_invariant(forecaster) else None
@@ -117,10 +127,7 @@ def best_full_steps(
     """The exact minimum of the summed cost over full-step sets of ``budget`` steps that contain step 0."""
     if not 1 <= budget <= num_steps:
         raise InvalidValueError("budget", budget, f"an integer in 1..{num_steps} (the recorded step count)")
-    if len(costs) * num_steps > MAX_TABLE:
-        raise InvalidValueError("budget search", f"{len(costs)} histories x {num_steps} steps",
-                                f"at most {MAX_TABLE:.0e} table entries: use fewer steps or a forecaster with a "
-                                "shorter history")
+    check_table(len(costs), num_steps)
     # prefix[h][b] = sum of c(s | h) for h_0 < s < b
     prefix = {h: np.concatenate([[0.0], np.nancumsum(np.nan_to_num(row, nan=0.0))]) for h, row in costs.items()}
     best: dict[tuple, tuple[float, tuple[int, ...]]] = {(0,): (0.0, (0,))}

@@ -64,3 +64,11 @@ def test_a_budget_outside_the_run_is_a_typed_error():
         best_full_steps(costs, 1, 6, 5)
     assert best_full_steps(costs, 1, 5, 5)[0] == (0, 1, 2, 3, 4)
     assert np.isfinite(best_full_steps(costs, 1, 1, 5)[1])
+
+
+def test_a_history_too_long_to_search_is_refused_before_anything_is_enumerated():
+    from c4d_compile import InvalidValueError
+    from c4d_compile.policies.forecasters import Spectrum
+
+    with pytest.raises(InvalidValueError, match="histories"):
+        step_costs([], Spectrum(history=8), Variable.STEP, 50)  # C(50, 8) alone is 5e8 histories
