@@ -40,7 +40,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"{r['policy']} on the trained {r['model']} reference model, {r['steps']} steps "
           f"({r['full_steps']} computed): measured speedup {r['measured_speedup']:.2f}x "
           f"(ideal {r['ideal_speedup']:.2f}x, {args.lowering} lowering, CPU)")
-    print(f"PSNR vs uncached: cached {r['psnr_cached_db']:.2f} dB, uncached with {r['full_steps']} steps "
+    print(f"PSNR vs uncached: cached {r['psnr_cached_db']:.2f} dB, uncached with {r['baseline_steps']} steps "
           f"{r['psnr_fewer_steps_db']:.2f} dB; class accuracy of cached samples {100 * r['accuracy_cached']:.0f} %")
     print(f"picture: {r['picture']}")
     return 0

@@ -16,12 +16,13 @@ you will not evaluate on. The steps, each measured by running ``run`` through th
 3. **Screen**: every candidate (``candidates.py``) on the even spread of the budget: one cached run
    each, scored by the mean squared error of its final sample against the reference. On a sampler grid
    that is not evenly spaced, the best ones are also screened forecasting in the timestep.
-4. **Exact-search start**: for the best screened candidates, the full-step set that minimises the
-   forecast error of the recorded features (``search.py``: an exact dynamic programme for that additive
-   objective), measured the same way; the table reports its predicted (feature) error beside the measured
-   final error.
+4. **Exact-search start**: for the best screened candidates and the best one of each region, the full-step
+   set that minimises the forecast error of the recorded features (``search.py``: an exact dynamic
+   programme for that additive objective), measured the same way; the table reports its predicted
+   (feature) error beside the measured final error.
 5. **Refine**: the best candidates, from the better of their two starts, by local search on the measured
-   final error (``refine.py``).
+   final error (``refine.py``), in two rounds: twice as many candidates get a quarter of the measurements,
+   the better half of them the rest.
 
 The winner is what the measurements say, never a proxy's prediction. Everything chosen goes to the
 calibration file with the graph fingerprint; ``c4d_backend("auto", schedule=file)`` adopts it.
@@ -261,8 +262,8 @@ class _Search:
         self.uneven = _uneven(first.trajectories[0])
         self.candidates = tuple(_fitted(c, self.num_steps) for c in effort.candidates if c.region in self.regions)
         self.cached_runs = 0
-        total = (len(self.candidates) + effort.searched * (1 + self.uneven) + effort.searched
-                 + effort.refined * effort.evaluations)
+        total = (len(self.candidates) + (effort.refined + 1) * self.uneven + effort.searched + len(self.regions)
+                 + effort.refined * (effort.evaluations + effort.evaluations // 4))
         self.bar = tqdm(total=total, desc=f"auto: {len(self.candidates)} candidates at {budget} of {self.num_steps}",
                         disable=not progress)
         self.started = started
@@ -279,10 +280,10 @@ class _Search:
         results = {c: CandidateResult(c, Measured(spread, self.measure(c, spread))) for c in self.candidates}
         ranked = sorted(results, key=lambda c: results[c].spread.error)
         if self.uneven:  # on an uneven grid the best ones also forecast in the timestep
-            for c in with_timestep(ranked[: self.effort.searched + 1]):
+            for c in with_timestep(ranked[: self.effort.refined + 1]):
                 results[c] = CandidateResult(c, Measured(spread, self.measure(c, spread)))
             ranked = sorted(results, key=lambda c: results[c].spread.error)
-        for c in ranked[: self.effort.searched]:
+        for c in self._to_search(ranked):
             searching = time.perf_counter()
             found = self.regions[c.region].exact_search(c, self.budget)
             self.search_seconds += time.perf_counter() - searching
@@ -291,13 +292,13 @@ class _Search:
                 measured = Measured(steps, self.measure(c, steps) if steps != spread else results[c].spread.error)
                 results[c] = dataclasses.replace(results[c], searched=measured, predicted=predicted,
                                                  evaluations=results[c].evaluations + (steps != spread))
-        ranked = sorted(results, key=lambda c: results[c].best.error)
-        for c in ranked[: self.effort.refined]:
-            start = results[c].best
-            refined = refine(lambda steps, c=c: self.measure(c, steps), start.full_steps, self.num_steps,
-                             self.effort.evaluations, start_error=start.error)
-            results[c] = dataclasses.replace(results[c], refined=Measured(refined.full_steps, refined.error),
-                                             evaluations=results[c].evaluations + refined.evaluations)
+        # successive halving: twice as many candidates get a quarter of the refinement, the better half the rest
+        first = max(1, self.effort.evaluations // 4)
+        for count, evaluations in ((2 * self.effort.refined, first), (self.effort.refined,
+                                                                      self.effort.evaluations - first)):
+            ranked = sorted(results, key=lambda c: results[c].best.error)
+            for c in ranked[:count]:
+                results[c] = self._refined(results[c], evaluations)
         self.bar.close()
         chosen = min(results, key=lambda c: results[c].best.error)
         best = results[chosen].best
@@ -310,6 +311,23 @@ class _Search:
         return AutoCalibration(policy, chosen, best.full_steps, self.num_steps, self.budget, best.error,
                                self.error.psnr(best.error), self.error.peak, tuple(results.values()), cost,
                                self.effort.name, path)
+
+    def _refined(self, result: CandidateResult, evaluations: int) -> CandidateResult:
+        """``result`` refined on from its best set with ``evaluations`` more measurements."""
+        start = result.best
+        refined = refine(lambda steps: self.measure(result.candidate, steps), start.full_steps, self.num_steps,
+                         evaluations, start_error=start.error)
+        return dataclasses.replace(result, refined=Measured(refined.full_steps, refined.error),
+                                   evaluations=result.evaluations + refined.evaluations)
+
+    def _to_search(self, ranked: list[Candidate]) -> list[Candidate]:
+        """The best screened candidates the exact search can take, and the best one of each region: which region a
+        spread favours says little about which one a placed schedule favours (a branch forecast gains most)."""
+        searchable = [c for c in ranked if c.forecaster.num_slots <= MAX_SEARCHED_SLOTS]
+        chosen = searchable[: self.effort.searched]
+        for region in self.regions:
+            chosen += [c for c in searchable if c.region is region][:1]
+        return list(dict.fromkeys(chosen))
 
     def _write(self, out, chosen: Candidate, best: Measured, results: dict, cost: Cost) -> Path:
         runs = self.regions[chosen.region]

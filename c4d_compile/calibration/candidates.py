@@ -7,8 +7,9 @@ plain reuse is left out, as it lost to every forecast at equal compute on every 
 sampler grid that is not evenly spaced the best screened candidates are also tried in the timestep.
 
 An effort says how many evaluations (cached runs of the user's ``run``) the search may spend:
-``default`` screens every candidate, measures the exact-search start of the best 2 and refines the
-best 2; ``fast`` screens the output-region candidates only and refines the best one briefly.
+``default`` screens every candidate, measures the exact-search start of the best 2 and of the best one
+of each region, and refines the best 2; ``fast`` screens the output-region candidates only and refines
+the best one briefly.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ FAST_CANDIDATES = _each(Region.OUTPUT, Taylor(order=1), Taylor(order=2), AdamsBa
 class Effort:
     name: str
     candidates: tuple[Candidate, ...]
-    searched: int  # best screened candidates whose exact-search start is also measured
+    searched: int  # best screened candidates whose exact-search start is also measured (and each region's best)
     refined: int  # best candidates refined by local search
     evaluations: int  # measurements each refinement may spend
 
