@@ -5,77 +5,84 @@
     backend = enable_cache(pipe, "taylorseer", budget=10)          # a diffusers pipeline, set up in one call
     c4d_compile.export(transformer, kwargs, "taylorseer", "out/", num_steps=28)   # ONNX + plan.json
     model = c4d_compile.load_exported("out/")                      # ... run by onnxruntime
+
+``torch.compile(m, backend="c4d", options={"policy": ...})`` finds the backend through the package's
+``torch_dynamo_backends`` entry point. The names below are imported when first used, so ``import c4d_compile``
+(and ``c4d --help``) does not import Dynamo.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-from .backend import C4DBackend, C4DCompileError, C4DWarning, c4d_backend
-from .calibration import calibrate
-from .errors import (
-    C4DError,
-    ConfigError,
-    ExportedCallError,
-    ExportFormatError,
-    InvalidValueError,
-    MissingDependencyError,
-    NotCacheableError,
-    NotExportableError,
-    UnknownOptionError,
-    UnknownPolicyError,
-)
-from .pipelines import enable_cache
-from .policies import (
-    BudgetSchedule,
-    CalibratedSchedule,
-    ExplicitSchedule,
-    IntervalSchedule,
-    MissingStepCountError,
-    Policy,
-    Region,
-    SpreadSchedule,
-    Variable,
-    get_policy,
-    list_policies,
-)
-from .policies.schedules import CalibrationFileError
-from .settings import Settings
+try:
+    __version__ = version("c4d-compile")  # one version string: pyproject's
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
-__version__ = "0.2.0"
+# public name -> the module that defines it
+_EXPORTS = {
+    **dict.fromkeys(("C4DBackend", "C4DCompileError", "C4DWarning", "c4d_backend"), ".backend"),
+    "calibrate": ".calibration",
+    **dict.fromkeys(("C4DError", "ConfigError", "ExportedCallError", "ExportFormatError", "InvalidValueError",
+                     "MissingDependencyError", "NotCacheableError", "NotExportableError", "UnknownOptionError",
+                     "UnknownPolicyError"), ".errors"),
+    "enable_cache": ".pipelines",
+    **dict.fromkeys(("BudgetSchedule", "CalibratedSchedule", "ExplicitSchedule", "IntervalSchedule",
+                     "MissingStepCountError", "Policy", "Region", "SpreadSchedule", "Variable", "get_policy",
+                     "list_policies"), ".policies"),
+    "CalibrationFileError": ".policies.schedules",
+    "Settings": ".settings",
+    **dict.fromkeys(("export", "load_exported", "ExportResult", "ExportedModel"), ".onnx_export"),  # the onnx extra
+}
 
-__all__ = [
-    "BudgetSchedule", "C4DBackend", "C4DCompileError", "C4DError", "C4DWarning", "CalibratedSchedule",
-    "CalibrationFileError", "ConfigError", "ExplicitSchedule", "ExportFormatError", "ExportedCallError",
-    "IntervalSchedule", "InvalidValueError", "MissingDependencyError", "MissingStepCountError", "NotCacheableError",
-    "NotExportableError", "Policy", "Region", "Settings", "SpreadSchedule",
-    "UnknownOptionError", "UnknownPolicyError", "Variable", "c4d_backend", "calibrate", "enable_cache", "get_policy",
-    "list_policies", "export", "load_exported",
-]
-
-_LAZY = {"export", "load_exported", "ExportResult", "ExportedModel"}  # the onnx extra: imported when first used
+__all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        from . import onnx_export
-
-        return getattr(onnx_export, name)
-    raise AttributeError(f"module 'c4d_compile' has no attribute {name!r}")
-
-
-def _dynamo_backend(gm, example_inputs, options: dict[str, Any] | None = None, **_: Any):
-    """``torch.compile(m, backend="c4d", options={"policy": "taylorseer", ...})``."""
-    options = dict(options or {})
-    policy = options.pop("policy", "taylorseer")
-    return C4DBackend(policy, **options)(gm, example_inputs)
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'c4d_compile' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
 
-def _register() -> None:
-    from torch._dynamo import list_backends, register_backend
-
-    if "c4d" not in list_backends(exclude_tags=()):
-        register_backend(_dynamo_backend, name="c4d")
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
-_register()
+if TYPE_CHECKING:  # what type checkers and editors see
+    from .backend import C4DBackend, C4DCompileError, C4DWarning, c4d_backend  # noqa: F401
+    from .calibration import calibrate  # noqa: F401
+    from .errors import (  # noqa: F401
+        C4DError,
+        ConfigError,
+        ExportedCallError,
+        ExportFormatError,
+        InvalidValueError,
+        MissingDependencyError,
+        NotCacheableError,
+        NotExportableError,
+        UnknownOptionError,
+        UnknownPolicyError,
+    )
+    from .onnx_export import ExportedModel, ExportResult, export, load_exported  # noqa: F401
+    from .pipelines import enable_cache  # noqa: F401
+    from .policies import (  # noqa: F401
+        BudgetSchedule,
+        CalibratedSchedule,
+        ExplicitSchedule,
+        IntervalSchedule,
+        MissingStepCountError,
+        Policy,
+        Region,
+        SpreadSchedule,
+        Variable,
+        get_policy,
+        list_policies,
+    )
+    from .policies.schedules import CalibrationFileError  # noqa: F401
+    from .settings import Settings  # noqa: F401

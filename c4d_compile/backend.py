@@ -425,3 +425,13 @@ def c4d_backend(policy: str | Policy, *, settings: Settings | None = None, **opt
     ``strict``, ``mode``, ``inductor_options``); unknown names are rejected with the valid ones.
     """
     return C4DBackend(policy, settings=settings, **options)
+
+
+def dynamo_backend(gm: torch.fx.GraphModule, example_inputs: list, options: dict[str, Any] | None = None,
+                   **_: Any):
+    """``torch.compile(m, backend="c4d", options={"policy": "taylorseer", ...})``: Dynamo finds it through the
+    package's ``torch_dynamo_backends`` entry point. Each compiled frame gets its own backend, so use
+    ``c4d_backend`` when you want its stats or calibration."""
+    options = dict(options or {})
+    policy = options.pop("policy", "taylorseer")
+    return C4DBackend(policy, **options)(gm, example_inputs)

@@ -43,7 +43,8 @@ def test_interval_one_is_the_uncompiled_pipeline(case):
         backend = enable_cache(pipe, "taylorseer", lowering="eager", interval=1)
         got = run(pipe, case, steps=3, seed=0)
     assert torch.equal(got, reference)
-    assert backend.stats().cached_steps == 0
+    stats = backend.stats()  # bit-exact because the compiled FULL variant served, not an uncached fallback
+    assert stats.cached_steps == 0 and stats.full_steps >= 1
 
 
 def test_default_preset_caches_every_context_and_a_second_call_is_independent(case):
