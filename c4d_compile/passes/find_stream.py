@@ -23,7 +23,7 @@ import torch
 import torch.fx as fx
 
 from .find_blocks import BlockStack
-from .graph_utils import ADDS, is_module_state, output_values, tensor_meta
+from .graph_utils import ADDS, is_module_state, model_outputs, tensor_meta
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def find_stream(gm: fx.GraphModule, stack: BlockStack) -> StreamFacts:
         boundaries.append(tuple(v for v in map(_value, live) if v is not None))
 
     graph_outputs = [
-        v for v in dict.fromkeys(output_values(gm))
+        v for v in dict.fromkeys(model_outputs(gm.graph)[1])
         if isinstance(v, fx.Node) and v in depends and tensor_meta(v) is not None and tensor_meta(v).is_floating_point()
     ]
     if any(n.op == "output" for o in outputs for n in o.users):

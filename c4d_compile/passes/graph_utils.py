@@ -89,11 +89,8 @@ def size_hint(dim) -> int:
     return int(dim.node.hint) if isinstance(dim, torch.SymInt) else int(dim)
 
 
-def output_values(gm: fx.GraphModule) -> list:
-    out = next(n for n in gm.graph.nodes if n.op == "output")
+def model_outputs(graph: fx.Graph) -> tuple[fx.Node, list]:
+    """The output node and the values it returns (one value or a tuple of them)."""
+    out = next(n for n in graph.nodes if n.op == "output")
     values = out.args[0]
-    return list(values) if isinstance(values, (tuple, list)) else [values]
-
-
-def topo_index(gm: fx.GraphModule) -> dict[fx.Node, int]:
-    return {n: i for i, n in enumerate(gm.graph.nodes)}
+    return out, list(values) if isinstance(values, (tuple, list)) else [values]

@@ -25,7 +25,8 @@ from ..plan import CachePlan
 from ..state_names import history_names, refreshed_name
 from ..step_program import VariantKind
 from .dead_code import eliminate_dead_code
-from .variants import WEIGHTS, Variant, add_named_inputs, model_outputs
+from .graph_utils import model_outputs
+from .variants import WEIGHTS, Variant, add_named_inputs
 
 
 def build_cached(gm: fx.GraphModule, plan: CachePlan) -> Variant:

@@ -31,17 +31,13 @@ from ..plan import CachePlan
 from ..state_names import history_names
 from ..step_program import VariantKind
 from .check_collectives import exchange_group, in_graph_sum
-from .variants import FORCE, SIGNAL_FULL, SIGNAL_VALUE, WEIGHTS, Variant
-
-
-def _placeholder(graph: fx.Graph, name: str) -> fx.Node:
-    return graph.placeholder("c4d_" + name.replace("@", "_at_").replace(".", "_"))
+from .variants import FORCE, SIGNAL_FULL, SIGNAL_VALUE, WEIGHTS, Variant, placeholder_name
 
 
 def _branch(variant: Variant, model_count: int, operands: list[str], reused: list[str]) -> fx.GraphModule:
     """A cond branch over ``operands``: the continuation, returning its outputs (and copies of ``reused``)."""
     graph = fx.Graph()
-    nodes = {name: _placeholder(graph, name) for name in operands}
+    nodes = {name: graph.placeholder(placeholder_name(name)) for name in operands}
     own = [n for n in variant.gm.graph.nodes if n.op == "placeholder"]
     val_map = {p: nodes[f"model.{i}"] for i, p in enumerate(own[:model_count])}
     for p, name in zip(own[model_count:], variant.inputs):
@@ -72,7 +68,7 @@ def build_decide(gm: fx.GraphModule, plan: CachePlan, split: dict[VariantKind, V
     for new, old in zip(model, originals):
         new.meta = dict(old.meta)
     inputs = [*histories, *plan.reference_names, *plan.decision_state_names, FORCE]
-    named = {name: _placeholder(graph, name) for name in inputs}
+    named = {name: graph.placeholder(placeholder_name(name)) for name in inputs}
 
     probe_outs = graph.graph_copy(probe.gm.graph, dict(zip([n for n in probe.gm.graph.nodes
                                                             if n.op == "placeholder"], model)))

@@ -21,8 +21,9 @@ from ..plan import CachePlan
 from ..state_names import centroids_name, history_names, labels_name, score_name, staleness_name
 from ..step_program import VariantKind
 from .clusters import kmeans
+from .graph_utils import model_outputs
 from .token_scores import importance
-from .variants import Variant, add_named_inputs, model_outputs
+from .variants import Variant, add_named_inputs
 
 
 def build_full(gm: fx.GraphModule, plan: CachePlan) -> Variant:

@@ -41,9 +41,10 @@ from ..step_program import VariantKind
 from .clusters import one_per_cluster, propagate
 from .dead_code import eliminate_dead_code
 from .dim_flow import reshape_sizes
+from .graph_utils import model_outputs
 from .rewrite_cached import forecast_graph
 from .token_scores import top_rows
-from .variants import WEIGHTS, Variant, add_named_inputs, model_outputs, placeholder_name
+from .variants import WEIGHTS, Variant, add_named_inputs, placeholder_name
 
 
 def build_partial(gm: fx.GraphModule, plan: CachePlan) -> Variant:

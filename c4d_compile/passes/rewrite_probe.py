@@ -19,8 +19,8 @@ import torch.fx as fx
 from ..plan import CachePlan
 from ..step_program import VariantKind
 from .dead_code import eliminate_dead_code
-from .graph_utils import is_write, tensor_meta
-from .variants import Variant, add_named_inputs, model_outputs
+from .graph_utils import is_write, model_outputs, tensor_meta
+from .variants import Variant, add_named_inputs
 
 
 def split_at_probe(gm: fx.GraphModule, plan: CachePlan, variants: dict[VariantKind, Variant]) -> dict:

@@ -22,8 +22,9 @@ from ..measures import VERIFY_ERROR
 from ..plan import CachePlan
 from ..step_program import VariantKind
 from .dead_code import eliminate_dead_code
+from .graph_utils import model_outputs
 from .rewrite_cached import forecast_graph
-from .variants import Variant, model_outputs
+from .variants import Variant
 
 
 def build_verify(gm: fx.GraphModule, plan: CachePlan) -> Variant:

@@ -78,8 +78,3 @@ def add_named_inputs(graph: fx.Graph, names: list[str]) -> dict[str, fx.Node]:
             last = nodes[name] = graph.placeholder(placeholder_name(name))
     return nodes
 
-
-def model_outputs(graph: fx.Graph) -> tuple[fx.Node, list]:
-    out = next(n for n in graph.nodes if n.op == "output")
-    values = out.args[0]
-    return out, list(values) if isinstance(values, (tuple, list)) else [values]
