@@ -34,6 +34,7 @@ def test_export_writes_and_checks_a_folder(tmp_path, capsys):
     assert main(["export", "dit", "--steps", "6", "--set", "budget=2", "--out", str(out), "--check"]) == 0
     printed = capsys.readouterr().out
     assert "program: 2 full of 6 steps" in printed and "max |exported - torch|" in printed
+    assert "6 steps along the sampling trajectory" in printed and "(final latent)" in printed
     assert sorted(p.name for p in out.iterdir()) == ["cached.onnx", "full.onnx", "plan.json", "weights.bin"]
     assert main(["export", "dit", "--steps", "6", "--policy", "speca", "--out", str(tmp_path / "x")]) == 2
     assert "verify" in capsys.readouterr().err

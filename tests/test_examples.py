@@ -1,4 +1,5 @@
-"""The GPU benchmark script runs its whole path at a tiny size on the CPU (the device run is then one call)."""
+"""Example scripts run their whole path at a tiny size on the CPU: the GPU benchmark (the device run is then one
+call), and the export check that writes docs/export.md's results."""
 
 from __future__ import annotations
 
@@ -20,3 +21,25 @@ def test_the_gpu_benchmark_script_runs_at_a_tiny_size_on_the_cpu(tmp_path):
     assert uncached["preset"] == "uncached" and cached["preset"] == "taylorseer-lite"
     assert cached["full_steps"] < 4 and cached["ideal"] > 1 and cached["measured"] > 0
     assert cached["tokens"] == 24 and cached["device"] == "cpu"
+
+
+def test_the_export_check_script_writes_results_the_export_table_renders(tmp_path):
+    """examples/export_check.py (docs/export.md's figures) at 4 steps of tiny DiT: raw JSON with how it was run,
+    read back and rendered by the publish block."""
+    import importlib.util
+
+    from c4d_compile.bench.export_report import export_table, read_export_json
+
+    loaded = importlib.util.spec_from_file_location("export_check", ROOT / "examples" / "export_check.py")
+    script = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(script)
+    out = tmp_path / "export.json"
+    assert script.main(["--models", "dit", "--steps", "4", "--repeats", "1", "--out", str(out)]) == 0
+    results = read_export_json(out)
+    assert results.meta["command"].startswith("python examples/export_check.py --models dit --steps 4")
+    assert {"commit", "date", "machine", "versions"} <= set(results.meta) and "onnxruntime" in results.meta["versions"]
+    (row,) = results.rows
+    assert row.model == "dit" and row.steps == 4 and row.calls["full"] == row.full_steps < 4
+    assert row.max_error < 1e-4 and row.final_error < 1e-4 and row.weights_bytes > 0
+    table = export_table(results)
+    assert f"| dit | {row.export_seconds:.1f} |" in table and f"{row.final_error:.1e}" in table

@@ -1,5 +1,5 @@
-"""The exported program run by onnxruntime gives what the torch path gives, step by step, for every region and
-fixed schedule family; what does not export says so before anything is written."""
+"""The exported program run by onnxruntime gives what the torch path gives, step by step and along the sampling
+trajectory, for every region and fixed schedule family; what does not export says so before anything is written."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 from c4d_compile import ExportedCallError, NotExportableError, c4d_backend, get_policy
 from c4d_compile.contexts import call_context
 from c4d_compile.onnx_export import export, load_exported
+from c4d_compile.onnx_export.compare import check_export, trajectory
 from c4d_compile.policies.forecasters.base import slot_weights
 from c4d_compile.step_program import VariantKind
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
@@ -35,18 +36,40 @@ def _max_error(reference, exported):
     return max(float((a - b).abs().max()) for a, b in zip(reference, exported))
 
 
-def test_runner_matches_torch_over_a_loop(dit_export):
+def test_the_export_check_agrees_with_torch_along_a_whole_sampling_trajectory(dit_export):
+    """check_export over the export's whole generation: each side's outputs move its own latent, so a
+    difference at one step reaches every later one; both the outputs and the final latent agree."""
     spec, model, inputs, result = dit_export
     steps = result.plan.num_steps
-    backend = c4d_backend("taylorseer", lowering="eager", num_steps=steps)
-    reference = _loop(torch.compile(model, backend=backend, fullgraph=True), spec, inputs, steps)
-    runner = load_exported(result.directory)
-    assert _max_error(reference, _loop(runner, spec, inputs, steps)) < TOLERANCE
+    check = check_export(result.directory, model, spec, inputs, steps, "taylorseer", repeats=1)
+    assert check.steps == steps
+    assert check.max_error < TOLERANCE and check.final_error < TOLERANCE
     kinds = [s.variant.value for s in result.plan.program]
-    assert runner.calls == {"full": kinds.count("full"), "cached": kinds.count("cached")}
+    assert check.calls == {"full": kinds.count("full"), "cached": kinds.count("cached")}
     assert 0 < kinds.count("full") < steps
-    # a second generation replays the program from step 0 (the timestep moved back up)
-    assert _max_error(reference, _loop(runner, spec, inputs, steps)) < TOLERANCE
+    runner = load_exported(result.directory)
+    first, _ = trajectory(runner, spec, inputs, steps)
+    second, _ = trajectory(runner, spec, inputs, steps)  # replays the program from step 0 (the timestep moved up)
+    assert torch.equal(first, second)
+
+
+def test_the_trajectory_feeds_each_output_into_the_next_latent(dit_export):
+    """What the check runs is a sampler: it matches a plainly written Euler loop, and its latent moves."""
+    spec, model, inputs, result = dit_export
+    steps = result.plan.num_steps
+    final, outputs = trajectory(model, spec, inputs, steps)
+    latent, expected = inputs[spec.latent_key], []
+    times = [float(t) / 1000 for t in spec.timesteps(steps)] + [0.0]  # DiT: discrete timesteps 999..0
+    for i, t in enumerate(spec.timesteps(steps)):
+        with torch.no_grad():
+            out = model(**{**inputs, spec.latent_key: latent, spec.timestep_key: t})[0]
+        expected.append(out)
+        latent = latent + (times[i + 1] - times[i]) * out[:, :latent.shape[1]]  # learned-sigma channels dropped
+    assert torch.equal(final, latent) and all(torch.equal(a, b) for a, b in zip(outputs, expected, strict=True))
+    assert (final - inputs[spec.latent_key]).abs().max() > 0.1
+    with torch.no_grad():  # the last step at the starting latent: not what the trajectory computed
+        held = model(**{**inputs, spec.timestep_key: spec.timesteps(steps)[-1]})[0]
+    assert (held - outputs[-1]).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize("name,policy,overrides", [
@@ -76,14 +99,17 @@ def test_regions_and_schedules_with_guidance_contexts(tmp_path, name, policy, ov
 
 @pytest.mark.parametrize("name", ["sd3", "pixart", "hunyuanvideo", "cogvideox", "ltxvideo"])
 def test_every_bundled_config_exports(tmp_path, name):
-    """The configs the tests above do not export: output region (the smallest cached file), 6 steps."""
+    """The configs the tests above do not export: output region (the smallest cached file), 6 steps, along the
+    sampling trajectory."""
     spec = get_tiny_model(name)
     model, inputs, steps = spec.build(), spec.make_inputs(), 6
     export(model, inputs, "taylorseer-lite", tmp_path, num_steps=steps, progress=False, budget=2)
     torch._dynamo.reset()
     backend = c4d_backend("taylorseer-lite", lowering="eager", num_steps=steps, budget=2)
-    reference = _loop(torch.compile(model, backend=backend, fullgraph=True), spec, inputs, steps)
-    assert _max_error(reference, _loop(load_exported(tmp_path), spec, inputs, steps)) < TOLERANCE
+    final, reference = trajectory(torch.compile(model, backend=backend, fullgraph=True), spec, inputs, steps)
+    exported_final, exported = trajectory(load_exported(tmp_path), spec, inputs, steps)
+    assert _max_error(reference, exported) < TOLERANCE
+    assert float((final - exported_final).abs().max()) < TOLERANCE
 
 
 def _euler(model, inputs, sigmas):
