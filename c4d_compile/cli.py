@@ -1,5 +1,5 @@
 """``c4d`` command line: ``c4d inspect``, ``c4d policies``, ``c4d demo``, ``c4d bench``, ``c4d calibrate``,
-``c4d export``."""
+``c4d export``, ``c4d publish``."""
 
 from __future__ import annotations
 
@@ -91,9 +91,8 @@ def _export(args: argparse.Namespace) -> int:
         spec = TINY_MODELS.get(args.model)
         if spec is None:
             raise InvalidValueError("--check", args.model, f"a bundled tiny config ({', '.join(sorted(TINY_MODELS))}), "
-                                    "whose timesteps c4d knows")
-        check = check_export(args.out, model, inputs, spec.timestep_key, spec.timesteps(args.steps), args.policy,
-                             **dict(args.set))
+                                    "whose timesteps and latent input c4d knows")
+        check = check_export(args.out, model, spec, inputs, args.steps, args.policy, **dict(args.set))
         print(check.summary())
     return 0
 
@@ -151,6 +150,19 @@ def _bench(args: argparse.Namespace) -> int:
     signals = ", " + str(out / "signals.png") if any(r.trace for r in result.rows) else ""
     print(f"wrote {out / 'bench.md'}, {out / 'bench.json'}, {out / 'pareto.png'}{signals}")
     return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .bench.publish import publish
+
+    changed = publish(Path(args.root), check=args.check)
+    for path in changed:
+        print(f"{'out of date' if args.check else 'rewrote'}: {path}")
+    if not changed:
+        print("every generated table matches its results")
+    return 1 if args.check and changed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,8 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
                           help="policy overrides, e.g. --set budget=8")
     exporter.add_argument("--out", required=True, help="the folder to write")
     exporter.add_argument("--check", action="store_true", help="run the export with onnxruntime against the torch "
-                          "path over one sampling loop, and time it cached and uncached (bundled configs)")
+                          "path along one sampling trajectory (Euler, each output feeding the next latent), and time "
+                          "it cached and uncached (bundled configs)")
     exporter.set_defaults(func=_export)
+    publish = sub.add_parser("publish", help="regenerate the tables of README.md and docs/*.md from the committed "
+                             "results under docs/results/")
+    publish.add_argument("--root", default=".", help="the repository root")
+    publish.add_argument("--check", action="store_true", help="write nothing; exit 1 when a table is out of date")
+    publish.set_defaults(func=_publish)
     policies = sub.add_parser("policies", help="list the presets and their options")
     policies.set_defaults(func=_policies)
     return parser

@@ -23,12 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import time
 from pathlib import Path
 
 import torch
 from scipy.stats import spearmanr
 
+from c4d_compile.bench.report import run_meta
 from c4d_compile.calibration.refine import refine
 from c4d_compile.policies.forecasters import Taylor
 from c4d_compile.policies.schedules import spread_evenly
@@ -113,8 +115,10 @@ def segment_final_errors(traj: Trajectory, span: int) -> dict[tuple, float]:
     return costs
 
 
-def additive(costs: dict, full_steps, steps: int) -> float:
-    return sum(costs.get(seg, float("nan")) for seg in segments(full_steps, steps))
+def additive(costs: dict, full_steps, steps: int) -> float | None:
+    """The summed per-segment final error; None when a segment is longer than the tabulated span."""
+    parts = [costs.get(seg) for seg in segments(full_steps, steps)]
+    return None if None in parts else sum(parts)
 
 
 def feature_error(traj: Trajectory, full_steps) -> float:
@@ -164,11 +168,12 @@ def main() -> None:
     parser.add_argument("--model", default="flux")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--budgets", type=int, nargs="+", default=[10, 5])
-    parser.add_argument("--span", type=int, default=12, help="longest segment and anchor gap tabulated")
+    parser.add_argument("--span", type=int, default=14, help="longest segment and anchor gap tabulated")
     parser.add_argument("--random", type=int, default=120, help="random schedules ranked per budget")
     parser.add_argument("--out", default="objectives.json")
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     started = time.time()
     model = load_reference_model(args.model)
     calib = Trajectory(model, class_labels(1), 1000, args.steps, 1.0)
@@ -180,7 +185,8 @@ def main() -> None:
         values = 10 * torch.log10(4.0 / per_image)
         return {"mean": float(values.mean()), "worst": float(values.min())}
 
-    result = {"model": args.model, "steps": args.steps, "span": args.span, "segments": len(costs), "budgets": {}}
+    result = {"meta": run_meta(sys.argv, program="python"), "model": args.model, "steps": args.steps,
+              "span": args.span, "segments": len(costs), "budgets": {}}
     rng = random.Random(0)
     for budget in args.budgets:
         schedules = {"spread": spread_evenly(budget, args.steps),
@@ -190,10 +196,10 @@ def main() -> None:
         schedules["local search, measured final error"] = refine(calib.error, start, args.steps, 80).full_steps
         searches = {name: {"full_steps": list(s), "predicted_additive": additive(costs, s, args.steps),
                            "measured": calib.error(s), "scored_psnr": psnr(s)} for name, s in schedules.items()}
-        pool = {tuple(start)}
-        while len(pool) < args.random:
+        pool = {tuple(start)} if additive(costs, start, args.steps) is not None else set()
+        while len(pool) < args.random:  # schedules whose every segment is tabulated
             s = (0, *sorted(rng.sample(range(1, args.steps), budget - 1)))
-            if all(b - a <= args.span for a, b in zip(s, (*s[1:], args.steps))):
+            if additive(costs, s, args.steps) is not None:
                 pool.add(s)
         rows = [(calib.error(s), feature_error(calib, s), latent_error(calib, s), additive(costs, s, args.steps))
                 for s in sorted(pool)]

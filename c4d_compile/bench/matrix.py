@@ -60,8 +60,14 @@ class BenchRow:
     cache_mib: float | None
     compile_seconds: float | None
     fewer_steps_db: float | None = None  # PSNR above the fewer-steps baseline at equal compute
+    interpolated_db: float | None = None  # PSNR above the uncached model interpolated to the exact compute
     trace: dict | None = None  # signal-driven caches: signal and decision of every call of the last generation
     on_front: bool = False  # on the speed-vs-PSNR Pareto front of its model
+
+    @property
+    def flop_steps(self) -> float:
+        """The row's compute in uncached sampler steps: what ``equal_compute`` takes the ceil of."""
+        return self.steps / self.ideal_speedup
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -99,6 +105,18 @@ def equal_compute(steps: int, ideal: float) -> int:
     row alike. A cached step is not free (the ops outside the cached region still run), so a cache computing
     10 of 50 steps in full at an ideal 4.7x spends 10.6 step-equivalents and is held against 11 steps."""
     return max(1, math.ceil(steps / ideal - 1e-9))  # an exact integer stays itself under float rounding
+
+
+def interpolated_gain(row: BenchRow, by_steps: dict[int, BenchRow]) -> float | None:
+    """The row's mean PSNR above the uncached model's at exactly its FLOP-equivalent steps: linear in dB
+    between floor and ceil of them (the strict baseline, ``equal_compute``, is the ceil). None where either
+    neighbour was not run."""
+    x = row.flop_steps
+    lo, hi = max(1, math.floor(x + 1e-9)), max(1, math.ceil(x - 1e-9))
+    if lo not in by_steps or hi not in by_steps:
+        return None
+    below, above = by_steps[lo].psnr_mean, by_steps[hi].psnr_mean
+    return row.psnr_mean - (below if hi == lo else below + (x - lo) * (above - below))
 
 
 # Every row compiles the same forward code with its own backend (and peers with their own module copies),
@@ -164,7 +182,8 @@ def _bench_model(model, methods, repeats, steps, lowering, per_class, seed, prog
         add(Uncached(compiled=False))
     # Each cached row's compute, in sampler steps of the uncached model: its fewer-steps baseline.
     equal = {label: equal_compute(steps, ideal[label]) for label, (m, p) in entries.items() if m.family != "uncached"}
-    for k in sorted(set(equal.values()) - {steps}):
+    below = {max(1, math.floor(steps / ideal[label] + 1e-9)) for label in equal}  # for the interpolated gain
+    for k in sorted((set(equal.values()) | below) - {steps}):
         add(Uncached(k))
 
     computed_at_warmup = {label: p.full_steps() for label, (_, p) in entries.items()}
@@ -219,6 +238,7 @@ def _compare_with_fewer_steps(rows: list[BenchRow], steps: int, equal: dict[str,
         baseline = by_steps.get(k) if k < steps else None  # a row computing every step has no baseline
         if baseline is not None:
             row.fewer_steps_db = row.psnr_mean - baseline.psnr_mean
+            row.interpolated_db = interpolated_gain(row, by_steps)
 
 
 def mark_pareto_front(rows: list[BenchRow]) -> None:

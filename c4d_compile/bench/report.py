@@ -10,7 +10,7 @@ from pathlib import Path
 from .matrix import BenchResult, BenchRow
 
 _HEAD = ("| method | family | compiled | steps (computed) | s / gen | measured | ideal | ratio | PSNR mean / worst dB "
-         "| vs fewer steps | SSIM | class acc. | Fréchet | cache MiB | compile s |")
+         "| vs fewer steps (ceil) | (interpolated) | SSIM | class acc. | Fréchet | cache MiB | compile s |")
 
 
 def _num(value: float | None, fmt: str, suffix: str = "") -> str:
@@ -29,6 +29,7 @@ def _line(r: BenchRow) -> str:
         f"| {r.method}{front} | {r.family} | {'yes' if r.compiled else 'no'} | {r.steps} ({computed}) | "
         f"{r.seconds:.3f} | {r.measured_speedup:.2f}x | "
         f"{r.ideal_speedup:.2f}x | {r.ratio:.2f} | {psnr} | {_num(r.fewer_steps_db, '+.2f', ' dB')} | "
+        f"{_num(r.interpolated_db, '+.2f', ' dB')} | "
         f"{_num(r.ssim_mean, '.3f')} | {_num(None if r.accuracy is None else 100 * r.accuracy, '.1f', ' %')} | "
         f"{_num(r.frechet, '.2f')} | {_num(r.cache_mib, '.2f')} | {_num(r.compile_seconds, '.1f')} |"
     )
@@ -39,7 +40,7 @@ def summary(rows: list[BenchRow]) -> list[str]:
     front = ", ".join(r.method for r in rows if r.on_front)
     versus = ", ".join(f"{r.method} {r.fewer_steps_db:+.2f} dB" for r in rows if r.fewer_steps_db is not None)
     return [f"Pareto front (measured speedup vs mean PSNR): {front}.", "",
-            f"Mean PSNR above the uncached model with as many steps as computed: {versus}."]
+            f"Mean PSNR above the uncached model with ceil(the row's FLOP-equivalent steps): {versus}."]
 
 
 def markdown(result: BenchResult) -> str:
@@ -72,8 +73,22 @@ def write_json(result: BenchResult, path: Path, meta: dict | None = None) -> Non
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def run_meta(argv: list[str]) -> dict:
-    """What a reader needs to reproduce a result: the command, the commit, the machine, the versions, the date."""
+def read_json(path: Path) -> BenchResult:
+    """A result ``write_json`` wrote (an uncached row's infinite PSNR comes back as infinity)."""
+    from .matrix import Skipped
+
+    data = json.loads(Path(path).read_text())
+    rows = []
+    for row in data["rows"]:
+        if row["family"] == "uncached":
+            row = {**row, **{k: math.inf for k in ("psnr_mean", "psnr_worst") if row[k] is None}}
+        rows.append(BenchRow(**row))
+    return BenchResult(rows=rows, skipped=[Skipped(**s) for s in data["skipped"]])
+
+
+def run_meta(argv: list[str], program: str = "c4d") -> dict:
+    """What a reader needs to reproduce a result: the command (``program`` and its arguments), the commit, the
+    machine, the versions, the date."""
     import datetime
     import os
     import platform
@@ -88,7 +103,7 @@ def run_meta(argv: list[str]) -> dict:
                                     text=True, cwd=Path(__file__).parent).stdout.strip())
     except (OSError, subprocess.CalledProcessError):
         commit, dirty = None, None
-    return {"command": "c4d " + " ".join(argv), "commit": commit, "uncommitted_changes": dirty,
+    return {"command": " ".join([program, *argv]), "commit": commit, "uncommitted_changes": dirty,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
                         "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()},

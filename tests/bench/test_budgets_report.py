@@ -1,29 +1,16 @@
 """The equal-compute summary: auto against the best preset, the best peer and fewer steps at its compute."""
 
-from c4d_compile.bench.budgets_report import budget_of, budget_summary, plot_budgets
-from c4d_compile.bench.matrix import BenchResult, BenchRow
+from support.bench_rows import study_result as _result
 
-
-def _row(method, family, psnr, fewer_db, ideal, steps=50, **settings):
-    return BenchRow(model="flux (trained)", method=method, family=family, settings=settings, lowering="eager",
-                    compiled=True, device="cpu", steps=steps, computations=steps / ideal, seconds=1.0,
-                    uncached_seconds=1.0, measured_speedup=ideal, ideal_speedup=ideal, ratio=1.0, psnr_mean=psnr,
-                    psnr_worst=psnr - 5, ssim_mean=None, accuracy=None, frechet=None, cache_mib=None,
-                    compile_seconds=None, fewer_steps_db=fewer_db)
-
-
-def _result():
-    return BenchResult(rows=[
-        _row("uncached", "uncached", float("inf"), None, 1.0),
-        _row("auto@10", "c4d", 53.0, 15.4, 5.0, chosen="output FoCa() step"),
-        _row("auto fast@10", "c4d", 52.0, 14.4, 5.0),
-        _row("taylorseer @10", "c4d", 47.0, 8.7, 4.7),
-        _row("taylorseer-lite @10", "c4d", 50.2, 12.6, 5.0),
-        _row("taylorseer-lite calibrated@10", "c4d", 51.0, 13.4, 5.0),
-        _row("diffusers-taylorseer@10", "diffusers", 43.4, 5.2, 4.5),
-        _row("uncached, 10 steps", "fewer steps", 37.6, None, 5.0, steps=10),
-        _row("uncached, 11 steps", "fewer steps", 38.3, None, 50 / 11, steps=11),
-    ])
+from c4d_compile.bench.budgets_report import (
+    budget_of,
+    budget_summary,
+    cost_table,
+    headline_table,
+    plot_budgets,
+    preset_table,
+)
+from c4d_compile.bench.matrix import BenchResult
 
 
 def test_rows_of_the_study_carry_their_budget():
@@ -45,3 +32,24 @@ def test_the_plot_is_written_only_for_a_study(tmp_path):
     assert plot_budgets(_result(), tmp_path / "b.png") and (tmp_path / "b.png").stat().st_size > 0
     plain = BenchResult(rows=[r for r in _result().rows if budget_of(r) is None])
     assert not plot_budgets(plain, tmp_path / "none.png") and not (tmp_path / "none.png").exists()
+
+
+def test_the_headline_sets_auto_beside_fewer_steps_the_best_preset_and_the_best_peer():
+    (line,) = headline_table(_result()).splitlines()[2:]
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells == ["flux (trained)", "10", "37.6 (10 steps)", "**53.0** (+15.4)", "`taylorseer-lite` 50.2 (+12.6)",
+                     "`diffusers-taylorseer` 43.4 (+5.2)"]
+
+
+def test_the_preset_table_gives_every_row_its_gain_default_paper_calibrated():
+    lines = preset_table(_result()).splitlines()
+    assert lines[0].split(" | ")[4:] == ["`taylorseer`", "`taylorseer-lite`", "diffusers-taylorseer |"]
+    cells = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert cells == ["flux (trained)", "10", "37.6 dB", "+15.4 / +14.4", "+8.7 / – / –", "+12.6 / – / +13.4", "+5.2"]
+
+
+def test_the_cost_table_has_one_line_per_calibrated_auto_row():
+    lines = cost_table(_result()).splitlines()
+    assert len(lines) == 3  # `auto fast@10` of the fixture carries no calibration record: no line
+    cells = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert cells == ["flux (trained)", "10", "default", "output FoCa() step", "54.2 / 53.0", "17.2", "20"]

@@ -68,6 +68,9 @@ def test_one_tiny_row_end_to_end(tiny_result, tmp_path):
     assert _row(tiny_result, "every-other").fewer_steps_db == pytest.approx(
         _row(tiny_result, "every-other").psnr_mean - _row(tiny_result, "uncached, 4 steps").psnr_mean)
     assert cached.fewer_steps_db == pytest.approx(cached.psnr_mean - baseline.psnr_mean)
+    # ... and at exactly its 4.x steps, between the gains over 4 and over 5 steps
+    gains = sorted(cached.psnr_mean - _row(tiny_result, f"uncached, {k} steps").psnr_mean for k in (4, 5))
+    assert gains[0] < cached.interpolated_db < gains[1]
     assert 10 < cached.psnr_mean < 100 and cached.psnr_worst <= cached.psnr_mean
     assert 0 <= cached.accuracy <= 1 and cached.ssim_mean <= 1 and cached.cache_mib > 0
     assert all(r.seconds > 0 and r.measured_speedup > 0 for r in tiny_result.rows)
@@ -186,3 +189,18 @@ def test_every_row_is_held_against_ceil_of_its_flop_equivalent_steps():
     assert equal_compute(50, 4.70) == 11  # 10 full steps and the cached steps' own work: 10.6 steps
     assert equal_compute(28, 28 / 6) == 6  # an exact integer stays itself under float rounding
     assert equal_compute(50, 1.0) == 50 and equal_compute(50, 200.0) == 1
+
+
+def test_the_interpolated_gain_is_measured_at_the_exact_flop_equivalent():
+    from c4d_compile.bench.matrix import interpolated_gain
+
+    def row(steps_of_50: float, psnr: float) -> BenchRow:
+        return BenchRow(model="m", method="x", family="c4d", settings={}, lowering="eager", compiled=True, device="cpu",
+                        steps=50, computations=steps_of_50, seconds=1.0, uncached_seconds=1.0, measured_speedup=1.0,
+                        ideal_speedup=50 / steps_of_50, ratio=1.0, psnr_mean=psnr, psnr_worst=psnr, ssim_mean=None,
+                        accuracy=None, frechet=None, cache_mib=None, compile_seconds=None)
+
+    fewer = {10: row(10, 36.0), 11: row(11, 38.0)}
+    assert interpolated_gain(row(10.25, 47.0), fewer) == pytest.approx(47.0 - 36.5)  # a quarter of the way
+    assert interpolated_gain(row(10, 47.0), fewer) == pytest.approx(11.0)  # an integer: that row itself
+    assert interpolated_gain(row(11.5, 47.0), fewer) is None  # 12 steps were not run

@@ -1,0 +1,77 @@
+"""``c4d publish``: the tables of README.md and docs/ regenerated from the committed results.
+
+A published table lives between two markers naming what produced it::
+
+    <!-- results: budgets-headline -->
+    | ... generated ... |
+    <!-- /results -->
+
+``BLOCKS`` maps each name to the committed results file (written by a ``c4d bench`` run, or by
+``examples/export_check.py``, with its command, commit, machine and date), the function that reads it (a bench
+result unless said otherwise) and the function that renders it, so a table is never typed by hand and a test
+(``tests/bench/test_publish.py``) fails when the committed text and the committed results disagree.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidValueError
+from .budgets_report import budget_summary, cost_table, headline_table, preset_table
+from .export_report import export_table, read_export_json
+from .objectives_report import load_objectives, objectives_table
+from .report import read_json
+
+
+@dataclass(frozen=True)
+class Block:
+    source: str  # a results file, relative to the repository root
+    render: Callable[[Any], str]  # what ``load`` returns -> the block's text
+    load: Callable[[Path], Any] = read_json  # the results file -> what ``render`` takes (default: a BenchResult)
+
+
+BLOCKS: dict[str, Block] = {
+    "budgets-headline": Block("docs/results/budgets-cpu/bench.json", headline_table),
+    "budgets-summary": Block("docs/results/budgets-cpu/bench.json", budget_summary),
+    "budgets-presets": Block("docs/results/budgets-cpu/bench.json", preset_table),
+    "auto-cost": Block("docs/results/budgets-cpu/bench.json", cost_table),
+    "export-cpu": Block("docs/results/export-cpu/export.json", export_table, read_export_json),
+    "objectives": Block("docs/results/objectives.json", objectives_table, load_objectives),
+}
+
+DOCUMENTS = ("README.md", "docs/*.md")
+_MARKED = re.compile(r"(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
+
+
+def render(name: str, root: Path) -> str:
+    block = BLOCKS.get(name)
+    if block is None:
+        raise InvalidValueError("results block", name, "one of " + ", ".join(sorted(BLOCKS)))
+    return block.render(block.load(root / block.source)).rstrip("\n") + "\n"
+
+
+def publish(root: Path, check: bool = False) -> list[Path]:
+    """Rewrite every marked block of the documents under ``root``; returns the files that changed (with
+    ``check``, the files that would change, nothing written)."""
+    changed = []
+    rendered: dict[str, str] = {}
+    for pattern in DOCUMENTS:
+        for path in sorted(root.glob(pattern)):
+            text = path.read_text()
+
+            def fill(match: re.Match) -> str:
+                name = match.group("name")
+                if name not in rendered:
+                    rendered[name] = render(name, root)
+                return match.group(1) + rendered[name] + match.group(4)
+
+            new = _MARKED.sub(fill, text)
+            if new != text:
+                changed.append(path)
+                if not check:
+                    path.write_text(new)
+    return changed
