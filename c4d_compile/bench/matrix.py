@@ -66,7 +66,10 @@ class BenchRow:
 
     @property
     def flop_steps(self) -> float:
-        """The row's compute in uncached sampler steps: what ``equal_compute`` takes the ceil of."""
+        """The row's compute in uncached sampler steps: what ``equal_compute`` takes the ceil of. A fewer-steps
+        row runs its own step count (``steps``), every other row the model's."""
+        if self.family == "fewer steps":
+            return self.computations
         return self.steps / self.ideal_speedup
 
     def as_dict(self) -> dict:

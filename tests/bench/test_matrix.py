@@ -1,5 +1,6 @@
 """The bench matrix end to end on one tiny row, and its bookkeeping against hand-computed answers."""
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -201,6 +202,8 @@ def test_the_interpolated_gain_is_measured_at_the_exact_flop_equivalent():
                         accuracy=None, frechet=None, cache_mib=None, compile_seconds=None)
 
     fewer = {10: row(10, 36.0), 11: row(11, 38.0)}
+    eleven = dataclasses.replace(fewer[11], family="fewer steps", steps=11, computations=11, ideal_speedup=50 / 11)
+    assert eleven.flop_steps == 11  # a fewer-steps row runs its own step count
     assert interpolated_gain(row(10.25, 47.0), fewer) == pytest.approx(47.0 - 36.5)  # a quarter of the way
     assert interpolated_gain(row(10, 47.0), fewer) == pytest.approx(11.0)  # an integer: that row itself
     assert interpolated_gain(row(11.5, 47.0), fewer) is None  # 12 steps were not run
