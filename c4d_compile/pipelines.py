@@ -7,7 +7,9 @@ backend and connects the two facts:
 * the step count: the scheduler's ``set_timesteps`` (every diffusers pipeline calls it, directly or
   through ``retrieve_timesteps``) begins a generation of ``len(scheduler.timesteps)`` step calls, so
   budgets and a full last step need no ``num_steps`` — also for samplers that call the model twice
-  per step (Heun), whose timesteps list has an entry per call;
+  per step (Heun), whose timesteps list has an entry per call. Image-to-image and inpainting run only
+  the last ``strength`` part of that list and say where it starts with ``set_begin_index``: the
+  generation is then the steps that run;
 * the guidance branch: the pipeline's ``transformer.cache_context("cond" / "uncond", ...)`` names the
   context of the calls inside (and its ``step_index`` / ``num_inference_steps``, when it passes them).
   diffusers' own cache hooks still see the context too.
@@ -92,29 +94,45 @@ def _route_cache_context(module: torch.nn.Module, backend: C4DBackend) -> None:
 
 
 def _report_timesteps(scheduler: Any, backend: C4DBackend) -> Callable[[], None]:
-    """Wrap the scheduler's ``set_timesteps`` (once) so that it begins a generation in every backend set up
-    on this pipeline (one per denoiser is allowed); returns the undo."""
-    set_timesteps = getattr(scheduler, "set_timesteps", None)
-    if set_timesteps is None:
+    """Wrap the scheduler's ``set_timesteps`` and ``set_begin_index`` (once) so that they begin a generation in
+    every backend set up on this pipeline (one per denoiser is allowed); returns the undo.
+
+    ``set_begin_index(i)`` is how image-to-image and inpainting pipelines (and ``strength`` in general) say
+    that only the timesteps from ``i`` on will run: the generation is those, so a budget is placed over the
+    steps that run and the last of them is full.
+    """
+    if getattr(scheduler, "set_timesteps", None) is None:
         raise InvalidValueError("pipe.scheduler", type(scheduler).__name__, "a diffusers scheduler with set_timesteps")
-    backends = getattr(set_timesteps, "__c4d_backends__", None)
+    backends = getattr(scheduler.set_timesteps, "__c4d_backends__", None)
     if backends is None:
-        original, backends = set_timesteps, []
-
-        @functools.wraps(original)  # pipelines inspect its signature (``retrieve_timesteps`` looks for ``sigmas``)
-        def reporting_set_timesteps(*args: Any, **kwargs: Any):
-            result = original(*args, **kwargs)
-            for each in backends:
-                each.begin_generation(scheduler.timesteps)
-            return result
-
-        reporting_set_timesteps.__c4d_backends__ = backends
-        scheduler.set_timesteps = reporting_set_timesteps
+        backends = []
+        _report_after(scheduler, "set_timesteps", backends, lambda *args, **kwargs: scheduler.timesteps)
+        if getattr(scheduler, "set_begin_index", None) is not None:
+            _report_after(scheduler, "set_begin_index", backends,
+                          lambda begin_index=0: scheduler.timesteps[begin_index:])
     backends.append(backend)
 
     def undo() -> None:
         backends.remove(backend)
         if not backends:
-            scheduler.__dict__.pop("set_timesteps", None)
+            for name in ("set_timesteps", "set_begin_index"):
+                scheduler.__dict__.pop(name, None)
 
     return undo
+
+
+def _report_after(scheduler: Any, name: str, backends: list[C4DBackend], timesteps: Callable[..., Any]) -> None:
+    """Replace ``scheduler.<name>`` (on the instance) by one that, after it ran, begins a generation of
+    ``timesteps(*its arguments)`` in each of ``backends``."""
+    original = getattr(scheduler, name)
+
+    @functools.wraps(original)  # pipelines inspect its signature (``retrieve_timesteps`` looks for ``sigmas``)
+    def reporting(*args: Any, **kwargs: Any):
+        result = original(*args, **kwargs)
+        run = timesteps(*args, **kwargs)
+        for each in backends:
+            each.begin_generation(run)
+        return result
+
+    reporting.__c4d_backends__ = backends
+    setattr(scheduler, name, reporting)
