@@ -79,6 +79,8 @@ class C4DBackend:
         self._models: dict[object, int] = {}
         self._graphs = 0
         self._cached_calls = 0  # calls served by a cached Runtime (uncached fragments stay quiet once there are)
+        self._calls_at_begin = 0  # calls that had reached the backend when the current generation began
+        self._empty_generations = 0  # begun generations in a row that no call reached
         # graph index -> the calls after which a forward has run without a cached call (the first graph's second
         # call starts the second forward); see _warned_or_repaired
         self._watched = {1: 1}
@@ -337,7 +339,30 @@ class C4DBackend:
         previous = self.clocks.generation_var.get()
         if previous is not None:
             self.states.forget(lambda slot: slot[2] == previous.number)
+            self._note_calls()
         self.clocks.begin(new_generation(num_steps, given))
+
+    def _note_calls(self) -> None:
+        """Say so when generations go by without a call reaching the backend: Dynamo runs the model uncompiled, most
+        likely because it hit its recompile limit (each adapter set, fuse or disable state of a LoRA model, each
+        model instance, is a graph of its own). Two in a row: a pipeline may begin a generation twice before
+        its loop (``set_timesteps``, then ``set_begin_index``)."""
+        calls = self._cached_calls + self.recorder.total.uncached_calls
+        self._empty_generations = self._empty_generations + 1 if calls == self._calls_at_begin else 0
+        self._calls_at_begin = calls
+        if self._empty_generations >= 2 and self.runtimes:
+            limit = torch._dynamo.config.recompile_limit
+            self._warn("no calls", f"c4d: no call of the model reached the backend in the last generations, so it "
+                                   f"runs uncompiled and uncached: Dynamo probably hit its recompile limit ({limit} "
+                                   "graphs per function; TORCH_LOGS=recompiles says why each was compiled). Raise "
+                                   "torch._dynamo.config.recompile_limit, or keep every LoRA adapter active and vary "
+                                   "their weights (a weight is a graph input after it first changes)")
+
+    def invalidate(self) -> None:
+        """Forget every cached feature but keep the clocks: each context's next call computes in full and the
+        generation goes on at its step. For weights changed in the middle of a generation (a LoRA scale, another
+        adapter): once a scale is a graph input, the cache would otherwise forecast across the change."""
+        self.states.clear()
 
     def __repr__(self) -> str:
         return f"C4DBackend(policy={self.policy.name!r}, settings={self.settings}, options={self.policy.options()})"

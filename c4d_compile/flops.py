@@ -22,10 +22,16 @@ def _cpu_attention(query_shape, key_shape, value_shape, *args, out_shape=None, *
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
+def _int_mm(a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    return 2 * a_shape[0] * a_shape[1] * b_shape[1]
+
+
 # torch counts the CUDA attention kernels but has no formula for the CPU one, so on CPU attention
 # would count as free and every ideal speedup would be off by the model's attention share.
-# A module called opaquely (opaque_calls) counts what it counted when it ran on zeros.
+# Nor for the int8 x int8 matmul of torchao's dynamic int8 quantization (``aten._int_mm``): its linears would
+# count as free. A module called opaquely (opaque_calls) counts what it counted when it ran on zeros.
 _MISSING_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention,
+                     torch.ops.aten._int_mm: _int_mm,
                      torch.ops.c4d.opaque_call: opaque_call_flops}
 
 

@@ -61,13 +61,19 @@ def enable_cache_with(
     undo = []
     for name in names:
         given = getattr(pipe, name)
-        module = getattr(given, "_orig_mod", given)  # already compiled: compile the module itself again
+        module = getattr(given, "_orig_mod", given)  # already torch.compile'd: compile the module itself
         if not isinstance(module, torch.nn.Module):
             raise InvalidValueError(name, type(module).__name__, "a torch.nn.Module")
         _route_cache_context(module, backend)
-        setattr(pipe, name, torch.compile(module, backend=backend, **(compile_options or {})))
-        undo.append(lambda name=name, given=given, module=module: (
-            setattr(pipe, name, given), module.__dict__.pop("cache_context", None)))
+        # compiled in place (Module.compile), so pipe.<name> stays the diffusers model: the pipeline's methods that
+        # look for ModelMixin components (set_adapters, fuse_lora, unfuse_lora, disable_lora, unload_lora_weights,
+        # ...) would not see an OptimizedModule, and some of them then do nothing without a word
+        previous = module._compiled_call_impl
+        module.compile(backend=backend, **(compile_options or {}))
+        setattr(pipe, name, module)
+        undo.append(lambda name=name, given=given, module=module, previous=previous: (
+            setattr(pipe, name, given), setattr(module, "_compiled_call_impl", previous),
+            module.__dict__.pop("cache_context", None)))
     undo.append(_report_timesteps(pipe.scheduler, backend))
 
     def restore() -> None:

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 
 def _compiled_model() -> nn.Module | None:
-    """The model ``torch.compile`` wrapped, found on the call stack while one of its graphs runs.
+    """The model ``torch.compile`` wrapped (or ``Module.compile`` compiled in place), found on the call stack while
+    one of its graphs runs.
 
     The compiled module's ``__call__`` is among the callers of every graph of its forward. (Its own forward
     may never yield a graph: Dynamo runs a forward that breaks inside a loop as Python and compiles the calls
@@ -41,6 +42,8 @@ def _compiled_model() -> nn.Module | None:
         owner = frame.f_locals.get("self")
         if isinstance(owner, OptimizedModule):
             return owner._orig_mod
+        if isinstance(owner, nn.Module) and owner._compiled_call_impl is not None:  # Module.compile (enable_cache)
+            return owner
         frame = frame.f_back
     return None
 

@@ -25,6 +25,7 @@ from .budgets_report import budget_summary, cost_table, headline_table, preset_t
 from .export_report import export_table, read_export_json
 from .objectives_report import load_objectives, objectives_table
 from .report import read_json
+from .speed_report import speed_table
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ BLOCKS: dict[str, Block] = {
     "auto-cost": Block("docs/results/budgets-cpu/bench.json", cost_table),
     "export-cpu": Block("docs/results/export-cpu/export.json", export_table, read_export_json),
     "objectives": Block("docs/results/objectives.json", objectives_table, load_objectives),
+    "quantized-cpu": Block("docs/results/quantized-cpu/speed.json", speed_table),
 }
 
 DOCUMENTS = ("README.md", "docs/*.md")
