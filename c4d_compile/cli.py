@@ -1,5 +1,5 @@
 """``c4d`` command line: ``c4d inspect``, ``c4d policies``, ``c4d demo``, ``c4d bench``, ``c4d calibrate``,
-``c4d export``, ``c4d publish``."""
+``c4d export``, ``c4d publish``, ``c4d evaluate``."""
 
 from __future__ import annotations
 
@@ -165,6 +165,32 @@ def _publish(args: argparse.Namespace) -> int:
     return 1 if args.check and changed else 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .bench.evaluate import EvalConfig, evaluate
+    from .bench.evaluate_report import markdown, write_all
+    from .bench.evaluate_scorers import ScoreModels
+    from .bench.evaluate_target import read_prompts
+
+    config = EvalConfig(
+        pipeline=args.pipeline, prompts=read_prompts(args.prompts, args.prompts_file), steps=args.steps,
+        methods=tuple(args.methods), seeds=tuple(args.seeds), budget=args.budget, overrides=dict(args.set),
+        call=dict(args.call), lowering=args.lowering, auto_effort=args.auto_effort,
+        calibration_seed=args.calibration_seed, device=args.device, dtype=args.dtype, out=args.out,
+        models=ScoreModels(lpips=args.lpips_model, clip=args.clip_model, imagereward=args.imagereward_model),
+    )
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    result = evaluate(config)
+    written = write_all(result, Path(args.out), args.argv)
+    print(markdown(result))
+    print(f"wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="c4d", description="feature caching for diffusion transformers")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -242,6 +268,41 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--root", default=".", help="the repository root")
     publish.add_argument("--check", action="store_true", help="write nothing; exit 1 when a table is out of date")
     publish.set_defaults(func=_publish)
+    evaluate = sub.add_parser("evaluate", help="your diffusers pipeline: uncached, each method, and uncached with "
+                              "fewer steps at each method's compute; PSNR / SSIM (LPIPS, CLIP score, ImageReward with "
+                              "local models), speed, cache memory: evaluate.md, evaluate.json, grid.png")
+    evaluate.add_argument("--pipeline", required=True, help="a local pipeline directory (from_pretrained, local files "
+                          "only) or module:factory -> pipeline or (pipeline, call_kwargs(prompt, seed, steps))")
+    prompts = evaluate.add_mutually_exclusive_group(required=True)
+    prompts.add_argument("--prompts", nargs="+", help="the prompts")
+    prompts.add_argument("--prompts-file", help="a text file, one prompt a line (# comments)")
+    evaluate.add_argument("--steps", type=int, required=True, help="sampler steps of every cached and reference run")
+    evaluate.add_argument("--methods", nargs="+", default=["taylorseer", "foca", "fora", "auto"],
+                          help="c4d presets, auto (calibrated first), peers: diffusers-taylorseer, cache-dit-dbcache, "
+                               "... (default: taylorseer foca fora auto)")
+    evaluate.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds; every prompt runs with each")
+    evaluate.add_argument("--budget", type=int, help="full steps per generation of every c4d preset and of auto "
+                          "(default: the presets' own schedules; auto: one in 5)")
+    evaluate.add_argument("--set", nargs="+", type=_option, default=[], metavar="KEY=VALUE",
+                          help="override for every c4d preset, e.g. --set interval=4")
+    evaluate.add_argument("--call", nargs="+", type=_option, default=[], metavar="KEY=VALUE",
+                          help="pipeline arguments of every generation, e.g. --call height=1024 guidance_scale=3.5")
+    evaluate.add_argument("--lowering", choices=["inductor", "eager"], default="inductor",
+                          help="how c4d and the uncached reference compile (peers run uncompiled)")
+    evaluate.add_argument("--auto-effort", choices=["default", "fast"], default="default",
+                          help="auto's calibration: how many candidates and measurements")
+    evaluate.add_argument("--calibration-seed", type=int, default=1000,
+                          help="auto calibrates on the first prompt with this seed (never scored)")
+    evaluate.add_argument("--lpips-model", help="torchvision's AlexNet weights file (needs the lpips package)")
+    evaluate.add_argument("--clip-model", help="a local CLIP model directory (transformers)")
+    evaluate.add_argument("--imagereward-model", help="a directory with ImageReward.pt and med_config.json (needs "
+                          "the image-reward package and bert-base-uncased in the local Hugging Face cache)")
+    evaluate.add_argument("--device", help="a pipeline directory's device (default: cuda if available)")
+    evaluate.add_argument("--dtype", default="auto", help="a pipeline directory's dtype (auto: bfloat16 on CUDA, "
+                          "float32 on CPU)")
+    evaluate.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    evaluate.add_argument("--out", default="evaluate-out", help="folder for evaluate.md, evaluate.json, grid.png")
+    evaluate.set_defaults(func=_evaluate)
     policies = sub.add_parser("policies", help="list the presets and their options")
     policies.set_defaults(func=_policies)
     return parser

@@ -14,6 +14,11 @@ from typing import Any
 
 from .errors import InvalidValueError
 
+# Dynamo's limits while one process compiles the same forward code many times, each with its own backend (the
+# bench's rows, auto's candidates, an evaluation's methods): past the default of 8 cache entries Dynamo would run
+# the later ones uncompiled, so uncached, without a word in the results.
+DYNAMO_LIMITS = {"recompile_limit": 256, "accumulated_recompile_limit": 4096}
+
 INDUCTOR_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 

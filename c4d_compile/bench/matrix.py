@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from ..errors import ConfigError, InvalidValueError
 from ..flops import flop_counter
+from ..settings import DYNAMO_LIMITS
 from .methods import UNCACHED, UNCACHED_NOT_COMPILED, Method, Prepared, Uncached
 from .speed import timed as _timed
 from .workloads import Workload, load_workload
@@ -122,12 +123,6 @@ def interpolated_gain(row: BenchRow, by_steps: dict[int, BenchRow]) -> float | N
     return row.psnr_mean - (below if hi == lo else below + (x - lo) * (above - below))
 
 
-# Every row compiles the same forward code with its own backend (and peers with their own module copies),
-# so one model collects more Dynamo cache entries than the default limit of 8; past it Dynamo would run
-# the later rows uncompiled without saying so in the results.
-_DYNAMO_LIMITS = {"recompile_limit": 256, "accumulated_recompile_limit": 4096}
-
-
 def bench_model(
     model: str,
     methods: list[Method],
@@ -141,7 +136,7 @@ def bench_model(
 ) -> BenchResult:
     """All ``methods`` on one model (on the sampler grid of ``shift``), plus the uncached row and the
     fewer-steps baselines they call for."""
-    with torch._dynamo.config.patch(**_DYNAMO_LIMITS):
+    with torch._dynamo.config.patch(**DYNAMO_LIMITS):
         return _bench_model(model, methods, repeats, steps, lowering, per_class, seed, progress, shift)
 
 

@@ -46,6 +46,7 @@ from ..errors import C4DError, InvalidValueError
 from ..policies import Policy, Region, forecaster_spec, get_policy
 from ..policies.forecasters import Taylor
 from ..policies.schedules import ExplicitSchedule, IntervalSchedule, spread_evenly, write_calibration
+from ..settings import DYNAMO_LIMITS  # the search compiles a graph per region
 from .candidates import Candidate, Effort, get_effort, with_timestep
 from .record import Trajectory, TrajectoryRecorder
 from .refine import refine
@@ -54,8 +55,6 @@ from .samples import FinalError, final_sample
 from .search import best_full_steps, gram, step_costs
 
 MAX_SEARCHED_SLOTS = 3  # the exact search enumerates histories of this many full steps at most (search.py)
-# The search compiles one graph per region and retargets it: Dynamo must keep them all (see bench.matrix).
-_DYNAMO_LIMITS = {"recompile_limit": 256, "accumulated_recompile_limit": 4096}
 
 
 class CalibrationRunError(C4DError):
@@ -227,7 +226,7 @@ def calibrate_auto(
     effort = get_effort(effort)
     if budget is None or isinstance(budget, bool) or not isinstance(budget, int) or budget < 2:
         raise InvalidValueError("budget", budget, "the number of full steps per generation, an integer >= 2")
-    with torch._dynamo.config.patch(**_DYNAMO_LIMITS):
+    with torch._dynamo.config.patch(**DYNAMO_LIMITS):
         return _Search(model, run, budget, effort, lowering, max_elements, progress).result(out)
 
 

@@ -26,7 +26,7 @@ class CacheDiTMethod:
     budget: int | None = None  # with matched_preset: the preset's schedule at this budget
     family: str = "cache-dit"
 
-    def _configs(self, steps: int):
+    def configs(self, steps: int):
         from cache_dit import DBCacheConfig, FoCaCalibratorConfig, TaylorSeerCalibratorConfig
 
         # No num_inference_steps: its automatic reset fires one call late; begin() refreshes instead.
@@ -52,7 +52,7 @@ class CacheDiTMethod:
         import cache_dit
 
         transformer = private_transformer(workload)
-        cache, calibrator = self._configs(steps)
+        cache, calibrator = self.configs(steps)
         cache_dit.enable_cache(transformer, cache_config=cache, calibrator_config=calibrator)
         # Not compiled, for the reason given in diffusers_caches: on Wan, Dynamo gives up on the patched
         # forward and skips that code for every row of the model.

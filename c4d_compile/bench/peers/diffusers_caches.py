@@ -39,7 +39,7 @@ def _hooks():
     }
 
 
-def _enable(transformer: nn.Module, config: Any) -> None:
+def enable_config(transformer: nn.Module, config: Any) -> None:
     from diffusers.hooks import HookRegistry
     from diffusers.models.cache_utils import CacheMixin
 
@@ -51,13 +51,13 @@ def _enable(transformer: nn.Module, config: Any) -> None:
     transformer._cache_config = config  # so that CacheMixin.disable_cache, called unbound, finds it
 
 
-def _disable(transformer: nn.Module) -> None:
+def disable_config(transformer: nn.Module) -> None:
     from diffusers.models.cache_utils import CacheMixin
 
     CacheMixin.disable_cache(transformer)
 
 
-def _reset(transformer: nn.Module) -> None:
+def reset_hooks(transformer: nn.Module) -> None:
     from diffusers.hooks import HookRegistry
 
     HookRegistry.check_if_exists_or_initialize(transformer).reset_stateful_hooks(recurse=True)
@@ -111,20 +111,20 @@ class DiffusersCache:
         diffusers_logging.set_verbosity_error()
         transformer = private_transformer(workload)
         clock = _Timestep(workload.timestep_scale)
-        _enable(transformer, self.make_config(workload, transformer, steps, clock))
+        enable_config(transformer, self.make_config(workload, transformer, steps, clock))
         call = clock.wrap(_in_context(transformer, transformer))
         # Not compiled: under torch.compile the hooks' graph break makes Dynamo give up on the model's
         # forward and mark its code to be skipped, which would leave every other row of the model (all
         # sharing that code) running uncompiled. So the row runs as plain modules, and is timed against
         # the uncached model run the same way.
         return Prepared(
-            call=call, steps=steps, settings={"config": self.describe}, begin=lambda: _reset(transformer),
-            cache_bytes=lambda: reachable_tensor_bytes(*_registries(transformer)), flop_call=call,
-            close=lambda: _disable(transformer), compiled=False,
+            call=call, steps=steps, settings={"config": self.describe}, begin=lambda: reset_hooks(transformer),
+            cache_bytes=lambda: reachable_tensor_bytes(*hook_registries(transformer)), flop_call=call,
+            close=lambda: disable_config(transformer), compiled=False,
         )
 
 
-def _registries(transformer: nn.Module) -> list[Any]:
+def hook_registries(transformer: nn.Module) -> list[Any]:
     return [m._diffusers_hook for m in transformer.modules() if hasattr(m, "_diffusers_hook")]
 
 
@@ -132,13 +132,13 @@ def _mag_ratios(workload: Workload, transformer: nn.Module, steps: int) -> list[
     """Run one generation in MagCache's calibration mode and read the ratios it prints for the user."""
     from diffusers.hooks import MagCacheConfig
 
-    _enable(transformer, MagCacheConfig(calibrate=True, num_inference_steps=steps))
+    enable_config(transformer, MagCacheConfig(calibrate=True, num_inference_steps=steps))
     printed = io.StringIO()
     try:
         with contextlib.redirect_stdout(printed), torch.no_grad():
             workload.run(_in_context(transformer, transformer), steps)
     finally:
-        _disable(transformer)
+        disable_config(transformer)
     lines = printed.getvalue().splitlines()
     marker = max(i for i, line in enumerate(lines) if "Calibration Complete" in line)
     return ast.literal_eval(lines[marker + 1])
