@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import time
 import warnings
+import weakref
 from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import Any
@@ -76,7 +77,8 @@ class C4DBackend:
         self.compile_seconds = 0.0
         self._lists_seen: dict[str, list[Runtime]] = {}
         self._warned: set[str] = set()
-        self._models: dict[object, int] = {}
+        self._models: dict[object, int | str] = {}  # model key -> its index among the unnamed, or its name
+        self._model_names: list[tuple[weakref.ref, str]] = []  # (a module, the name its contexts carry)
         self._graphs = 0
         self._cached_calls = 0  # calls served by a cached Runtime (uncached fragments stay quiet once there are)
         self._calls_at_begin = 0  # calls that had reached the backend when the current generation began
@@ -261,9 +263,21 @@ class C4DBackend:
         return described
 
     def context_label(self, model: object, context: str) -> str:
-        """The context's name in stats; the second and later models a backend serves are told apart."""
-        index = self._models.setdefault(model, len(self._models))
+        """The context's name in stats; the second and later models a backend serves are told apart, and a model
+        given a name (``name_model``: ``enable_cache`` names a pipeline's ControlNet) says it."""
+        index = self._models.get(model)
+        if index is None:
+            name = next((n for m, n in self._model_names
+                         if m() is not None and any(id(p) == model for p in m().parameters())), None)
+            index = self._models[model] = name if name is not None else sum(
+                isinstance(i, int) for i in self._models.values())
+        if isinstance(index, str):
+            return f"{context}[{index}]"
         return context if index == 0 else f"{context}[model {index}]"
+
+    def name_model(self, module: torch.nn.Module, name: str) -> None:
+        """Stats name the contexts of ``module`` ``context[name]``; the unnamed models are numbered apart."""
+        self._model_names.append((weakref.ref(module), name))
 
     def note_no_step_count(self, schedule) -> None:
         """The Runtime found no step count; a schedule that can do without says what it does instead."""
@@ -286,6 +300,7 @@ class C4DBackend:
         total = self.recorder.total
         total.cache_bytes_by_kind = self.recorder.last.cache_bytes_by_kind = held
         total.opaque_modules = self.recorder.last.opaque_modules = dict(self.splits.opaque)
+        total.graphs, total.cached_graphs = self._graphs, len(self.runtimes)
         total.last = self.recorder.last
         return total
 
@@ -358,11 +373,16 @@ class C4DBackend:
                                    "torch._dynamo.config.recompile_limit, or keep every LoRA adapter active and vary "
                                    "their weights (a weight is a graph input after it first changes)")
 
-    def invalidate(self) -> None:
+    def invalidate(self, module: torch.nn.Module | None = None) -> None:
         """Forget every cached feature but keep the clocks: each context's next call computes in full and the
         generation goes on at its step. For weights changed in the middle of a generation (a LoRA scale, another
-        adapter): once a scale is a graph input, the cache would otherwise forecast across the change."""
-        self.states.clear()
+        adapter): once a scale is a graph input, the cache would otherwise forecast across the change. With
+        ``module``, only the features of that model (the others a backend serves keep theirs)."""
+        if module is None:
+            self.states.clear()
+            return
+        keys = {id(p) for p in module.parameters()}  # a state's model key is one of its parameters
+        self.states.forget(lambda slot: slot[0] in keys)
 
     def __repr__(self) -> str:
         return f"C4DBackend(policy={self.policy.name!r}, settings={self.settings}, options={self.policy.options()})"

@@ -34,6 +34,10 @@ class CacheStats:
     # module class -> instances called opaquely because graph breaks in them split the stack (split_stack.py)
     opaque_modules: dict[str, int] = field(default_factory=dict)
     uncached_calls: int = 0  # calls of graphs that are not cached (no stack, split stack, mixed timesteps...)
+    # since the backend was made: graphs Dynamo handed it (a split model's fragments, recompiles for new shapes or
+    # guards), and how many of them run cached
+    graphs: int = 0
+    cached_graphs: int = 0
     # how often each variant ran, and how often its graph's FULL variant would have (LazyFlops keys)
     runs: Counter = field(default_factory=Counter)
     runs_uncached: Counter = field(default_factory=Counter)

@@ -43,3 +43,22 @@ def test_the_export_check_script_writes_results_the_export_table_renders(tmp_pat
     assert row.max_error < 1e-4 and row.final_error < 1e-4 and row.weights_bytes > 0
     table = export_table(results)
     assert f"| dit | {row.export_seconds:.1f} |" in table and f"{row.final_error:.1e}" in table
+
+
+def test_the_pipelines_check_script_writes_the_rows_of_the_readme_table(tmp_path):
+    """examples/pipelines_check.py (the README's pipelines table) on one pipeline: the row's checks pass."""
+    import importlib.util
+
+    from c4d_compile.bench.pipelines_report import pipelines_table, read_pipelines_json
+
+    loaded = importlib.util.spec_from_file_location("pipelines_check", ROOT / "examples" / "pipelines_check.py")
+    script = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(script)
+    out = tmp_path / "pipelines.json"
+    assert script.main(["--pipelines", "flux-true-cfg", "--steps", "6", "--out", str(out)]) == 0
+    results = read_pipelines_json(out)
+    assert results.meta["command"].startswith("python examples/pipelines_check.py --pipelines flux-true-cfg --steps 6")
+    (row,) = results.rows
+    assert row.exact and row.independent and not row.warnings and row.graphs == row.cached_graphs == 1
+    assert row.contexts == {"cond": (2, 4), "uncond": (2, 4)}
+    assert "| flux-true-cfg | separate | 1 | yes | cond 2/4, uncond 2/4 | yes |" in pipelines_table(results)

@@ -24,6 +24,7 @@ from ..errors import InvalidValueError
 from .budgets_report import budget_summary, cost_table, headline_table, preset_table
 from .export_report import export_table, read_export_json
 from .objectives_report import load_objectives, objectives_table
+from .pipelines_report import pipelines_table, read_pipelines_json
 from .report import read_json
 from .speed_report import speed_table
 
@@ -42,6 +43,7 @@ BLOCKS: dict[str, Block] = {
     "auto-cost": Block("docs/results/budgets-cpu/bench.json", cost_table),
     "export-cpu": Block("docs/results/export-cpu/export.json", export_table, read_export_json),
     "objectives": Block("docs/results/objectives.json", objectives_table, load_objectives),
+    "pipelines": Block("docs/results/pipelines-cpu/pipelines.json", pipelines_table, read_pipelines_json),
     "quantized-cpu": Block("docs/results/quantized-cpu/speed.json", speed_table),
 }
 
