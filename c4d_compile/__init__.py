@@ -33,7 +33,7 @@ _EXPORTS = {
     **dict.fromkeys(("BudgetSchedule", "CalibratedSchedule", "ExplicitSchedule", "IntervalSchedule",
                      "MissingStepCountError", "Policy", "Region", "SpreadSchedule", "Variable", "get_policy",
                      "list_policies"), ".policies"),
-    "CalibrationFileError": ".policies.schedules",
+    **dict.fromkeys(("CalibrationFileError", "RatiosTransferError"), ".policies.schedules"),
     "Settings": ".settings",
     **dict.fromkeys(("export", "load_exported", "ExportResult", "ExportedModel"), ".onnx_export"),  # the onnx extra
 }
@@ -84,5 +84,5 @@ if TYPE_CHECKING:  # what type checkers and editors see
         get_policy,
         list_policies,
     )
-    from .policies.schedules import CalibrationFileError  # noqa: F401
+    from .policies.schedules import CalibrationFileError, RatiosTransferError  # noqa: F401
     from .settings import Settings  # noqa: F401

@@ -23,6 +23,7 @@ from .passes.variants import FORCE, SIGNAL_FULL, SIGNAL_VALUE, WEIGHTS
 from .plan import CachePlan
 from .policies.config import Policy
 from .policies.forecasters.base import slot_weights
+from .policies.schedules.base import RunFacts
 from .policies.variable import Variable, coordinates
 from .state import ContextState
 from .stats import NO_SIGNAL
@@ -146,7 +147,8 @@ class Runtime:
         step = clock.step
         values: dict = {}  # named values of this call: the prelude's outputs
         signals = state.signals
-        info = StepInfo(step, num_steps, state.full_steps, signals)  # sees the signal appended below
+        grid = clock.scope.timesteps if clock.scope is not None else ()  # the sampler's, when the caller said
+        info = StepInfo(step, num_steps, state.full_steps, signals, grid)  # sees the signal appended below
         kind = self._early(info) if self._early is not None else None
         ran, measured = (), NO_SIGNAL if self.plan.probe is None else None
         if kind is None or self._from_call[kind]:  # the decision needs the signal, or the variant the probe
@@ -175,6 +177,8 @@ class Runtime:
                                             self.flops[VariantKind.FULL], self.flops[VariantKind.CACHED])
             return outs[:n] if len(outs) != n else outs
         if kind is VariantKind.FULL:
+            if not state.full_steps:  # the first full call of this run: a calibrated schedule checks it was made for it
+                self._check_run(num_steps, grid, outs[n : n + len(self.plan.features)])
             signal = None if measured is NO_SIGNAL else measured
             for recorder in backend.recorders:  # calibration: the trajectory of the cached features
                 recorder(self.plan, clock.generation, tick.context, clock, step, key, outs[n:], signal)
@@ -191,6 +195,16 @@ class Runtime:
         if after is not None:
             signals.append(after)
         return outs[:n] if len(outs) != n else outs
+
+    def _check_run(self, num_steps: int | None, grid: tuple, features: Sequence[torch.Tensor]) -> None:
+        """Once per run (generation, context and size): the schedule sees the step count, the sampler's grid and the
+        cached features' sizes this call computed — a dynamic-shape graph serves other sizes than it was compiled at,
+        and ``backend.retarget`` hands a schedule to graphs compiled before it, so the plan's own check
+        (``check_plan``, at compile time) cannot see them."""
+        check = getattr(self.policy.schedule, "check_run", None)
+        if check is not None:
+            check(RunFacts(num_steps, tuple(grid), tuple(tuple(f.shape[1:]) for f in features),
+                           self.plan.fingerprint.get("graph", "")))
 
     def _run(self, variant: LoweredVariant, args, state: ContextState, values: dict, info: StepInfo, key: tuple,
              clock):

@@ -36,6 +36,9 @@ class StepInfo(NamedTuple):  # a tuple, not a dataclass: one is made per step ca
     # the signal of every call of this context since its last full step, this call's last (signal-driven
     # schedules: a PROBE variant measured it); empty when the plan has no probe or nothing to compare with
     signals: Sequence[float] = ()
+    # the sampler's timesteps of this generation, when the caller gave them (enable_cache does; in a loop of one's
+    # own, backend.begin_generation(timesteps)): a schedule recorded over another grid resamples by them
+    timesteps: Sequence[float] = ()
 
 
 @dataclass(frozen=True)

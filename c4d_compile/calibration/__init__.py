@@ -22,7 +22,7 @@ from ..policies import Policy, forecaster_spec, get_policy
 from ..policies.schedules import IntervalSchedule, MagnitudeSchedule, SignalSchedule, write_calibration
 from .auto import AutoCalibration, calibrate_auto
 from .magnitude import RatiosCalibration, calibrate_ratios
-from .record import TrajectoryRecorder
+from .record import TrajectoryRecorder, common_grid
 from .rescale import RescaleCalibration, calibrate_rescale
 from .running import run_through
 from .search import best_full_steps, gram, step_costs
@@ -90,7 +90,9 @@ def calibrate(
             "full_steps": list(full_steps), "num_steps": num_steps, "budget": budget, "error": error,
             "policy": searched.name, "region": searched.region.value,
             "forecaster": forecaster_spec(searched.forecaster), "variable": searched.variable.value,
-            "timesteps": [list(k) for k in trajectories[0].keys], "fingerprint": recorder.fingerprints[0],
+            "timesteps": [list(k) for k in trajectories[0].keys],
+            "sampler_timesteps": common_grid(t.sampler_timesteps for t in trajectories),
+            "fingerprint": recorder.fingerprints[0],
             "recorded": {"generations": len({g for g, _ in recorder.trajectories}),
                          "contexts": sorted({c for _, c in recorder.trajectories})},
         })

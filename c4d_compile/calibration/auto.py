@@ -48,7 +48,7 @@ from ..policies.forecasters import Taylor
 from ..policies.schedules import ExplicitSchedule, IntervalSchedule, spread_evenly, write_calibration
 from ..settings import DYNAMO_LIMITS  # the search compiles a graph per region
 from .candidates import Candidate, Effort, get_effort, with_timestep
-from .record import Trajectory, TrajectoryRecorder
+from .record import Trajectory, TrajectoryRecorder, common_grid
 from .refine import refine
 from .running import run_through
 from .samples import FinalError, final_sample
@@ -335,7 +335,9 @@ class _Search:
             "full_steps": list(best.full_steps), "num_steps": self.num_steps, "budget": self.budget,
             "error": best.error, "policy": "auto", "region": chosen.region.value,
             "forecaster": forecaster_spec(chosen.forecaster), "variable": chosen.variable.value,
-            "timesteps": [list(k) for k in traj.keys], "fingerprint": runs.fingerprint,
+            "timesteps": [list(k) for k in traj.keys],
+            "sampler_timesteps": common_grid(t.sampler_timesteps for t in runs.trajectories),
+            "fingerprint": runs.fingerprint,
             "recorded": {"generations": len({g for g, _ in runs.recorder.trajectories}),
                          "contexts": sorted({c for _, c in runs.recorder.trajectories})},
             "auto": {

@@ -19,6 +19,7 @@ import torch
 from ..errors import InvalidValueError
 from ..policies import Policy
 from ..policies.schedules import IntervalSchedule, write_ratios
+from .record import common_grid, sampler_grid
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class NormRecorder:
 
     def __init__(self) -> None:
         self.norms: dict[tuple, list[torch.Tensor]] = {}
+        self.grids: dict[tuple, tuple[float, ...]] = {}  # the sampler's timesteps of each generation, when known
         self.fingerprints: list[dict] = []
 
     def __call__(self, plan, generation: int, context: str, clock, step: int, key: tuple, values,
@@ -46,6 +48,7 @@ class NormRecorder:
             self.fingerprints.append(plan.fingerprint)
         tokens = [v.detach().float().reshape(-1, v.shape[-1]).norm(dim=-1) for v in values]
         self.norms.setdefault((generation, context), []).append(torch.cat(tokens).cpu())
+        self.grids.setdefault((generation, context), sampler_grid(clock))
 
     def curve(self) -> list[float]:
         curves = []
@@ -67,7 +70,8 @@ def calibrate_ratios(model: Any, run: Callable, searched: Policy, out: str | Pat
     path = None
     if out is not None:
         path = write_ratios(out, {
-            "ratios": ratios, "num_steps": len(ratios), "policy": searched.name, "region": searched.region.value,
+            "ratios": ratios, "num_steps": len(ratios), "sampler_timesteps": common_grid(recorder.grids.values()),
+            "policy": searched.name, "region": searched.region.value,
             "fingerprint": recorder.fingerprints[0],
             "recorded": {"generations": len({g for g, _ in recorder.norms}),
                          "contexts": sorted({c for _, c in recorder.norms})},

@@ -23,10 +23,23 @@ class Trajectory:
     first_step: int = 0
     first_key: tuple = ()
     samples: list[list[torch.Tensor]] = field(default_factory=list)  # [step][feature] -> 1-D float64
+    sampler_timesteps: tuple[float, ...] = ()  # the sampler's grid of the generation, when the caller said it
 
     def matrix(self, feature: int) -> torch.Tensor:
         """(steps, elements) of one feature."""
         return torch.stack([row[feature] for row in self.samples])
+
+
+def sampler_grid(clock) -> tuple[float, ...]:
+    """The sampler's timesteps of the generation a clock is in, when the caller gave them (``enable_cache`` does)."""
+    return tuple(clock.scope.timesteps) if clock.scope is not None else ()
+
+
+def common_grid(grids) -> list[float]:
+    """The sampler grid every recorded generation ran, for a calibration file; empty when they differ or are unknown
+    (a file without one is resampled by step position, or not checked against the run's grid)."""
+    grids = set(grids)
+    return list(grids.pop()) if len(grids) == 1 else []
 
 
 class TrajectoryRecorder:
@@ -41,8 +54,8 @@ class TrajectoryRecorder:
             self.fingerprints.append(plan.fingerprint)
         traj = self.trajectories.get((generation, context))
         if traj is None:
-            traj = self.trajectories[(generation, context)] = Trajectory(first_step=clock.first_step,
-                                                                         first_key=clock.first_key)
+            traj = self.trajectories[(generation, context)] = Trajectory(
+                first_step=clock.first_step, first_key=clock.first_key, sampler_timesteps=sampler_grid(clock))
         traj.steps.append(step)
         traj.keys.append(key)
         traj.samples.append([self._sample(v) for v in values])

@@ -23,7 +23,7 @@ import torch
 import torch.fx as fx
 
 from .find_blocks import BlockStack
-from .graph_utils import ADDS, is_module_state, model_outputs, tensor_meta
+from .graph_utils import ADDS, is_module_state, model_outputs, same_shape, tensor_meta
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def pair_residuals(
     pairs, free = [], list(inputs)
     for out in outputs:
         meta = tensor_meta(out)
-        fits = [i for i in free if (tensor_meta(i).shape, tensor_meta(i).dtype) == (meta.shape, meta.dtype)]
+        fits = [i for i in free if tensor_meta(i).dtype == meta.dtype and same_shape(tensor_meta(i).shape, meta.shape)]
         if len(fits) > 1:
             root = _skip_path_root(out, pos, start)
             fits = [root] if root in fits else fits

@@ -7,6 +7,7 @@ import re
 
 import torch
 import torch.fx as fx
+from torch.fx.experimental.symbolic_shapes import statically_known_true
 
 # Dynamo writes module paths like  L['self'].__dict__['_modules']['blocks'].0.attn  or
 # L['self']._modules['blocks']['0'].attn ; normalise them to  blocks.0.attn .
@@ -87,6 +88,14 @@ ADDS = {operator.add, torch.add, operator.iadd}  # the residual add, in every sp
 def size_hint(dim) -> int:
     """A possibly symbolic size (dynamic shapes) as the int of the example call."""
     return int(dim.node.hint) if isinstance(dim, torch.SymInt) else int(dim)
+
+
+def same_shape(a, b) -> bool:
+    """Whether two shapes are the same in every call the graph serves. On a dynamic-shape graph a size is a
+    symbol: equal only when provably so (``s0`` and ``s0``), never by the example call's values, and asked
+    without a guard — ``s0 == 8`` compared as Python would make Dynamo guard the graph on the answer, so a
+    later call whose size is 8 (an image with as many tokens as the text) would compile it again."""
+    return len(a) == len(b) and all(statically_known_true(x == y) for x, y in zip(a, b))
 
 
 def model_outputs(graph: fx.Graph) -> tuple[fx.Node, list]:

@@ -8,6 +8,7 @@ from support.sampling import sample
 
 from c4d_compile import CalibrationFileError, c4d_backend
 from c4d_compile.calibration import calibrate
+from c4d_compile.policies.schedules import RunFacts
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 
 
@@ -57,6 +58,7 @@ def test_a_file_for_another_step_count_region_or_model_is_a_typed_error(calibrat
     lambda d: json.dumps({**d, "full_steps": [1, 4, 7]}),
     lambda d: json.dumps({**d, "full_steps": [0, 9]}),
     lambda d: json.dumps({k: v for k, v in d.items() if k != "fingerprint"}),
+    lambda d: json.dumps({**d, "sampler_timesteps": [1000.0, 500.0]}),  # not one per step
 ])
 def test_a_corrupted_file_is_a_typed_error(calibrated, tmp_path, corrupt):
     _, _, result = calibrated
@@ -90,3 +92,28 @@ def test_calibrating_a_pipeline_records_its_own_call_and_leaves_it_as_it_was(tmp
     assert result.num_steps == 6 and result.full_steps[0] == 0 and len(result.full_steps) == 3
     assert pipe.transformer is transformer and "cache_context" not in vars(transformer)
     assert pipe.scheduler.set_timesteps == set_timesteps
+
+
+def test_a_file_checks_each_run_it_is_used_on_naming_what_differs(calibrated, tmp_path):
+    """``check_run``: what the Runtime hands the schedule at the first full call of every run."""
+    _, _, result = calibrated
+    data = json.loads(result.path.read_text())
+    assert data["sampler_timesteps"] == []  # recorded in a loop of one's own that did not say its grid
+    grid = [1000.0 - 100.0 * i for i in range(8)]
+    path = tmp_path / "grid.json"
+    path.write_text(json.dumps({**data, "sampler_timesteps": grid}))
+    schedule = c4d_backend("taylorseer", schedule=str(path)).policy.schedule
+    shapes = tuple(tuple(f[1]) for f in data["fingerprint"]["features"])
+    graph = data["fingerprint"]["graph"]
+    schedule.check_run(RunFacts(8, tuple(grid), shapes, graph))  # its own run
+    schedule.check_run(RunFacts(8, (), shapes, graph))  # a run that does not say its grid: not compared
+    with pytest.raises(CalibrationFileError, match="calibrated for 8 steps, but this generation runs 10"):
+        schedule.check_run(RunFacts(10, (), shapes, graph))
+    other = (*grid[:3], 650.0, *grid[4:])
+    with pytest.raises(CalibrationFileError, match=r"runs \[1000, 900, 800, \.\.\., 400, 300\].*step 3: 650, recorded"):
+        schedule.check_run(RunFacts(8, other, shapes, graph))
+    wider = ((shapes[0][0] * 2, *shapes[0][1:]), *shapes[1:])
+    with pytest.raises(CalibrationFileError, match=rf"shape \[{shapes[0][0]}, .*this call's are \[{wider[0][0]}, "):
+        schedule.check_run(RunFacts(8, tuple(grid), wider, graph))
+    with pytest.raises(CalibrationFileError, match="another model"):
+        schedule.check_run(RunFacts(8, tuple(grid), shapes, "0" * 16))

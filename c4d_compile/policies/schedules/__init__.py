@@ -1,6 +1,6 @@
 """Schedules: which step calls compute in full. A new kind is a new file and an entry in SCHEDULE_KINDS."""
 
-from .base import MissingStepCountError, Schedule, ScheduleBase, StepSetSchedule
+from .base import MissingStepCountError, RunFacts, Schedule, ScheduleBase, StepSetSchedule
 from .budget import BudgetSchedule
 from .calibrated import (
     CalibratedSchedule,
@@ -14,7 +14,7 @@ from .codebook import CodebookSchedule
 from .explicit import ExplicitSchedule
 from .growing import GrowingIntervalSchedule
 from .interval import IntervalSchedule
-from .magnitude import MagnitudeSchedule, RatiosMissingError, read_ratios, write_ratios
+from .magnitude import MagnitudeSchedule, RatiosMissingError, RatiosTransferError, read_ratios, write_ratios
 from .placement import spread_evenly
 from .signal import Decision, Reference, Signal, SignalSchedule, read_rescale, write_rescale
 from .speculative import SpeculativeSchedule
@@ -28,7 +28,8 @@ __all__ = [
     "SCHEDULE_KINDS", "BudgetSchedule", "CalibratedSchedule", "CalibrationFileError", "CalibrationRequired",
     "CalibrationRequiredError", "CodebookSchedule",
     "Decision", "ExplicitSchedule", "GrowingIntervalSchedule", "IntervalSchedule", "MagnitudeSchedule",
-    "MissingStepCountError", "RatiosMissingError", "Reference", "Schedule", "ScheduleBase", "Signal", "SignalSchedule",
+    "MissingStepCountError", "RatiosMissingError", "RatiosTransferError", "Reference", "RunFacts", "Schedule",
+    "ScheduleBase", "Signal", "SignalSchedule",
     "SpeculativeSchedule", "SpreadSchedule", "StepSetSchedule", "read_calibration", "read_ratios", "read_rescale",
     "spread_evenly", "write_calibration", "write_ratios", "write_rescale",
 ]

@@ -8,7 +8,7 @@ Every kind computes a step that has no history yet (nothing to forecast from).
 
 from __future__ import annotations
 
-from typing import ClassVar, Protocol
+from typing import ClassVar, NamedTuple, Protocol
 
 from ...errors import C4DError
 from ...step_program import StepInfo, VariantKind
@@ -23,6 +23,16 @@ class MissingStepCountError(C4DError):
             "backend.begin_generation(timesteps) before sampling, or set the pipeline up with "
             "c4d_compile.enable_cache(pipe, ...), which learns it from the pipeline's scheduler"
         )
+
+
+class RunFacts(NamedTuple):
+    """What the first full call of a run (one generation of one context at one size) tells its schedule: a
+    schedule read from a calibration file checks that the file was made for such a run."""
+
+    num_steps: int | None  # step calls of this generation per context, when known
+    timesteps: tuple[float, ...]  # the sampler's timesteps of this generation, when the caller gave them
+    shapes: tuple[tuple[int, ...], ...]  # of each cached feature as this call computed it, batch dim excluded
+    graph: str = ""  # the fingerprint of the graph that serves it (``plan.graph_fingerprint``)
 
 
 class Schedule(Protocol):
@@ -41,6 +51,11 @@ class Schedule(Protocol):
     def check_ready(self) -> None:
         """Raise a typed error if the schedule cannot run at all yet (a fitted policy with no calibration file)."""
 
+    def check_run(self, run: RunFacts) -> None:
+        """Raise a typed error if the schedule was made for other runs than this one (another step count, sampler
+        grid or size than a calibration file was recorded on), or adapt to it; called at the first full call of
+        every run, so also at a size a dynamic-shape graph serves without being compiled again."""
+
     def describe(self) -> str: ...
 
 
@@ -54,6 +69,9 @@ class ScheduleBase:
         return None
 
     def check_ready(self) -> None:
+        return None
+
+    def check_run(self, run: RunFacts) -> None:
         return None
 
 

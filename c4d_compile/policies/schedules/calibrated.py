@@ -2,9 +2,16 @@
 
 The file is small JSON (``FORMAT``): the full steps, the step count and budget they are for, the
 policy parts they were searched with (region, forecaster, variable), the timesteps of the recorded
-run, and a fingerprint of the graph and the cached features' shapes. Loading validates it; a file
+run (as the model saw them, and the sampler's own grid when the run said it: ``sampler_timesteps``),
+and a fingerprint of the graph and the cached features' shapes. Loading validates it; a file
 made for another model, step count, region or forecaster gives a typed error naming the mismatch,
 never a schedule silently applied to something else.
+
+What transfers: a full-step set is chosen for one trajectory, so it is used only on the run it was
+recorded on — the same step count, the same sampler grid (when both runs said it) and the same cached
+feature shapes, batch excluded (the resolution, frame count and text length). Each is checked at the
+first full call of every run (``check_run``), so also at a size a dynamic-shape graph serves without
+compiling again; another batch size is accepted (the fingerprint leaves it out).
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ from typing import Any, ClassVar
 
 from ...errors import ConfigError
 from ...step_program import StepInfo, VariantKind
-from .base import ScheduleBase, StepSetSchedule
+from ..validate import is_number
+from .base import RunFacts, ScheduleBase, StepSetSchedule
 
 FORMAT = "c4d-calibrated-schedule/1"
 _REQUIRED = {
@@ -82,6 +90,9 @@ def read_calibration(path: str | Path) -> dict[str, Any]:
             f"{path}: full_steps {steps} must be sorted distinct steps from 0, below num_steps {total}, "
             f"budget {data['budget']} of them"
         )
+    grid = data.get("sampler_timesteps", [])
+    if not isinstance(grid, list) or not all(is_number(t) for t in grid) or len(grid) not in (0, total):
+        raise CalibrationFileError(f"{path}: sampler_timesteps must be a list of {total} numbers (or empty)")
     return data
 
 
@@ -91,6 +102,21 @@ def write_calibration(path: str | Path, data: dict[str, Any]) -> Path:
     path.write_text(json.dumps({"format": FORMAT, **data}, indent=1) + "\n")
     read_calibration(path)  # what we write, we can read
     return path
+
+
+# how to make a file for the run at hand, in every refusal
+_AGAIN = "c4d_compile.calibrate(pipe, run, policy, budget=N, out='file.json') on this run, or `c4d calibrate`"
+
+
+def _same_time(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-5 * max(1.0, abs(a), abs(b))
+
+
+def _short(grid) -> str:
+    """A sampler grid in a message: its first and last values and its length."""
+    values = [f"{t:g}" for t in grid]
+    shown = values if len(values) <= 6 else [*values[:3], "...", *values[-2:]]
+    return f"[{', '.join(shown)}] ({len(values)} steps)"
 
 
 @dataclass(frozen=True)
@@ -111,12 +137,41 @@ class CalibratedSchedule(StepSetSchedule):
         return tuple(self.data["full_steps"])
 
     def planned(self, num_steps: int) -> tuple[int, ...]:
-        if num_steps != self.data["num_steps"]:
+        self._check_steps(num_steps)
+        return self.full_steps
+
+    def _check_steps(self, num_steps: int | None) -> None:
+        if num_steps is not None and num_steps != self.data["num_steps"]:
             raise CalibrationFileError(
                 f"{self.path} was calibrated for {self.data['num_steps']} steps, but this generation runs "
-                f"{num_steps}: calibrate again for {num_steps} steps, or use budget={self.data['budget']}"
+                f"{num_steps}: calibrate again for {num_steps} steps ({_AGAIN}), or use budget={self.data['budget']}"
             )
-        return self.full_steps
+
+    def check_run(self, run: RunFacts) -> None:
+        """The graph, the step count, the cached features' sizes and the sampler's grid of this run must be the
+        recorded ones."""
+        if run.graph:
+            self.check_plan({"graph": run.graph, "features": self.data["fingerprint"].get("features")})
+        self._check_steps(run.num_steps)
+        recorded = [tuple(f[1]) for f in self.data["fingerprint"].get("features", [])]
+        if run.shapes and recorded and list(run.shapes) != recorded:
+            i = next((i for i, (a, b) in enumerate(zip(recorded, run.shapes)) if a != b), 0)
+            raise CalibrationFileError(
+                f"{self.path} was calibrated on cached features of shape {list(recorded[i])} (feature {i}, batch dim "
+                f"excluded), but this call's are {list(run.shapes[i])}: a full-step set chosen at one resolution, "
+                f"frame count or text length is not reused at another; calibrate again at this size ({_AGAIN}), or "
+                f"use budget={self.data['budget']} (placed evenly, at any size)"
+            )
+        grid = self.data.get("sampler_timesteps") or []
+        if grid and run.timesteps and len(grid) == len(run.timesteps):
+            i = next((i for i, (a, b) in enumerate(zip(grid, run.timesteps)) if not _same_time(a, b)), None)
+            if i is not None:
+                raise CalibrationFileError(
+                    f"{self.path} was calibrated on the sampler timesteps {_short(grid)}, but this generation runs "
+                    f"{_short(run.timesteps)} (step {i}: {run.timesteps[i]:g}, recorded {grid[i]:g}): another shift, "
+                    f"sampler or strength, or a shift that follows the resolution; the full steps were chosen for the "
+                    f"recorded grid: calibrate again with this sampler ({_AGAIN}), or use budget={self.data['budget']}"
+                )
 
     def check_policy(self, region: str, forecaster: dict, variable: str) -> None:
         mine = {"region": region, "forecaster": forecaster, "variable": variable}
@@ -128,11 +183,18 @@ class CalibratedSchedule(StepSetSchedule):
 
     def check_plan(self, fingerprint: dict) -> None:
         recorded = self.data["fingerprint"]
-        for key in ("graph", "features"):
-            if recorded.get(key) != fingerprint.get(key):
-                what = ("another model (graph)" if key == "graph"
-                        else "other feature shapes (resolution, text length)")
-                raise CalibrationFileError(f"{self.path} was calibrated for {what} than this graph: calibrate again")
+        if recorded.get("graph") != fingerprint.get("graph"):
+            raise CalibrationFileError(f"{self.path} was calibrated for another model (graph {recorded.get('graph')}, "
+                                       f"this one {fingerprint.get('graph')}): calibrate again ({_AGAIN})")
+        if recorded.get("features") != fingerprint.get("features"):
+            mine, theirs = fingerprint.get("features") or [], recorded.get("features") or []
+            i = next((i for i, (a, b) in enumerate(zip(theirs, mine)) if a != b), min(len(mine), len(theirs)))
+            shape = lambda features: features[i][1] if i < len(features) else None  # noqa: E731
+            raise CalibrationFileError(
+                f"{self.path} was calibrated for other feature shapes (resolution, frame count, text length) than "
+                f"this graph: feature {i} of shape {shape(theirs)} recorded, {shape(mine)} here (batch dim excluded); "
+                f"calibrate again at this size ({_AGAIN})"
+            )
 
     def describe(self) -> str:
         return f"calibrated {list(self.full_steps)} from {self.path}"
