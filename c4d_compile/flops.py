@@ -6,12 +6,13 @@ the ideal speedup of a schedule is a ratio of counted work, not of wall time.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from functools import cached_property
 
 import torch
 import torch.fx as fx
-from torch._subclasses.fake_tensor import FakeTensorMode
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode, unset_fake_temporarily
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from .opaque_calls import opaque_call_flops
@@ -26,6 +27,14 @@ def _int_mm(a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
     return 2 * a_shape[0] * a_shape[1] * b_shape[1]
 
 
+def _attention_bshd(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    """Attention kernels that take (batch, tokens, heads, head dim), as flash-attention's do."""
+    def heads_first(shape):
+        return (shape[0], shape[2], shape[1], shape[3])
+
+    return sdpa_flop_count(heads_first(query_shape), heads_first(key_shape), heads_first(value_shape))
+
+
 # torch counts the CUDA attention kernels but has no formula for the CPU one, so on CPU attention
 # would count as free and every ideal speedup would be off by the model's attention share.
 # Nor for the int8 x int8 matmul of torchao's dynamic int8 quantization (``aten._int_mm``): its linears would
@@ -33,16 +42,88 @@ def _int_mm(a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
 _MISSING_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention,
                      torch.ops.aten._int_mm: _int_mm,
                      torch.ops.c4d.opaque_call: opaque_call_flops}
+# custom-op attention kernels of libraries that may not be loaded (namespace, op, formula): diffusers' "_flash_3"
+# attention backend wraps FlashAttention 3 in a custom op, registered when diffusers' attention dispatcher is imported
+_LIBRARY_FORMULAS = (("_diffusers_flash_attn_3", "_flash_attn_forward", _attention_bshd),)
+_COUNTED_NAMESPACES = ("aten", "prims", "c4d", "_c10d_functional", "c10d_functional")
+
+
+def _formulas() -> dict:
+    found = dict(_MISSING_FORMULAS)
+    for namespace, name, formula in _LIBRARY_FORMULAS:
+        try:
+            found[getattr(getattr(torch.ops, namespace), name)] = formula
+        except (AttributeError, RuntimeError):  # the library is not loaded
+            pass
+    return found
+
+
+def _dense_attention(query, key, value, score_mod, block_mask, *args, **kwargs):
+    """``flex_attention`` counted as the dense attention it computes at most (a block mask only skips work): torch's
+    FLOP counter cannot run the flex HOP eagerly (2.13: its autograd path enters a torch-function mode that has no
+    implementation for it), so the count runs this in its place; its outputs have the HOP's shapes."""
+    heads = query.shape[-3]
+    if key.shape[-3] != heads:  # grouped-query attention
+        key = key.repeat_interleave(heads // key.shape[-3], dim=-3)
+        value = value.repeat_interleave(heads // value.shape[-3], dim=-3)
+    scores = query @ key.transpose(-2, -1)
+    lse = scores.float().logsumexp(-1)
+    return scores.softmax(-1) @ value, lse, lse
+
+
+def _countable(gm: fx.GraphModule) -> fx.GraphModule:
+    """``gm``, or a copy whose ``flex_attention`` calls are ``_dense_attention`` (diffusers' ``"flex"`` backend)."""
+    flex = getattr(torch.ops.higher_order, "flex_attention", None)
+    if flex is None or not any(n.op == "call_function" and n.target is flex for n in gm.graph.nodes):
+        return gm
+    graph = fx.Graph()
+    env: dict[fx.Node, fx.Node] = {}
+    for node in gm.graph.nodes:
+        env[node] = copied = graph.node_copy(node, lambda n: env[n])
+        if copied.op == "call_function" and copied.target is flex:
+            copied.target = _dense_attention
+    return fx.GraphModule(gm, graph)
 
 
 def flop_counter() -> FlopCounterMode:
     """A FlopCounterMode that also counts CPU attention; every FLOP figure of the project uses it."""
-    return FlopCounterMode(display=False, custom_mapping=_MISSING_FORMULAS)
+    return FlopCounterMode(display=False, custom_mapping=_formulas())
+
+
+def uncounted_attention(gm: fx.GraphModule) -> list[str]:
+    """Attention kernels of other libraries in ``gm`` that no FLOP formula counts (flash-attn, xformers, a kernel
+    of one's own registered as a custom op): counted as free, they make an ideal speedup too high."""
+    from torch.utils.flop_counter import flop_registry
+
+    known = {_op_name(op) for op in [*flop_registry, *_formulas()]}
+    found = []
+    for node in gm.graph.nodes:
+        if node.op != "call_function" or not isinstance(node.target, (torch._ops.OpOverload,
+                                                                      torch._ops.OpOverloadPacket)):
+            continue
+        name = _op_name(node.target)
+        namespace, _, short = name.partition("::")
+        if (namespace not in _COUNTED_NAMESPACES and ("attn" in short.lower() or "attention" in short.lower())
+                and name not in known and name not in found):
+            found.append(name)
+    return found
+
+
+def _op_name(op) -> str:
+    """``namespace::name`` of an op or its overload packet."""
+    packet = getattr(op, "overloadpacket", op)
+    return getattr(packet, "_qualified_op_name", str(packet))
 
 
 def _fake(mode: FakeTensorMode, x):
     if isinstance(x, torch.Tensor):
-        return mode.from_tensor(x, static_shapes=True)
+        fake = mode.from_tensor(x, static_shapes=True)
+        if x.dim() == 0 and not isinstance(x, FakeTensor):
+            # a Python float Dynamo made an input (a ControlNet's conditioning scale, a LoRA scale after it changed)
+            # is a 0-d tensor read with .item() in the graph: fake, it has no value to read, so it keeps its own
+            with unset_fake_temporarily():
+                fake.item_memo = x.item()
+        return fake
     return size_hint(x) if isinstance(x, torch.SymInt) else x
 
 
@@ -52,7 +133,7 @@ def count_flops(gm: fx.GraphModule, example_inputs: Sequence) -> int:
         fakes = [_fake(mode, x) for x in example_inputs]
     counter = flop_counter()
     with mode, counter, torch.no_grad():
-        gm(*fakes)
+        _countable(gm)(*fakes)
     return int(counter.get_total_flops())
 
 
@@ -73,6 +154,13 @@ class LazyFlops:
     def value(self) -> int:
         counter = flop_counter()
         with self._mode, counter, torch.no_grad():
-            self._gm(*self._examples)
+            _countable(self._gm)(*self._examples)
         self._examples = []
+        uncounted = uncounted_attention(self._gm)
+        if uncounted:
+            from .backend import C4DWarning
+
+            warnings.warn(f"c4d: no FLOP formula for {', '.join(uncounted)}: the attention it computes counts as "
+                          "free, so the ideal speedup is too high (the cached steps skip less than it says); "
+                          "measure time instead, or add a formula to c4d_compile.flops", C4DWarning, stacklevel=2)
         return int(counter.get_total_flops())

@@ -145,8 +145,15 @@ def _output_structure(handle: str, layout: str) -> object:
 @torch.library.custom_op("c4d::opaque_call", mutates_args=())
 def opaque_call(handle: str, layout: str, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
     outs = [o.contiguous() for o in _flatten_output(handle, layout, _run(handle, layout, tensors))]
-    inputs = {t.untyped_storage().data_ptr() for t in tensors}
-    return [o.clone() if o.untyped_storage().data_ptr() in inputs else o for o in outs]  # an op returns new tensors
+    # an op returns new tensors, none sharing storage with an input or another output (views of one tensor, as
+    # ``emb.chunk(6, dim=1)`` at batch 1 returns, stay views after contiguous())
+    seen = {t.untyped_storage().data_ptr() for t in tensors}
+    fresh = []
+    for o in outs:
+        storage = o.untyped_storage().data_ptr()
+        fresh.append(o.clone() if storage in seen else o)
+        seen.add(storage)
+    return fresh
 
 
 def _key(handle: str, layout: str, tensors: list[torch.Tensor]) -> tuple:

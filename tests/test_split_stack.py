@@ -122,3 +122,27 @@ def test_an_opaque_module_called_eagerly_runs_its_own_forward():
 def test_the_setting_is_checked():
     with pytest.raises(Exception, match="opaque_calls"):
         c4d_backend("taylorseer", opaque_calls="yes")
+
+
+class _Chunks(torch.nn.Module):
+    """Returns views of one tensor (as AdaLayerNormZero's modulations: ``emb.chunk(6, dim=1)`` at batch 1), and
+    its input as it came."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = torch.nn.Linear(8, 16)
+
+    def forward(self, x: torch.Tensor):
+        shift, scale = self.proj(x).chunk(2, dim=0)
+        return shift, scale, x
+
+
+def test_a_part_returning_views_of_one_tensor_or_its_input_is_called_opaquely():
+    """An op's outputs may alias neither its inputs nor each other: torch checks, and the call would fail."""
+    part = _Chunks()
+    x = torch.randn(2, 8)
+    expected = part(x)
+    make_opaque(part)
+    torch._dynamo.reset()
+    got = torch.compile(lambda x: part(x), backend="eager", fullgraph=True)(x)
+    assert all(torch.equal(a, b) for a, b in zip(got, expected))

@@ -13,6 +13,12 @@ and has no other effect, so a collective whose result only dead waits read is de
 waits. Skipping it is safe only if every rank skips it: the graphs are the same on every rank and so
 is this rule, and ``check_collectives`` compares what each variant keeps across ranks.
 
+FX does not know that functorch's level calls have an effect: a ``vmap`` traced into the graph (flex attention's
+block mask, built by ``create_block_mask``, when diffusers' ``"flex"`` attention backend is set) enters and leaves
+its level with ``_vmap_increment_nesting`` / ``_vmap_decrement_nesting``, whose results nothing reads. Removed
+while ops inside the level stay (a write into the mask keeps them), those ops run at a level that is not there:
+functorch raises. So they always stay; an empty level costs nothing.
+
 And FX keeps every op tagged ``nondeterministic_seeded`` (it may draw from the RNG), among them the
 attention kernels that take a dropout probability (``_scaled_dot_product_flash_attention``, which
 diffusers' flash and ring attention call): with ``dropout_p == 0`` such a call draws nothing and is
@@ -70,7 +76,16 @@ def _draws_nothing(node: fx.Node) -> bool:
     return False
 
 
+def _is_functorch_level(node: fx.Node) -> bool:
+    """``_vmap_increment_nesting`` and its kin (``torch._functorch.predispatch``, ``torch._C._functorch``)."""
+    name = getattr(node.target, "__name__", "")
+    return (node.op == "call_function" and name.endswith(("_increment_nesting", "_decrement_nesting"))
+            and "functorch" in (getattr(node.target, "__module__", None) or ""))
+
+
 def _is_impure(node: fx.Node) -> bool:
+    if _is_functorch_level(node):
+        return True
     if is_collective(node):  # a collective goes with its waits; a wait stays while its result is read
         return "wait_tensor" in str(node.target) and not _dead_wait(node)
     if is_write(node) and node.args and isinstance(node.args[0], fx.Node):

@@ -1,6 +1,8 @@
 """Dead-code elimination of functional collectives: a collective whose result nothing reads goes with its
 wait; a wait stays while the collective's result is read, and so does a collective whose wait is read."""
 
+import operator
+
 import torch
 import torch.fx as fx
 
@@ -75,3 +77,23 @@ def test_unread_attention_with_dropout_stays():  # it draws from the RNG: removi
     graph.call_function(torch.ops.aten.bernoulli.p, (x, 0.5))
     graph.output(x)
     assert not eliminate_dead_code(graph)
+
+
+def test_a_vmap_level_stays_while_ops_inside_it_stay():
+    """A vmap traced into the graph (flex attention's block mask): an op inside the level that stays (a write into
+    a buffer read elsewhere) must still run inside it. The level calls return nothing anyone reads."""
+    from torch._functorch import predispatch
+
+    graph = fx.Graph()
+    x = graph.placeholder("x")
+    graph.call_function(predispatch._vmap_increment_nesting, (1, "error"))
+    batched = graph.call_function(predispatch._add_batch_dim, (x, 0, 1))
+    graph.call_function(operator.setitem, (batched, 0, 1.0))  # a write into the input: it stays
+    graph.call_function(predispatch._vmap_decrement_nesting, ())
+    graph.output(x)
+    eliminate_dead_code(graph)
+    assert [getattr(n.target, "__name__", n.target) for n in graph.nodes if n.op in ("call_function", "call_method")] \
+        == ["_vmap_increment_nesting", "_add_batch_dim", "setitem", "_vmap_decrement_nesting"]
+    x = torch.zeros(3, 2)
+    fx.GraphModule({}, graph)(x)  # inside the level, each row's element 0
+    assert torch.equal(x, torch.tensor([[1.0, 0.0]] * 3))
