@@ -38,7 +38,7 @@ import torch
 
 from .backend import C4DBackend, C4DWarning, c4d_backend
 from .errors import ConfigError, InvalidValueError
-from .policies import Policy
+from .policies import Policy, Region
 
 DENOISERS = ("transformer", "transformer_2")
 CONTROLNETS = ("controlnet",)  # compiled with the denoisers when the pipeline has one; named in stats
@@ -150,7 +150,7 @@ def _guard_calls(module: torch.nn.Module, backend: C4DBackend, where: str, contr
             refuse_offloading(module, where, after=True)
             checked[0] = generation
         scale = kwargs.get("conditioning_scale") if controlnet else None
-        if scale is not None and backend.policy.region.value == "output":
+        if scale is not None and backend.policy.region is Region.OUTPUT:
             if isinstance(scale, torch.Tensor):
                 scale = tuple(scale.reshape(-1).tolist())
             elif isinstance(scale, (list, tuple)):

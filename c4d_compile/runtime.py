@@ -201,10 +201,8 @@ class Runtime:
         cached features' sizes this call computed — a dynamic-shape graph serves other sizes than it was compiled at,
         and ``backend.retarget`` hands a schedule to graphs compiled before it, so the plan's own check
         (``check_plan``, at compile time) cannot see them."""
-        check = getattr(self.policy.schedule, "check_run", None)
-        if check is not None:
-            check(RunFacts(num_steps, tuple(grid), tuple(tuple(f.shape[1:]) for f in features),
-                           self.plan.fingerprint.get("graph", "")))
+        self.policy.schedule.check_run(RunFacts(num_steps, tuple(grid), tuple(tuple(f.shape[1:]) for f in features),
+                                                self.plan.fingerprint.get("graph", "")))
 
     def _run(self, variant: LoweredVariant, args, state: ContextState, values: dict, info: StepInfo, key: tuple,
              clock):
