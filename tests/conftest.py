@@ -27,6 +27,17 @@ def pytest_configure(config):
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
 
 
+def pytest_collection_modifyitems(items):
+    """A compatibility cell's marker travels with its reports (as a user property, which pytest-xdist carries to
+    the controller), where ``examples/compatibility_check.py`` collects it."""
+    for item in items:
+        marker = item.get_closest_marker("compat")
+        if marker is not None:
+            stack, feature, case = marker.args
+            item.user_properties.append(("compat", {"stack": stack, "feature": feature, "case": case,
+                                                    "refused": marker.kwargs.get("refused")}))
+
+
 @pytest.fixture(autouse=True)
 def _fresh_dynamo():
     """Every test compiles from scratch: Dynamo's caches would otherwise leak graphs between tests."""

@@ -62,3 +62,20 @@ def test_the_pipelines_check_script_writes_the_rows_of_the_readme_table(tmp_path
     assert row.exact and row.independent and not row.warnings and row.graphs == row.cached_graphs == 1
     assert row.contexts == {"cond": (2, 4), "uncond": (2, 4)}
     assert "| flux-true-cfg | separate | 1 | yes | cond 2/4, uncond 2/4 | yes |" in pipelines_table(results)
+
+
+def test_the_compatibility_check_writes_each_marked_tests_outcome_as_a_cell(tmp_path):
+    """examples/compatibility_check.py (the README's compatibility table) on one cheap cell, run as a user runs it."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "compatibility.json"
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "compatibility_check.py"), "--select",
+                           "group_offloading and fbcache", "--workers", "0", "--out", str(out)],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    raw = json.loads(out.read_text())
+    assert [(c["stack"], c["feature"], c["case"], c["outcome"], c["refused"]) for c in raw["cells"]] == [
+        ("group-offload", "signal", "fbcache", "passed", "ConfigError")]
+    assert raw["labels"]["lora"] == "LoRA (PEFT adapter)" and raw["meta"]["command"].endswith("--out " + str(out))

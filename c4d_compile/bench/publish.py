@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import InvalidValueError
 from .budgets_report import budget_summary, cost_table, headline_table, preset_table
+from .compatibility_report import compatibility_table, read_compatibility_json
 from .export_report import export_table, read_export_json
 from .objectives_report import load_objectives, objectives_table
 from .pipelines_report import pipelines_table, read_pipelines_json
@@ -41,6 +42,8 @@ BLOCKS: dict[str, Block] = {
     "budgets-summary": Block("docs/results/budgets-cpu/bench.json", budget_summary),
     "budgets-presets": Block("docs/results/budgets-cpu/bench.json", preset_table),
     "auto-cost": Block("docs/results/budgets-cpu/bench.json", cost_table),
+    "compatibility": Block("docs/results/compatibility-cpu/compatibility.json", compatibility_table,
+                           read_compatibility_json),
     "export-cpu": Block("docs/results/export-cpu/export.json", export_table, read_export_json),
     "objectives": Block("docs/results/objectives.json", objectives_table, load_objectives),
     "pipelines": Block("docs/results/pipelines-cpu/pipelines.json", pipelines_table, read_pipelines_json),

@@ -15,6 +15,8 @@ from typing import Any
 
 import onnx_ir as ir
 import torch
+import torch.fx as fx
+from torch._ops import HigherOrderOperator
 from tqdm.auto import tqdm
 
 from ..backend import named_examples
@@ -31,6 +33,11 @@ from .onnx_files import export_variant
 from .plan_file import ExportedPlan, VariantFile, file_sha256, write_plan
 from .program import check_exportable, step_program
 from .weights import SharedWeights
+
+# higher-order ops torch.onnx has no conversion for, with what to do instead
+NO_ONNX_CONVERSION = {
+    "flex_attention": "set the model's attention back to SDPA before exporting: model.set_attention_backend('native')",
+}
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,10 @@ def export(model: torch.nn.Module, example_kwargs: dict[str, Any], policy: str |
     if opaque:  # eager Python inside the graph: nothing an ONNX runtime can run
         raise NotExportableError(f"the graph calls {', '.join(opaque)} opaquely (graph breaks inside it split the "
                                  "block stack, see docs/step-program.md): ONNX cannot hold that call")
+    unconverted = sorted({name for n in gm.graph.nodes if (name := _higher_order_name(n)) in NO_ONNX_CONVERSION})
+    if unconverted:
+        raise NotExportableError("; ".join(f"the graph calls torch.ops.higher_order.{name}, which torch.onnx does not "
+                                           f"convert: {NO_ONNX_CONVERSION[name]}" for name in unconverted))
     plan = make_plan(gm, analysis, resolved)
     check_exportable(resolved, plan, timesteps)
     rewrite = build_variants(gm, plan)
@@ -106,6 +117,11 @@ def export(model: torch.nn.Module, example_kwargs: dict[str, Any], policy: str |
         host_inputs=_host_inputs(resolved, plan), weights_sha256=shared.sha256)
     write_plan(exported, directory)
     return ExportResult(directory, exported, time.perf_counter() - started, sizes, shared.size, moved, rewrites)
+
+
+def _higher_order_name(node: fx.Node) -> str | None:
+    target = node.target
+    return target.name() if node.op == "call_function" and isinstance(target, HigherOrderOperator) else None
 
 
 def _write_variants(captured: CapturedModel, plan: CachePlan, rewrite: RewriteResult, used: set[VariantKind],

@@ -76,7 +76,7 @@ def _draws_nothing(node: fx.Node) -> bool:
     return False
 
 
-def _is_functorch_level(node: fx.Node) -> bool:
+def is_functorch_level(node: fx.Node) -> bool:
     """``_vmap_increment_nesting`` and its kin (``torch._functorch.predispatch``, ``torch._C._functorch``)."""
     name = getattr(node.target, "__name__", "")
     return (node.op == "call_function" and name.endswith(("_increment_nesting", "_decrement_nesting"))
@@ -84,7 +84,7 @@ def _is_functorch_level(node: fx.Node) -> bool:
 
 
 def _is_impure(node: fx.Node) -> bool:
-    if _is_functorch_level(node):
+    if is_functorch_level(node):
         return True
     if is_collective(node):  # a collective goes with its waits; a wait stays while its result is read
         return "wait_tensor" in str(node.target) and not _dead_wait(node)

@@ -18,7 +18,7 @@ import torch.fx as fx
 
 from ..plan import CachePlan
 from ..step_program import VariantKind
-from .dead_code import eliminate_dead_code
+from .dead_code import eliminate_dead_code, is_functorch_level
 from .graph_utils import is_write, model_outputs, tensor_meta
 from .variants import Variant, add_named_inputs
 
@@ -80,7 +80,10 @@ def _probe(gm: fx.GraphModule, plan: CachePlan, needed: list[str]) -> Variant:
     out.args = (tuple(by_name[name] for name in needed) + tuple(measured) + tuple(zeros),)
     keep = set(graph.nodes) - before | {out}
     for node in reversed(list(graph.nodes)):
-        if node in keep or node.op in ("placeholder", "get_attr") or node.name in plan.probe.prefix:
+        # functorch's level calls have no value a prefix node reads, but the prefix's vmapped ops (flex
+        # attention's block mask) run only inside their level; every level is kept, an empty one costs nothing
+        if (node in keep or node.op in ("placeholder", "get_attr") or node.name in plan.probe.prefix
+                or is_functorch_level(node)):
             continue
         graph.erase_node(node)
     graph.lint()

@@ -17,6 +17,7 @@ def _call(runner, spec, inputs, step, steps, **changes):
     return runner(**{**inputs, spec.timestep_key: t, **changes})
 
 
+@pytest.mark.compat("resolutions", "export", "another size", refused="ExportedCallError")
 def test_wrong_inputs_are_named(dit_export):
     spec, _, inputs, result = dit_export
     runner = load_exported(result.directory)

@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.filterwarnings("ignore:In CPU autocast:UserWarning"),
               pytest.mark.usefixtures("one_thread")]
 
 from support.pipelines import PIPELINES, run  # noqa: E402
+from support.stacks import restore_attention_backend  # noqa: E402
 
 from c4d_compile import C4DWarning, enable_cache  # noqa: E402
 from c4d_compile.flops import flop_counter  # noqa: E402
@@ -34,11 +35,9 @@ CPU_BACKENDS = ("native", "_native_math", "_native_flash", "flex")
 @pytest.fixture(autouse=True)
 def _active_backend():
     """``set_attention_backend`` also makes its backend the process-wide default of models that set none."""
-    from diffusers.models.attention_dispatch import _AttentionBackendRegistry
-
-    active = _AttentionBackendRegistry._active_backend
+    restore = restore_attention_backend()
     yield
-    _AttentionBackendRegistry.set_active_backend(active)
+    restore()
 
 
 def _pipe(backend: str):

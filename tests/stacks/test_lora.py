@@ -19,31 +19,15 @@ pytest.importorskip("diffusers")
 pytest.importorskip("peft")
 pytestmark = [pytest.mark.filterwarnings("ignore:In CPU autocast:UserWarning"), pytest.mark.usefixtures("one_thread")]
 
-from peft import LoraConfig  # noqa: E402
 from peft.utils import get_peft_model_state_dict  # noqa: E402
 from support.pipelines import PIPELINES, run  # noqa: E402
 from support.sampling import loop, sample  # noqa: E402
+from support.stacks import add_adapters  # noqa: E402
 
 from c4d_compile import C4DWarning, c4d_backend, enable_cache  # noqa: E402
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model  # noqa: E402
 
 CASE = PIPELINES["flux"]
-# the attention projections of both block kinds, the double blocks' MLP out, the single blocks' MLP in and out
-TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ff.net.2", "proj_mlp", "proj_out"]
-
-
-def add_adapters(transformer: torch.nn.Module, names: tuple[str, ...] = ("a", "b")) -> torch.nn.Module:
-    """Rank-4 adapters with seeded weights (PEFT would draw lora_A from the global RNG and zero lora_B)."""
-    for i, name in enumerate(names):
-        with warnings.catch_warnings():  # a second adapter: "Already found a `peft_config` attribute"
-            warnings.simplefilter("ignore", UserWarning)
-            transformer.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=TARGETS), adapter_name=name)
-        gen = torch.Generator().manual_seed(10 + i)
-        with torch.no_grad():
-            for key, p in transformer.named_parameters():
-                if "lora_" in key and f".{name}." in key:
-                    p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
-    return transformer
 
 
 def lora_pipe():
