@@ -66,10 +66,6 @@ def test_the_pipelines_check_script_writes_the_rows_of_the_readme_table(tmp_path
 
 def test_the_compatibility_check_writes_each_marked_tests_outcome_as_a_cell(tmp_path):
     """examples/compatibility_check.py (the README's compatibility table) on one cheap cell, run as a user runs it."""
-    import json
-    import subprocess
-    import sys
-
     out = tmp_path / "compatibility.json"
     done = subprocess.run([sys.executable, str(ROOT / "examples" / "compatibility_check.py"), "--select",
                            "group_offloading and fbcache", "--workers", "0", "--out", str(out)],
@@ -79,3 +75,23 @@ def test_the_compatibility_check_writes_each_marked_tests_outcome_as_a_cell(tmp_
     assert [(c["stack"], c["feature"], c["case"], c["outcome"], c["refused"]) for c in raw["cells"]] == [
         ("group-offload", "signal", "fbcache", "passed", "ConfigError")]
     assert raw["labels"]["lora"] == "LoRA (PEFT adapter)" and raw["meta"]["command"].endswith("--out " + str(out))
+
+
+def test_the_per_call_timings_script_files_every_call_under_the_variant_it_ran(tmp_path):
+    """examples/per_call_timings.py (the README's per-call table), eager, a short run: every call is timed once."""
+    import importlib.util
+
+    from c4d_compile.bench.per_call_report import per_call_table, read_per_call_json
+
+    loaded = importlib.util.spec_from_file_location("per_call_timings", ROOT / "examples" / "per_call_timings.py")
+    script = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(script)
+    out = tmp_path / "per_call.json"
+    assert script.main(["--lowerings", "eager", "--steps", "10", "--generations", "2", "--out", str(out)]) == 0
+    results = read_per_call_json(out)
+    rows = {row.kind: row for row in results.rows}
+    assert sorted(rows) == ["cached", "full", "plain"] and results.steps == 10 and results.generations == 2
+    assert rows["full"].calls + rows["cached"].calls == rows["plain"].calls == 2 * 10
+    assert 0 < rows["full"].calls < rows["cached"].calls  # the paper's schedule: warm-up 3, then 1 in 5
+    assert all(0 < row.p10_us <= row.median_us <= row.p90_us for row in rows.values())
+    assert f"| eager | cached step | **{rows['cached'].median_us:.0f}** |" in per_call_table(results)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .evaluate import EvalResult, EvalRow
 from .evaluate_scorers import SCORES
-from .report import _num, run_meta, save_figure
+from .report import num_text, run_meta, save_figure
 
 _HEAD = ("| method | steps (FLOP-equivalent) | s / gen | measured | ideal | PSNR mean / worst dB | SSIM "
          "| uncached at equal compute: PSNR (steps) | gain dB | {scores} | cache MiB |")
@@ -18,11 +18,11 @@ _HEAD = ("| method | steps (FLOP-equivalent) | s / gen | measured | ideal | PSNR
 def _line(r: EvalRow, scores: list[str]) -> str:
     computed = f"{r.flop_steps:.0f}" if abs(r.flop_steps - round(r.flop_steps)) < 0.005 else f"{r.flop_steps:.2f}"
     baseline = "–" if r.baseline_steps is None else f"{r.baseline_psnr:.2f} ({r.baseline_steps})"
-    extra = " | ".join(_num(r.scores.get(k), ".3f") for k in scores)
+    extra = " | ".join(num_text(r.scores.get(k), ".3f") for k in scores)
     return (f"| {r.method} | {r.steps} ({computed}) | {r.seconds:.3f} | {r.measured_speedup:.2f}x | "
-            f"{r.ideal_speedup:.2f}x | {_num(r.psnr_mean, '.2f')} / {_num(r.psnr_worst, '.2f')} | "
-            f"{_num(r.ssim_mean, '.4f')} | {baseline} | {_num(r.gain_db, '+.2f')} | {extra} | "
-            f"{_num(r.cache_mib, '.2f')} |")
+            f"{r.ideal_speedup:.2f}x | {num_text(r.psnr_mean, '.2f')} / {num_text(r.psnr_worst, '.2f')} | "
+            f"{num_text(r.ssim_mean, '.4f')} | {baseline} | {num_text(r.gain_db, '+.2f')} | {extra} | "
+            f"{num_text(r.cache_mib, '.2f')} |")
 
 
 def markdown(result: EvalResult) -> str:

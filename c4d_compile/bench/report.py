@@ -13,7 +13,8 @@ _HEAD = ("| method | family | compiled | steps (computed) | s / gen | measured |
          "| vs fewer steps (ceil) | (interpolated) | SSIM | class acc. | Fréchet | cache MiB | compile s |")
 
 
-def _num(value: float | None, fmt: str, suffix: str = "") -> str:
+def num_text(value: float | None, fmt: str, suffix: str = "") -> str:
+    """A number as a table shows it: – when absent, ∞ when infinite (an exact PSNR)."""
     if value is None:
         return "–"
     if math.isinf(value):
@@ -23,15 +24,15 @@ def _num(value: float | None, fmt: str, suffix: str = "") -> str:
 
 def _line(r: BenchRow) -> str:
     front = " ★" if r.on_front else ""
-    psnr = f"{_num(r.psnr_mean, '.2f')} / {_num(r.psnr_worst, '.2f')}"
-    computed = _num(r.computations, ".0f") if r.computations == int(r.computations) else _num(r.computations, ".1f")
+    psnr = f"{num_text(r.psnr_mean, '.2f')} / {num_text(r.psnr_worst, '.2f')}"
+    computed = num_text(r.computations, ".0f" if r.computations == int(r.computations) else ".1f")
     return (
         f"| {r.method}{front} | {r.family} | {'yes' if r.compiled else 'no'} | {r.steps} ({computed}) | "
         f"{r.seconds:.3f} | {r.measured_speedup:.2f}x | "
-        f"{r.ideal_speedup:.2f}x | {r.ratio:.2f} | {psnr} | {_num(r.fewer_steps_db, '+.2f', ' dB')} | "
-        f"{_num(r.interpolated_db, '+.2f', ' dB')} | "
-        f"{_num(r.ssim_mean, '.3f')} | {_num(None if r.accuracy is None else 100 * r.accuracy, '.1f', ' %')} | "
-        f"{_num(r.frechet, '.2f')} | {_num(r.cache_mib, '.2f')} | {_num(r.compile_seconds, '.1f')} |"
+        f"{r.ideal_speedup:.2f}x | {r.ratio:.2f} | {psnr} | {num_text(r.fewer_steps_db, '+.2f', ' dB')} | "
+        f"{num_text(r.interpolated_db, '+.2f', ' dB')} | "
+        f"{num_text(r.ssim_mean, '.3f')} | {num_text(None if r.accuracy is None else 100 * r.accuracy, '.1f', ' %')} | "
+        f"{num_text(r.frechet, '.2f')} | {num_text(r.cache_mib, '.2f')} | {num_text(r.compile_seconds, '.1f')} |"
     )
 
 
@@ -74,14 +75,14 @@ def write_json(result: BenchResult, path: Path, meta: dict | None = None) -> Non
 
 
 def read_json(path: Path) -> BenchResult:
-    """A result ``write_json`` wrote (an uncached row's infinite PSNR comes back as infinity)."""
+    """A result ``write_json`` wrote (an infinite PSNR comes back as infinity)."""
     from .matrix import Skipped
 
     data = json.loads(Path(path).read_text())
     rows = []
     for row in data["rows"]:
-        if row["family"] == "uncached":
-            row = {**row, **{k: math.inf for k in ("psnr_mean", "psnr_worst") if row[k] is None}}
+        # JSON has no infinity: a PSNR written as null is an exact run (the uncached row, or a cache that never skipped)
+        row = {**row, **{k: math.inf for k in ("psnr_mean", "psnr_worst") if row[k] is None}}
         rows.append(BenchRow(**row))
     return BenchResult(rows=rows, skipped=[Skipped(**s) for s in data["skipped"]])
 

@@ -1,0 +1,55 @@
+"""The per-call timings table (``examples/per_call_timings.py``): what one call of the compiled transformer costs,
+by the variant it ran (a full step, a cached step) and for the plain compiled model, per lowering."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class CallTimes:
+    lowering: str  # "inductor" or "eager"; the plain model is compiled by the same lowering
+    kind: str  # "full" or "cached": the variant a cached model's call ran; "plain": the model compiled without c4d
+    calls: int  # timed calls of that kind, over every timed generation
+    median_us: float
+    p10_us: float
+    p90_us: float
+
+
+@dataclass
+class PerCallResults:
+    meta: dict
+    model: str
+    policy: str
+    steps: int
+    generations: int
+    rows: list[CallTimes] = field(default_factory=list)
+
+
+def write_per_call_json(results: PerCallResults, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = {**{k: v for k, v in asdict(results).items() if k != "rows"}, "rows": [asdict(r) for r in results.rows]}
+    path.write_text(json.dumps(raw, indent=1) + "\n")
+
+
+def read_per_call_json(path: Path) -> PerCallResults:
+    data = json.loads(Path(path).read_text())
+    rows = [CallTimes(**r) for r in data.pop("rows")]
+    return PerCallResults(**data, rows=rows)
+
+
+KINDS = {"full": "full step", "cached": "cached step", "plain": "plain compiled model (no c4d)"}
+
+
+def per_call_table(results: PerCallResults) -> str:
+    lines = ["| lowering | call | median µs | 10th–90th percentile µs | calls timed |", "|---|---|---|---|---|"]
+    for row in results.rows:
+        lines.append(f"| {row.lowering} | {KINDS.get(row.kind, row.kind)} | **{row.median_us:.0f}** | "
+                     f"{row.p10_us:.0f}–{row.p90_us:.0f} | {row.calls} |")
+    meta = results.meta
+    lines += ["", f"`{results.policy}` on the tiny `{results.model}`, {results.steps} steps, medians over "
+                  f"{results.generations} generations alternated with the plain model; `{meta.get('command', '?')}` "
+                  f"at {str(meta.get('commit') or '?')[:7]}, {meta.get('date', '?')[:10]}."]
+    return "\n".join(lines) + "\n"
