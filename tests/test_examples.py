@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -95,3 +97,21 @@ def test_the_per_call_timings_script_files_every_call_under_the_variant_it_ran(t
     assert 0 < rows["full"].calls < rows["cached"].calls  # the paper's schedule: warm-up 3, then 1 in 5
     assert all(0 < row.p10_us <= row.median_us <= row.p90_us for row in rows.values())
     assert f"| eager | cached step | **{rows['cached'].median_us:.0f}** |" in per_call_table(results)
+
+
+def test_the_freqca_study_splits_along_the_tokens_only():
+    """examples/freqca_band_split.py's low band: constant along the tokens is all low, the highest frequency is all
+    high, and the other dims are left alone."""
+    import importlib.util
+
+    loaded = importlib.util.spec_from_file_location("freqca_band_split", ROOT / "examples" / "freqca_band_split.py")
+    script = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(script)
+    tokens = 40
+    alternating = torch.tensor([(-1.0) ** i for i in range(tokens)])
+    x = torch.stack([torch.full((tokens,), 3.0), alternating])  # (2 channels, tokens): token dim 1
+    low = script.low_band(x.unsqueeze(0), (2,))[0]
+    assert torch.allclose(low[0], x[0]) and low[1].abs().max() < 1e-6
+    grid = torch.randn(2, 3, 4, 5)  # (B, C, H, W) with the tokens on H x W
+    swapped = script.low_band(grid.permute(0, 2, 3, 1), (1, 2)).permute(0, 3, 1, 2)
+    assert torch.allclose(script.low_band(grid, (2, 3)), swapped, atol=1e-6)
