@@ -3,6 +3,7 @@ call), and the export check that writes docs/export.md's results."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -11,6 +12,14 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _example(name: str):
+    """``examples/<name>.py`` loaded as a module, so a test calls its ``main`` or its functions in-process."""
+    loaded = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    script = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(script)
+    return script
 
 
 def test_the_gpu_benchmark_script_runs_at_a_tiny_size_on_the_cpu(tmp_path):
@@ -28,13 +37,9 @@ def test_the_gpu_benchmark_script_runs_at_a_tiny_size_on_the_cpu(tmp_path):
 def test_the_export_check_script_writes_results_the_export_table_renders(tmp_path):
     """examples/export_check.py (docs/export.md's figures) at 4 steps of tiny DiT: raw JSON with how it was run,
     read back and rendered by the publish block."""
-    import importlib.util
-
     from c4d_compile.bench.export_report import export_table, read_export_json
 
-    loaded = importlib.util.spec_from_file_location("export_check", ROOT / "examples" / "export_check.py")
-    script = importlib.util.module_from_spec(loaded)
-    loaded.loader.exec_module(script)
+    script = _example("export_check")
     out = tmp_path / "export.json"
     assert script.main(["--models", "dit", "--steps", "4", "--repeats", "1", "--out", str(out)]) == 0
     results = read_export_json(out)
@@ -49,13 +54,9 @@ def test_the_export_check_script_writes_results_the_export_table_renders(tmp_pat
 
 def test_the_pipelines_check_script_writes_the_rows_of_the_readme_table(tmp_path):
     """examples/pipelines_check.py (the README's pipelines table) on one pipeline: the row's checks pass."""
-    import importlib.util
-
     from c4d_compile.bench.pipelines_report import pipelines_table, read_pipelines_json
 
-    loaded = importlib.util.spec_from_file_location("pipelines_check", ROOT / "examples" / "pipelines_check.py")
-    script = importlib.util.module_from_spec(loaded)
-    loaded.loader.exec_module(script)
+    script = _example("pipelines_check")
     out = tmp_path / "pipelines.json"
     assert script.main(["--pipelines", "flux-true-cfg", "--steps", "6", "--out", str(out)]) == 0
     results = read_pipelines_json(out)
@@ -81,13 +82,9 @@ def test_the_compatibility_check_writes_each_marked_tests_outcome_as_a_cell(tmp_
 
 def test_the_per_call_timings_script_files_every_call_under_the_variant_it_ran(tmp_path):
     """examples/per_call_timings.py (the README's per-call table), eager, a short run: every call is timed once."""
-    import importlib.util
-
     from c4d_compile.bench.per_call_report import per_call_table, read_per_call_json
 
-    loaded = importlib.util.spec_from_file_location("per_call_timings", ROOT / "examples" / "per_call_timings.py")
-    script = importlib.util.module_from_spec(loaded)
-    loaded.loader.exec_module(script)
+    script = _example("per_call_timings")
     out = tmp_path / "per_call.json"
     assert script.main(["--lowerings", "eager", "--steps", "10", "--generations", "2", "--out", str(out)]) == 0
     results = read_per_call_json(out)
@@ -102,11 +99,7 @@ def test_the_per_call_timings_script_files_every_call_under_the_variant_it_ran(t
 def test_the_freqca_study_splits_along_the_tokens_only():
     """examples/freqca_band_split.py's low band: constant along the tokens is all low, the highest frequency is all
     high, and the other dims are left alone."""
-    import importlib.util
-
-    loaded = importlib.util.spec_from_file_location("freqca_band_split", ROOT / "examples" / "freqca_band_split.py")
-    script = importlib.util.module_from_spec(loaded)
-    loaded.loader.exec_module(script)
+    script = _example("freqca_band_split")
     tokens = 40
     alternating = torch.tensor([(-1.0) ** i for i in range(tokens)])
     x = torch.stack([torch.full((tokens,), 3.0), alternating])  # (2 channels, tokens): token dim 1

@@ -13,6 +13,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .report import run_line
+
 # the columns, in order, and their headers
 FEATURES = {
     "regions": "region kinds",
@@ -21,7 +23,7 @@ FEATURES = {
     "export": "ONNX export",
     "context-parallel": "context parallelism",
 }
-OUTCOMES = ("passed", "failed", "skipped")
+MARKS = {"passed": "✓", "failed": "✗", "skipped": "skipped"}  # a test's outcome -> how its case is shown
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class Cell:
     stack: str
     feature: str  # a key of FEATURES
     case: str
-    outcome: str  # one of OUTCOMES
+    outcome: str  # a key of MARKS
     test: str  # the test's node id
     refused: str | None = None  # the typed error the test asserts is raised, when it asserts a refusal
     seconds: float = 0.0
@@ -60,8 +62,7 @@ def _cases(cells: list[Cell]) -> str:
         if cell.outcome == "passed" and cell.refused:
             parts.setdefault(f"refused ({cell.refused}):", []).append(cell.case)
         else:
-            mark = {"passed": "✓", "failed": "✗", "skipped": "skipped"}[cell.outcome]
-            parts.setdefault(f"{mark} {cell.case}", [])
+            parts.setdefault(f"{MARKS[cell.outcome]} {cell.case}", [])
     return ", ".join(f"{head} {', '.join(dict.fromkeys(cases))}" if cases else head for head, cases in parts.items())
 
 
@@ -78,7 +79,5 @@ def compatibility_table(results: CompatibilityResults) -> str:
             row.append(_cases(cases) if cases else "not tested")
         lines.append(f"| {results.labels.get(stack, stack)} | " + " | ".join(row) + " |")
     passed = sum(c.outcome == "passed" for c in results.cells)
-    meta = results.meta
-    lines += ["", f"{passed} of {len(results.cells)} cell tests passed; `{meta.get('command', '?')}` at "
-                  f"{str(meta.get('commit') or '?')[:7]}, {meta.get('date', '?')[:10]}."]
+    lines += ["", f"{passed} of {len(results.cells)} cell tests passed; {run_line(results.meta)}."]
     return "\n".join(lines) + "\n"

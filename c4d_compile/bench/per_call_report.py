@@ -7,6 +7,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .report import run_line
+
 
 @dataclass(frozen=True)
 class CallTimes:
@@ -48,8 +50,6 @@ def per_call_table(results: PerCallResults) -> str:
     for row in results.rows:
         lines.append(f"| {row.lowering} | {KINDS.get(row.kind, row.kind)} | **{row.median_us:.0f}** | "
                      f"{row.p10_us:.0f}–{row.p90_us:.0f} | {row.calls} |")
-    meta = results.meta
     lines += ["", f"`{results.policy}` on the tiny `{results.model}`, {results.steps} steps, medians over "
-                  f"{results.generations} generations alternated with the plain model; `{meta.get('command', '?')}` "
-                  f"at {str(meta.get('commit') or '?')[:7]}, {meta.get('date', '?')[:10]}."]
+                  f"{results.generations} generations alternated with the plain model; {run_line(results.meta)}."]
     return "\n".join(lines) + "\n"

@@ -24,11 +24,11 @@ from ..errors import InvalidValueError
 from .budgets_report import budget_summary, cost_table, headline_table, preset_table
 from .compatibility_report import compatibility_table, read_compatibility_json
 from .export_report import export_table, read_export_json
-from .matrix_report import full_report, random_matrix, trained_matrix
+from .matrix_report import random_matrix, trained_matrix
 from .objectives_report import load_objectives, objectives_table
 from .per_call_report import per_call_table, read_per_call_json
 from .pipelines_report import pipelines_table, read_pipelines_json
-from .report import read_json
+from .report import markdown, read_json
 from .speed_report import speed_table
 
 
@@ -49,7 +49,7 @@ BLOCKS: dict[str, Block] = {
     "export-cpu": Block("docs/results/export-cpu/export.json", export_table, read_export_json),
     "matrix-trained": Block("docs/results/bench-cpu/bench.json", trained_matrix),
     "matrix-random": Block("docs/results/bench-cpu/bench.json", random_matrix),
-    "matrix-full": Block("docs/results/bench-cpu/bench.json", full_report),
+    "matrix-full": Block("docs/results/bench-cpu/bench.json", markdown),
     "objectives": Block("docs/results/objectives.json", objectives_table, load_objectives),
     "per-call": Block("docs/results/per-call-cpu/per_call.json", per_call_table, read_per_call_json),
     "pipelines": Block("docs/results/pipelines-cpu/pipelines.json", pipelines_table, read_pipelines_json),

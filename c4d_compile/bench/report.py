@@ -111,6 +111,14 @@ def run_meta(argv: list[str], program: str = "c4d") -> dict:
             "versions": {"python": platform.python_version(), "torch": torch.__version__}}
 
 
+def run_line(meta: dict) -> str:
+    """How a published result was made, in one line: its command, commit and date (from ``run_meta``)."""
+    commit = str(meta.get("commit") or "?")[:7]
+    if meta.get("uncommitted_changes"):
+        commit += " with uncommitted changes"
+    return f"`{meta.get('command', '?')}` at {commit}, {str(meta.get('date', '?'))[:10]}"
+
+
 _STYLE = {  # family -> (marker, colour)
     "fewer steps": ("s", "0.45"),
     "c4d": ("o", "tab:blue"),
