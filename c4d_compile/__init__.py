@@ -25,6 +25,7 @@ except PackageNotFoundError:  # a source tree that was never installed
 # public name -> the module that defines it
 _EXPORTS = {
     **dict.fromkeys(("C4DBackend", "C4DCompileError", "C4DWarning", "c4d_backend"), ".backend"),
+    "backend_of": ".registered_backend",
     "calibrate": ".calibration",
     **dict.fromkeys(("C4DError", "ConfigError", "ExportedCallError", "ExportFormatError", "InvalidValueError",
                      "MissingDependencyError", "NotCacheableError", "NotExportableError", "UnknownOptionError",
@@ -85,4 +86,5 @@ if TYPE_CHECKING:  # what type checkers and editors see
         list_policies,
     )
     from .policies.schedules import CalibrationFileError, RatiosTransferError  # noqa: F401
+    from .registered_backend import backend_of  # noqa: F401
     from .settings import Settings  # noqa: F401

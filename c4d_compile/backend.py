@@ -11,17 +11,13 @@ import dataclasses
 import logging
 import time
 import warnings
-import weakref
 from collections.abc import Sequence
-from contextvars import ContextVar
 from typing import Any
 
 import torch
 import torch.fx as fx
 
 from .backends import get_lowering
-from .clock import Clocks
-from .contexts import call_context, new_generation
 from .errors import C4DError, ConfigError, InvalidValueError, NotCacheableError, UnknownOptionError
 from .flops import LazyFlops
 from .passes.analyze import GraphAnalysis, analyze
@@ -31,11 +27,11 @@ from .passes.variants import FORCE, WEIGHTS, RewriteResult, Variant, build_varia
 from .plan import CachePlan, make_plan
 from .policies import Policy, get_policy
 from .runtime import CallSignature, LoweredVariant, Runtime
+from .session import Session
 from .settings import Settings
 from .split_stack import SplitRepair
-from .state import StateTable
 from .state_names import history_names, token_index_name, token_noise_name
-from .stats import CacheStats, StatsRecorder
+from .stats import CacheStats
 
 log = logging.getLogger("c4d_compile")
 
@@ -65,30 +61,20 @@ class C4DBackend:
         self.policy = base.with_overrides(**overrides)
         self.policy.schedule.check_ready()  # a fitted policy without its calibration file says how to get one
         self._lower = get_lowering(self.settings)
-        self.clocks = Clocks()
-        self.states = StateTable()
-        self.recorder = StatsRecorder()
-        self.recorders: list = []  # called with every FULL step's feature values (calibration)
-        self.recorder.total.schedule = self.recorder.last.schedule = self._schedule_described()
+        self._warned: set[str] = set()
+        self.session = Session(self._warn)  # what lives across calls of every graph compiled here
+        self.session.recorder.total.schedule = self.session.recorder.last.schedule = self._schedule_described()
         self.analysis: GraphAnalysis | None = None
         self.plan: CachePlan | None = None
         self.rewrite: RewriteResult | None = None
         self.runtimes: list[Runtime] = []
         self.compile_seconds = 0.0
         self._lists_seen: dict[str, list[Runtime]] = {}
-        self._warned: set[str] = set()
-        self._models: dict[object, int | str] = {}  # model key -> its index among the unnamed, or its name
-        self._model_names: list[tuple[weakref.ref, str]] = []  # (a module, the name its contexts carry)
         self._graphs = 0
-        self._cached_calls = 0  # calls served by a cached Runtime (uncached fragments stay quiet once there are)
-        self._calls_at_begin = 0  # calls that had reached the backend when the current generation began
-        self._empty_generations = 0  # begun generations in a row that no call reached
         # graph index -> the calls after which a forward has run without a cached call (the first graph's second
         # call starts the second forward); see _warned_or_repaired
         self._watched = {1: 1}
         self.splits = SplitRepair()  # modules called opaquely so that a split stack is one graph again
-        # the timestep of the prologue fragment of the current forward, for a stack graph without one
-        self.carrier: ContextVar[tuple | None] = ContextVar(f"c4d_carried_timestep_{id(self)}", default=None)
         if self.settings.capture_data_dependent:
             self.settings.apply_capture()
 
@@ -143,7 +129,7 @@ class C4DBackend:
         self.plan = plan
         for note in plan.notes:
             self._warn(note, f"c4d: {note}")
-        self.recorder.total.planned_bytes_per_context = plan.state_bytes
+        self.session.recorder.total.planned_bytes_per_context = plan.state_bytes
         self._warn_coarsened(analysis)
         rewrite, failed = self._stage("rewrite", build_variants, gm, plan)
         if failed:
@@ -158,7 +144,7 @@ class C4DBackend:
             return self._give_up(gm, example_inputs, failed)
         # under context parallelism every rank decides from the signal of all the tokens
         reduce = sum_over_ranks if is_parallel(sequences) else None
-        runtime = Runtime(self, self.policy, plan, lowered, _signature(gm, analysis), reduce)
+        runtime = Runtime(self.session, self.policy, plan, lowered, _signature(gm, analysis), reduce)
         self.runtimes.append(runtime)
         for name in analysis.stack.lists:
             self._lists_seen.setdefault(name, []).append(runtime)
@@ -197,15 +183,15 @@ class C4DBackend:
             self._warn("lowering " + type(err).__name__,
                        f"c4d: {self.lowering} could not compile a graph ({type(err).__name__}: {err}); it runs eagerly")
             fn = gm.forward
-        recorder, calls, carrier, index = self.recorder, [0], self.carrier, self._graphs
+        session, calls, index = self.session, [0], self._graphs
 
         def run(*args):
-            recorder.uncached()
+            session.recorder.uncached()
             calls[0] += 1
             if carries:  # one host read, as a cached graph would do
-                carrier.set(tuple(args[i].reshape(-1).tolist()[0] for i in carries))
+                session.carrier.set(tuple(args[i].reshape(-1).tolist()[0] for i in carries))
             # the first graph's second call starts the second forward: by then every graph is compiled
-            if analysis is not None and calls[0] > self._watched.get(index, calls[0]) and not self._cached_calls:
+            if analysis is not None and calls[0] > self._watched.get(index, calls[0]) and not session.cached_calls:
                 self._warned_or_repaired(analysis, index, calls[0])
             return fn(*args)
 
@@ -250,8 +236,9 @@ class C4DBackend:
     def _warn_coarsened(self, analysis: GraphAnalysis) -> None:
         coarse = [bb for bb in analysis.branches if not bb.proven]
         if coarse and self.policy.region.value == "branch":
-            blocks = tuple(dict.fromkeys((*self.recorder.total.coarse_blocks, *(bb.block for bb in coarse))))
-            self.recorder.total.coarse_blocks = self.recorder.last.coarse_blocks = blocks
+            recorder = self.session.recorder
+            blocks = tuple(dict.fromkeys((*recorder.total.coarse_blocks, *(bb.block for bb in coarse))))
+            recorder.total.coarse_blocks = recorder.last.coarse_blocks = blocks
             names = ", ".join(f"{bb.block} ({bb.reason})" for bb in coarse)
             self._warn("coarse", f"c4d: {len(coarse)} block(s) are not provably 'stream + residual branches' and are "
                                  f"cached as whole-block residuals instead: {names}")
@@ -262,29 +249,9 @@ class C4DBackend:
             described += f"; partial calls: {self.policy.tokens.describe()}"
         return described
 
-    def context_label(self, model: object, context: str) -> str:
-        """The context's name in stats; the second and later models a backend serves are told apart, and a model
-        given a name (``name_model``: ``enable_cache`` names a pipeline's ControlNet) says it."""
-        index = self._models.get(model)
-        if index is None:
-            name = next((n for m, n in self._model_names
-                         if m() is not None and any(id(p) == model for p in m().parameters())), None)
-            index = self._models[model] = name if name is not None else sum(
-                isinstance(i, int) for i in self._models.values())
-        if isinstance(index, str):
-            return f"{context}[{index}]"
-        return context if index == 0 else f"{context}[model {index}]"
-
     def name_model(self, module: torch.nn.Module, name: str) -> None:
         """Stats name the contexts of ``module`` ``context[name]``; the unnamed models are numbered apart."""
-        self._model_names.append((weakref.ref(module), name))
-
-    def note_no_step_count(self, schedule) -> None:
-        """The Runtime found no step count; a schedule that can do without says what it does instead."""
-        if schedule.without_step_count:
-            self._warn("steps", f"c4d: the number of steps is unknown, so the {schedule.kind!r} schedule runs "
-                                f"{schedule.without_step_count}; pass num_steps=, call backend.begin_generation"
-                                "(timesteps), or use c4d_compile.enable_cache(pipe, ...)")
+        self.session.name_model(module, name)
 
     def _warn(self, key: str, message: str) -> None:
         if key not in self._warned:
@@ -294,28 +261,23 @@ class C4DBackend:
     # -- user API -----------------------------------------------------------------------------
     def stats(self) -> CacheStats:
         """Totals since the last ``reset(stats=True)``; ``stats().last`` is the newest generation alone."""
-        self.recorder.flush()  # decisions taken on the device are read here, not per call
+        recorder = self.session.recorder
+        recorder.flush()  # decisions taken on the device are read here, not per call
         kinds = {e.name: e.kind for r in self.runtimes for e in r.plan.state}
-        held = self.states.held_bytes(kinds)
-        total = self.recorder.total
-        total.cache_bytes_by_kind = self.recorder.last.cache_bytes_by_kind = held
-        total.opaque_modules = self.recorder.last.opaque_modules = dict(self.splits.opaque)
+        held = self.session.states.held_bytes(kinds)
+        total = recorder.total
+        total.cache_bytes_by_kind = recorder.last.cache_bytes_by_kind = held
+        total.opaque_modules = recorder.last.opaque_modules = dict(self.splits.opaque)
         total.graphs, total.cached_graphs = self._graphs, len(self.runtimes)
-        total.last = self.recorder.last
+        total.last = recorder.last
         return total
 
     def reset(self, *, stats: bool = False) -> None:
         """Forget every cache and clock: the next call starts a new generation at step 0 (also in the
         middle of one). ``stats=True`` also zeroes the stats. ``torch._dynamo.reset()`` calls this too."""
-        self.clocks.reset()
-        self.states.clear()
+        self.session.reset()
         if stats:
-            planned = self.recorder.total.planned_bytes_per_context
-            coarse = self.recorder.total.coarse_blocks
-            self.recorder = StatsRecorder()
-            self.recorder.total.planned_bytes_per_context = planned
-            self.recorder.total.coarse_blocks = coarse
-            self.recorder.total.schedule = self.recorder.last.schedule = self._schedule_described()
+            self.session.reset_stats()
 
     def retarget(self, **overrides: Any) -> Policy:
         """Apply policy overrides that leave the compiled graphs as they are to every graph compiled so far and
@@ -332,40 +294,22 @@ class C4DBackend:
         self.policy = policy
         for runtime in self.runtimes:
             runtime.use(policy)
-        self.recorder.total.schedule = self.recorder.last.schedule = self._schedule_described()
+        recorder = self.session.recorder
+        recorder.total.schedule = recorder.last.schedule = self._schedule_described()
         self.reset()
         return policy
 
     def cache_context(self, name: str, step_index: int | None = None, num_steps: int | None = None):
         """Calls inside use the cache of context ``name`` (e.g. "cond" / "uncond"); see ``contexts.py``."""
-        return call_context(name, step_index, num_steps)
+        return self.session.cache_context(name, step_index, num_steps)
 
     def begin_generation(self, timesteps: Sequence | torch.Tensor | None = None, *, num_steps: int | None = None):
         """The next calls are a new generation of ``len(timesteps)`` step calls per context (or ``num_steps``).
 
         Per thread: the caches of this thread's previous generation are freed.
         """
-        given = ()
-        if timesteps is not None:
-            num_steps = len(timesteps)
-            given = tuple(float(t) for t in (timesteps.tolist() if isinstance(timesteps, torch.Tensor) else timesteps))
-        if num_steps is not None and (isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1):
-            raise InvalidValueError("num_steps", num_steps, "an integer >= 1")
-        previous = self.clocks.generation_var.get()
-        if previous is not None:
-            self.states.forget(lambda slot: slot[2] == previous.number)
-            self._note_calls()
-        self.clocks.begin(new_generation(num_steps, given))
-
-    def _note_calls(self) -> None:
-        """Say so when generations go by without a call reaching the backend: Dynamo runs the model uncompiled, most
-        likely because it hit its recompile limit (each adapter set, fuse or disable state of a LoRA model, each
-        model instance, is a graph of its own). Two in a row: a pipeline may begin a generation twice before
-        its loop (``set_timesteps``, then ``set_begin_index``)."""
-        calls = self._cached_calls + self.recorder.total.uncached_calls
-        self._empty_generations = self._empty_generations + 1 if calls == self._calls_at_begin else 0
-        self._calls_at_begin = calls
-        if self._empty_generations >= 2 and self.runtimes:
+        if self.session.begin_generation(timesteps, num_steps=num_steps) and self.runtimes:
+            # generations go by without a call reaching the backend: Dynamo runs the model uncompiled
             limit = torch._dynamo.config.recompile_limit
             self._warn("no calls", f"c4d: no call of the model reached the backend in the last generations, so it "
                                    f"runs uncompiled and uncached: Dynamo probably hit its recompile limit ({limit} "
@@ -378,11 +322,7 @@ class C4DBackend:
         generation goes on at its step. For weights changed in the middle of a generation (a LoRA scale, another
         adapter): once a scale is a graph input, the cache would otherwise forecast across the change. With
         ``module``, only the features of that model (the others a backend serves keep theirs)."""
-        if module is None:
-            self.states.clear()
-            return
-        keys = {id(p) for p in module.parameters()}  # a state's model key is one of its parameters
-        self.states.forget(lambda slot: slot[0] in keys)
+        self.session.invalidate(module)
 
     def __repr__(self) -> str:
         return f"C4DBackend(policy={self.policy.name!r}, settings={self.settings}, options={self.policy.options()})"
@@ -471,12 +411,3 @@ def c4d_backend(policy: str | Policy, *, settings: Settings | None = None, **opt
     """
     return C4DBackend(policy, settings=settings, **options)
 
-
-def dynamo_backend(gm: torch.fx.GraphModule, example_inputs: list, options: dict[str, Any] | None = None,
-                   **_: Any):
-    """``torch.compile(m, backend="c4d", options={"policy": "taylorseer", ...})``: Dynamo finds it through the
-    package's ``torch_dynamo_backends`` entry point. Each compiled frame gets its own backend, so use
-    ``c4d_backend`` when you want its stats or calibration."""
-    options = dict(options or {})
-    policy = options.pop("policy", "taylorseer")
-    return C4DBackend(policy, **options)(gm, example_inputs)

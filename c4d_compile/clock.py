@@ -1,6 +1,9 @@
-"""Which context and step a call is, per model: from the caller when it says, else from the timestep.
+"""Which context and step a call is: from the caller when it says, else from the timestep.
 
-A clock counts the step calls of one (model, context) in the current generation.
+A clock counts the step calls of one guidance context in the current generation, for every model of the
+session: a ControlNet and its transformer called at one timestep are at one step, and the second expert of
+Wan 2.2, which takes over in the middle of a generation, goes on at the generation's step (a model's
+*state* stays its own: ``state.py``).
 
 * Every call of a context is its next step (or the step the pipeline passes). A sampler that calls
   the model twice per step (Heun: t0, t1, t1, t2, ...) therefore gets one clock tick per call, which is
@@ -9,6 +12,8 @@ A clock counts the step calls of one (model, context) in the current generation.
 * No context named: a call with the same timestep as this model's previous call is the next
   guidance branch (separate cond / uncond calls), each branch with its own clock; the number of
   branches is learned from the first step, so a timestep evaluated twice (Heun) is not a new branch.
+* A call at the timestep of its clock's step by a model that has not been called at that step yet is
+  at that step; any other call is the clock's next step.
 * Generations: ``begin_generation`` starts one explicitly; a timestep that moves against the
   direction this generation has been moving also starts a new one (most samplers lower the
   timestep, some raise it: the direction is learned from the first two steps, never assumed).
@@ -16,7 +21,7 @@ A clock counts the step calls of one (model, context) in the current generation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .contexts import CALL_CONTEXT, Generation, generation_variable
@@ -31,6 +36,7 @@ class Clock:
     direction: int = 0  # -1, +1, 0 = not learned yet
     first_step: int = 0
     first_key: tuple = ()  # timestep values of the first call this generation
+    models: set = field(default_factory=set)  # the models called at the current step
 
 
 class Tick(NamedTuple):  # one per step call
@@ -49,7 +55,7 @@ def _direction(old: tuple, new: tuple) -> int:
 class Clocks:
     def __init__(self) -> None:
         self.generation_var = generation_variable()  # this backend's begun generation, per thread / task
-        self.clocks: dict[tuple, Clock] = {}
+        self.clocks: dict[tuple, Clock] = {}  # (context, generation scope) -> its clock
         self.generation = 0  # backend-wide: the number of the newest generation any context began
         self._last_key: dict[object, tuple] = {}  # per model: timestep of its previous call
         self._branch: dict[object, int] = {}  # per model: how many calls in a row had its current timestep, - 1
@@ -62,7 +68,7 @@ class Clocks:
         else:
             name = f"branch{self._infer_branch(model, key)}"
         self._last_key[model] = key
-        slot = (model, name, scope.number if scope else None)
+        slot = (name, scope.number if scope else None)
         clock = self.clocks.get(slot)
         if clock is None or clock.scope is not scope:
             if call is not None and call.step_index is not None:
@@ -73,9 +79,12 @@ class Clocks:
         elif call is not None and call.step_index is not None:
             if call.step_index < clock.step:
                 clock = self._begin(slot, scope, call.step_index, key)
+            elif call.step_index != clock.step:
+                clock.models.clear()
             clock.step = call.step_index
-        else:
+        elif key != clock.last_key or model in clock.models:
             clock = self._advance(slot, clock, key)
+        clock.models.add(model)  # (another model at this timestep: the same step)
         clock.last_key = key
         num_steps = (call.num_steps if call else None) or (scope.num_steps if scope else None)
         return Tick(name, clock, num_steps)
@@ -98,10 +107,11 @@ class Clocks:
         if clock.last_key is not None and key != clock.last_key:
             moved = _direction(clock.last_key, key)
             if clock.direction and moved != clock.direction:
-                self._width.pop(slot[0], None)  # the new generation learns its branch count again
+                self._width.clear()  # the new generation learns its branch counts again
                 return self._begin(slot, clock.scope, 0, key)
             clock.direction = clock.direction or moved
         clock.step += 1
+        clock.models.clear()
         return clock
 
     def _begin(self, slot: tuple, scope: Generation | None, step: int, key: tuple) -> Clock:

@@ -145,7 +145,7 @@ def _guard_calls(module: torch.nn.Module, backend: C4DBackend, where: str, contr
 
     @functools.wraps(compiled)
     def call(*args: Any, **kwargs: Any):
-        generation = backend.clocks.generation_var.get()
+        generation = backend.session.generation()
         if checked[0] is not generation:
             refuse_offloading(module, where, after=True)
             checked[0] = generation

@@ -31,7 +31,7 @@ from .step_program import StepInfo, VariantKind, state_writes, stored_value
 from .token_picker import TokenPicker
 
 if TYPE_CHECKING:
-    from .backend import C4DBackend
+    from .session import Session
 
 
 @dataclass(frozen=True)
@@ -68,9 +68,9 @@ class CallSignature:
 
 
 class Runtime:
-    def __init__(self, backend: C4DBackend, policy: Policy, plan: CachePlan,
+    def __init__(self, session: Session, policy: Policy, plan: CachePlan,
                  variants: dict[VariantKind, LoweredVariant], signature: CallSignature, reduce=None):
-        self.backend = backend
+        self.session = session
         self.policy = policy
         self.plan = plan
         self.variants = variants
@@ -120,10 +120,10 @@ class Runtime:
         if not self.enabled:  # the stack turned out to be split across graphs: compute, never cache
             return self._uncached(args)
         sig = self.signature
-        backend = self.backend
+        session = self.session
         if sig.carried:
-            key = backend.carrier.get()
-            backend.carrier.set(None)
+            key = session.carrier.get()
+            session.carrier.set(None)
             if key is None:  # no prologue graph ran in this forward: nothing tells the step
                 return self._uncached(args)
         else:
@@ -134,16 +134,15 @@ class Runtime:
                     return self._uncached(args)  # per-sample timesteps: one batch, several steps; no cache
                 key.append(values[0])
             key = tuple(key)
-        backend._cached_calls += 1
         model = id(args[sig.parameter]) if sig.parameter is not None else None
-        tick = backend.clocks.observe(model, key)
+        tick = session.observe(model, key)
         clock = tick.clock
         shape_key = tuple(args[i].shape for i in sig.sized) + tuple(args[i] for i in sig.sizes)
         scope = clock.scope.number if clock.scope is not None else None
-        state = backend.states.get((model, tick.context, scope), self, shape_key, clock.generation)
+        state = session.states.get((model, tick.context, scope), self, shape_key, clock.generation)
         num_steps = tick.num_steps or self.policy.num_steps
         if num_steps is None:
-            backend.note_no_step_count(self.policy.schedule)
+            session.note_no_step_count(self.policy.schedule)
         step = clock.step
         values: dict = {}  # named values of this call: the prelude's outputs
         signals = state.signals
@@ -171,16 +170,16 @@ class Runtime:
             after = self.plan.measure_after(kind, values, state, self.reduce)
         for done in (*ran, kind):
             self._commit(done, state, values)
-        label = backend.context_label(model, tick.context)
+        label = session.context_label(model, tick.context)
         if kind is VariantKind.DECIDE:  # the device decided: its decision is read when stats are asked for
-            backend.recorder.record_pending(clock.generation, label, step, values[SIGNAL_FULL], values[SIGNAL_VALUE],
+            session.recorder.record_pending(clock.generation, label, step, values[SIGNAL_FULL], values[SIGNAL_VALUE],
                                             self.flops[VariantKind.FULL], self.flops[VariantKind.CACHED])
             return outs[:n] if len(outs) != n else outs
         if kind is VariantKind.FULL:
             if not state.full_steps:  # the first full call of this run: a calibrated schedule checks it was made for it
                 self._check_run(num_steps, grid, outs[n : n + len(self.plan.features)])
             signal = None if measured is NO_SIGNAL else measured
-            for recorder in backend.recorders:  # calibration: the trajectory of the cached features
+            for recorder in session.recorders:  # calibration: the trajectory of the cached features
                 recorder(self.plan, clock.generation, tick.context, clock, step, key, outs[n:], signal)
             state.full_steps.append(step)
             state.full_keys.append(key)
@@ -188,7 +187,7 @@ class Runtime:
                 del state.full_steps[0], state.full_keys[0]
         if after is not None:
             measured = after
-        backend.recorder.record(clock.generation, label, step, kind.value, kind is VariantKind.FULL, self.flops[kind],
+        session.recorder.record(clock.generation, label, step, kind.value, kind is VariantKind.FULL, self.flops[kind],
                                 self.flops[VariantKind.FULL], measured)
         if kind is VariantKind.FULL:
             signals.clear()
@@ -282,7 +281,7 @@ class Runtime:
 
     def _uncached(self, args):
         """The model's outputs without touching any state: the prelude, then FULL."""
-        self.backend.recorder.uncached()
+        self.session.recorder.uncached()
         values: dict = {}
         for variant in self.prelude:
             outs = variant.fn(*args)

@@ -88,7 +88,7 @@ def test_separate_cfg_calls_keep_two_caches(flux):
     contexts = backend.stats().contexts
     assert set(contexts) == {"branch0", "branch1"}
     assert all(c.steps == 8 and c.full_steps == 4 for c in contexts.values())  # full at 0,1,2,7
-    assert len(backend.states.states) == 2
+    assert len(backend.session.states.states) == 2
 
 
 def test_explicit_cache_context_names_the_cache(flux):
@@ -122,7 +122,7 @@ def test_reset_clears_caches_and_stats(flux):
     cm = compiled(model, backend)
     sample(cm, spec, num_steps=4)
     backend.reset()
-    assert not backend.states.states
+    assert not backend.session.states.states
     assert backend.stats().steps == 4  # stats survive a cache reset unless asked
     backend.reset(stats=True)
     assert backend.stats().steps == 0 and backend.stats().cache_bytes == 0
@@ -176,7 +176,7 @@ def test_bf16_inputs_keep_bf16_caches(flux):
     backend = c4d_backend("taylorseer-lite", lowering="eager")
     out, _ = sample(compiled(model_bf16, backend), spec, num_steps=6, dtype=torch.bfloat16)
     assert out.dtype == torch.bfloat16
-    tensors = next(iter(backend.states.states.values())).tensors
+    tensors = next(iter(backend.session.states.states.values())).tensors
     assert tensors and all(t.dtype == torch.bfloat16 for t in tensors.values())
 
 
@@ -257,12 +257,36 @@ def test_graph_break_inside_the_stack_is_correct_uncached_and_warned(flux, monke
     assert "split" in text and "fullgraph=True" in text
 
 
-def test_dynamo_string_backend_with_options(flux):
+def test_the_registered_backend_is_c4d_backend_under_its_name(flux):
+    from c4d_compile import backend_of
+
     spec, model = flux
-    reference, _ = sample(model, spec, num_steps=5)
-    cm = torch.compile(model, backend="c4d", options={"policy": "taylorseer-lite", "lowering": "eager", "interval": 1})
-    got, _ = sample(cm, spec, num_steps=5)
-    assert torch.equal(got, reference)
+    options = {"lowering": "eager", "interval": 2}
+    outs, stats = [], []
+    for by_name in (True, False):
+        torch._dynamo.reset()
+        if by_name:
+            cm = torch.compile(model, backend="c4d", options={"policy": "taylorseer-lite", **options})
+        else:
+            cm = torch.compile(model, backend=c4d_backend("taylorseer-lite", **options))
+        outs.append(sample(cm, spec, num_steps=6)[0])
+        stats.append(backend_of(cm).stats().last.contexts["branch0"].computed)
+    assert torch.equal(*outs)
+    assert stats[0] == stats[1] and len(stats[0]) < 6  # the same steps cached through either name
+
+
+def test_backend_of_names_what_it_takes(flux):
+    from c4d_compile import InvalidValueError, backend_of
+
+    spec, model = flux
+    with pytest.raises(InvalidValueError, match="backend='c4d'"):
+        backend_of(torch.compile(model, backend="eager"))
+    with pytest.raises(InvalidValueError):
+        backend_of(model)
+    backend = c4d_backend("taylorseer-lite", lowering="eager")
+    in_place = spec.build()
+    in_place.compile(backend=backend)
+    assert backend_of(in_place) is backend
 
 
 def test_retarget_serves_another_schedule_and_forecaster_from_the_graphs_compiled(flux):

@@ -35,7 +35,7 @@ def test_one_backend_on_two_models_keeps_two_states():
         alone = c4d_backend("taylorseer", lowering="eager", interval=3)
         expected = run(torch.compile(model, backend=alone), spec, inputs, 7)
         assert all(torch.equal(a, b) for a, b in zip(got, expected))
-    assert len(backend.states.states) == 2
+    assert len(backend.session.states.states) == 2
 
 
 def test_a_state_of_another_shape_is_freed_not_kept():
@@ -49,7 +49,7 @@ def test_a_state_of_another_shape_is_freed_not_kept():
     run(cm, spec, small, 4)
     small_bytes = backend.stats().cache_bytes
     run(cm, spec, big, 4)
-    assert len(backend.states.states) == 1  # the small state is gone
+    assert len(backend.session.states.states) == 1  # the small state is gone
     assert backend.stats().cache_bytes > small_bytes
     run(cm, spec, small, 4)
     assert backend.stats().cache_bytes == small_bytes

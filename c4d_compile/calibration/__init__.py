@@ -108,5 +108,5 @@ _ADAPTIVE = {MagnitudeSchedule: calibrate_ratios, SignalSchedule: calibrate_resc
 def _record_with(model: Any, run: Callable, policy: Policy, recorder: Callable) -> None:
     """Run ``run`` through a backend that computes every step and hands each full step to ``recorder``."""
     backend = C4DBackend(policy, lowering="eager")
-    backend.recorders.append(recorder)
+    backend.session.recorders.append(recorder)
     run_through(model, run, backend)

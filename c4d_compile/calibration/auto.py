@@ -153,9 +153,9 @@ class _RegionRuns:
                         schedule=IntervalSchedule(interval=1))
         self.backend = C4DBackend(policy, lowering=lowering)
         self.recorder = TrajectoryRecorder(max_elements)
-        self.backend.recorders.append(self.recorder)
+        self.backend.session.recorders.append(self.recorder)
         run_through(model, run, self.backend)
-        self.backend.recorders.remove(self.recorder)
+        self.backend.session.recorders.remove(self.recorder)
         if self.backend.plan is None or not self.recorder.trajectories:
             raise CalibrationRunError(f"region {region.value!r}: nothing was cached in the recorded generation "
                                       "(the backend's warnings say why)")
