@@ -24,12 +24,12 @@ except PackageNotFoundError:  # a source tree that was never installed
 
 # public name -> the module that defines it
 _EXPORTS = {
-    **dict.fromkeys(("C4DBackend", "C4DCompileError", "C4DWarning", "c4d_backend"), ".backend"),
+    **dict.fromkeys(("C4DBackend", "c4d_backend"), ".backend"),
     "backend_of": ".registered_backend",
     "calibrate": ".calibration",
-    **dict.fromkeys(("C4DError", "ConfigError", "ExportedCallError", "ExportFormatError", "InvalidValueError",
-                     "MissingDependencyError", "NotCacheableError", "NotExportableError", "UnknownOptionError",
-                     "UnknownPolicyError"), ".errors"),
+    **dict.fromkeys(("C4DCompileError", "C4DError", "C4DWarning", "ConfigError", "ExportedCallError",
+                     "ExportFormatError", "InvalidValueError", "MissingDependencyError", "NotCacheableError",
+                     "NotExportableError", "UnknownOptionError", "UnknownPolicyError"), ".errors"),
     "enable_cache": ".pipelines",
     **dict.fromkeys(("BudgetSchedule", "CalibratedSchedule", "ExplicitSchedule", "IntervalSchedule",
                      "MissingStepCountError", "Policy", "Region", "SpreadSchedule", "Variable", "get_policy",
@@ -56,10 +56,12 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and editors see
-    from .backend import C4DBackend, C4DCompileError, C4DWarning, c4d_backend  # noqa: F401
+    from .backend import C4DBackend, c4d_backend  # noqa: F401
     from .calibration import calibrate  # noqa: F401
     from .errors import (  # noqa: F401
+        C4DCompileError,
         C4DError,
+        C4DWarning,
         ConfigError,
         ExportedCallError,
         ExportFormatError,

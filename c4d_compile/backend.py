@@ -18,12 +18,21 @@ import torch
 import torch.fx as fx
 
 from .backends import get_lowering
-from .errors import C4DError, ConfigError, InvalidValueError, NotCacheableError, UnknownOptionError
+from .errors import (
+    C4DCompileError,
+    C4DError,
+    C4DWarning,
+    ConfigError,
+    InvalidValueError,
+    NotCacheableError,
+    UnknownOptionError,
+)
 from .flops import LazyFlops
 from .passes.analyze import GraphAnalysis, analyze
 from .passes.check_collectives import check_collectives, is_parallel, sum_over_ranks
 from .passes.graph_utils import example_value, is_parameter_input, tensor_meta, user_inputs
-from .passes.variants import FORCE, WEIGHTS, RewriteResult, Variant, build_variants
+from .passes.rewrite import RewriteResult, build_variants
+from .passes.variants import FORCE, WEIGHTS, Variant
 from .plan import CachePlan, make_plan
 from .policies import Policy, get_policy
 from .runtime import CallSignature, LoweredVariant, Runtime
@@ -34,14 +43,6 @@ from .state_names import history_names, token_index_name, token_noise_name
 from .stats import CacheStats
 
 log = logging.getLogger("c4d_compile")
-
-
-class C4DWarning(UserWarning):
-    """The model runs, but (part of) it is not cached; the message says why."""
-
-
-class C4DCompileError(C4DError):
-    """strict=True and a stage of the compilation failed; the message names the stage."""
 
 
 class C4DBackend:
@@ -60,7 +61,7 @@ class C4DBackend:
                 raise UnknownOptionError(key, [*base.valid_options(), *setting_names], where="c4d_backend")
         self.policy = base.with_overrides(**overrides)
         self.policy.schedule.check_ready()  # a fitted policy without its calibration file says how to get one
-        self._lower = get_lowering(self.settings)
+        self._lower = get_lowering(self.settings.lowering)
         self._warned: set[str] = set()
         self.session = Session(self._warn)  # what lives across calls of every graph compiled here
         self.session.recorder.total.schedule = self.session.recorder.last.schedule = self._schedule_described()

@@ -56,3 +56,11 @@ class ExportedCallError(C4DError, ValueError):
 
 class MissingDependencyError(C4DError, ImportError):
     """An optional feature needs a package that is not installed; the message says what to install."""
+
+
+class C4DWarning(UserWarning):
+    """The model runs, but (part of) it is not cached; the message says why."""
+
+
+class C4DCompileError(C4DError):
+    """strict=True and a stage of the compilation failed; the message names the stage."""

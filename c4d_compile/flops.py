@@ -13,49 +13,13 @@ from functools import cached_property
 import torch
 import torch.fx as fx
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode, unset_fake_temporarily
-from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-from .opaque_calls import opaque_call_flops
+from .errors import C4DWarning
+from .flop_formulas import flop_counter, formulas
 from .passes.graph_utils import size_hint
 
-
-def _cpu_attention(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
-    return sdpa_flop_count(query_shape, key_shape, value_shape)
-
-
-def _int_mm(a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
-    return 2 * a_shape[0] * a_shape[1] * b_shape[1]
-
-
-def _attention_bshd(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
-    """Attention kernels that take (batch, tokens, heads, head dim), as flash-attention's do."""
-    def heads_first(shape):
-        return (shape[0], shape[2], shape[1], shape[3])
-
-    return sdpa_flop_count(heads_first(query_shape), heads_first(key_shape), heads_first(value_shape))
-
-
-# torch counts the CUDA attention kernels but has no formula for the CPU one, so on CPU attention
-# would count as free and every ideal speedup would be off by the model's attention share.
-# Nor for the int8 x int8 matmul of torchao's dynamic int8 quantization (``aten._int_mm``): its linears would
-# count as free. A module called opaquely (opaque_calls) counts what it counted when it ran on zeros.
-_MISSING_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention,
-                     torch.ops.aten._int_mm: _int_mm,
-                     torch.ops.c4d.opaque_call: opaque_call_flops}
-# custom-op attention kernels of libraries that may not be loaded (namespace, op, formula): diffusers' "_flash_3"
-# attention backend wraps FlashAttention 3 in a custom op, registered when diffusers' attention dispatcher is imported
-_LIBRARY_FORMULAS = (("_diffusers_flash_attn_3", "_flash_attn_forward", _attention_bshd),)
+# namespaces whose attention ops torch or this package count
 _COUNTED_NAMESPACES = ("aten", "prims", "c4d", "_c10d_functional", "c10d_functional")
-
-
-def _formulas() -> dict:
-    found = dict(_MISSING_FORMULAS)
-    for namespace, name, formula in _LIBRARY_FORMULAS:
-        try:
-            found[getattr(getattr(torch.ops, namespace), name)] = formula
-        except (AttributeError, RuntimeError):  # the library is not loaded
-            pass
-    return found
 
 
 def _dense_attention(query, key, value, score_mod, block_mask, *args, **kwargs):
@@ -85,17 +49,12 @@ def _countable(gm: fx.GraphModule) -> fx.GraphModule:
     return fx.GraphModule(gm, graph)
 
 
-def flop_counter() -> FlopCounterMode:
-    """A FlopCounterMode that also counts CPU attention; every FLOP figure of the project uses it."""
-    return FlopCounterMode(display=False, custom_mapping=_formulas())
-
-
 def uncounted_attention(gm: fx.GraphModule) -> list[str]:
     """Attention kernels of other libraries in ``gm`` that no FLOP formula counts (flash-attn, xformers, a kernel
     of one's own registered as a custom op): counted as free, they make an ideal speedup too high."""
     from torch.utils.flop_counter import flop_registry
 
-    known = {_op_name(op) for op in [*flop_registry, *_formulas()]}
+    known = {_op_name(op) for op in [*flop_registry, *formulas()]}
     found = []
     for node in gm.graph.nodes:
         if node.op != "call_function" or not isinstance(node.target, (torch._ops.OpOverload,
@@ -158,8 +117,6 @@ class LazyFlops:
         self._examples = []
         uncounted = uncounted_attention(self._gm)
         if uncounted:
-            from .backend import C4DWarning
-
             warnings.warn(f"c4d: no FLOP formula for {', '.join(uncounted)}: the attention it computes counts as "
                           "free, so the ideal speedup is too high (the cached steps skip less than it says); "
                           "measure time instead, or add a formula to c4d_compile.flops", C4DWarning, stacklevel=2)

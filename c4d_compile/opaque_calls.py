@@ -26,6 +26,7 @@ import weakref
 import torch
 from torch._subclasses.fake_tensor import DynamicOutputShapeException, unset_fake_temporarily
 
+from .flop_formulas import flop_counter, register_formula
 from .passes.graph_utils import size_hint
 
 log = logging.getLogger(__name__)
@@ -180,8 +181,6 @@ def _signature(handle: str, layout: str, tensors: list[torch.Tensor]) -> tuple |
     """Run the module once on zeros of these inputs (outside fake mode); remembered per signature."""
     key = _key(handle, layout, tensors)
     if key not in _SIGNATURES:
-        from .flops import flop_counter
-
         signature = None
         try:
             with unset_fake_temporarily(), torch.no_grad():
@@ -216,6 +215,9 @@ def _(handle, layout, tensors):
 def opaque_call_flops(handle, layout, shapes, *args, out_shape=None, **kwargs) -> int:
     """FLOPs of one opaque call (FlopCounterMode passes shapes): what its module counted on zeros."""
     return _FLOPS.get((handle, layout, tuple(tuple(size_hint(d) for d in s) for s in shapes)), 0)
+
+
+register_formula(torch.ops.c4d.opaque_call, opaque_call_flops)
 
 
 def opaque_modules(gm) -> list[str]:

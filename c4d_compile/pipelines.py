@@ -36,8 +36,8 @@ from typing import Any
 
 import torch
 
-from .backend import C4DBackend, C4DWarning, c4d_backend
-from .errors import ConfigError, InvalidValueError
+from .backend import C4DBackend, c4d_backend
+from .errors import C4DWarning, ConfigError, InvalidValueError
 from .policies import Policy, Region
 
 DENOISERS = ("transformer", "transformer_2")

@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from .backend import C4DBackend, C4DWarning
-from .errors import InvalidValueError
+from .backend import C4DBackend
+from .errors import C4DWarning, InvalidValueError
 
 # the attribute of torch.compile's wrapper (one per call) that holds the backend of every graph the call compiles:
 # it lives as long as the compiled module does (the wrapper is unhashable, so it cannot key a weak dictionary)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
+from .backends import LOWERINGS
+from .backends.npu import NPU_MODES
 from .errors import InvalidValueError
 
 # Dynamo's limits while one process compiles the same forward code many times, each with its own backend (the
@@ -42,15 +44,11 @@ class Settings:
     opaque_calls: bool = True
 
     def __post_init__(self) -> None:
-        from .backends import LOWERINGS
-
         if self.lowering not in LOWERINGS:
             raise InvalidValueError("lowering", self.lowering, f"one of {sorted(LOWERINGS)}")
         for name in ("strict", "capture_data_dependent", "opaque_calls"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidValueError(name, getattr(self, name), "True or False")
-        from .backends.npu import NPU_MODES
-
         modes = (None, *NPU_MODES) if self.lowering == "npu" else INDUCTOR_MODES
         if self.mode not in modes:
             raise InvalidValueError("mode", self.mode, f"one of {list(modes)} with lowering={self.lowering!r}")

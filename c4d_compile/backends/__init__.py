@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch.fx as fx
 
@@ -11,18 +11,15 @@ from .eager import lower_eager
 from .inductor import lower_inductor
 from .npu import lower_npu, require_torchair
 
-if TYPE_CHECKING:
-    from ..settings import Settings
-
-Lowering = Callable[[fx.GraphModule, Sequence, "Settings"], Callable]
+Lowering = Callable[[fx.GraphModule, Sequence, Any], Callable]  # (graph, example inputs, the backend's Settings)
 
 LOWERINGS: dict[str, Lowering] = {"eager": lower_eager, "inductor": lower_inductor, "npu": lower_npu}
 # what a lowering needs installed, checked when the backend is made rather than at the first graph
 REQUIREMENTS: dict[str, Callable[[], object]] = {"npu": require_torchair}
 
 
-def get_lowering(settings: Settings) -> Lowering:
-    require = REQUIREMENTS.get(settings.lowering)
+def get_lowering(name: str) -> Lowering:
+    require = REQUIREMENTS.get(name)
     if require is not None:
         require()
-    return LOWERINGS[settings.lowering]  # Settings validated the name against LOWERINGS
+    return LOWERINGS[name]  # Settings validated the name against LOWERINGS

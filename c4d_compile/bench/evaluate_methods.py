@@ -22,7 +22,7 @@ import torch
 
 from ..backend import c4d_backend
 from ..errors import InvalidValueError
-from ..flops import flop_counter
+from ..flop_formulas import flop_counter
 from ..pipelines import DENOISERS, enable_cache_with
 from ..policies import get_policy, list_policies
 

@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import ConfigError, InvalidValueError
-from ..flops import flop_counter
+from ..flop_formulas import flop_counter
 from ..settings import DYNAMO_LIMITS
 from .methods import UNCACHED, UNCACHED_NOT_COMPILED, Method, Prepared, Uncached
 from .speed import timed as _timed

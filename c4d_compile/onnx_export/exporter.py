@@ -23,7 +23,7 @@ from ..backend import named_examples
 from ..errors import InvalidValueError, NotExportableError
 from ..opaque_calls import opaque_modules
 from ..passes.analyze import analyze
-from ..passes.variants import RewriteResult, build_variants
+from ..passes.rewrite import RewriteResult, build_variants
 from ..plan import CachePlan, make_plan
 from ..policies import Policy, get_policy
 from ..step_program import VariantKind

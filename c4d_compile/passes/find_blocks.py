@@ -39,6 +39,7 @@ class BlockStack:
     blocks: tuple[Block, ...]  # graph order
     lists: tuple[str, ...]  # block lists in order of first appearance
     problems: tuple[str, ...]
+    split: bool = False  # a list holds a part of its blocks only: a graph break split the stack
 
     @property
     def glue(self) -> tuple[tuple[str, str, int], ...]:
@@ -141,7 +142,7 @@ def find_blocks(gm: fx.GraphModule) -> BlockStack:
         (Block(name, idx, s, e, matmuls[(name, idx)]) for (name, idx), (s, e) in spans.items() if name in working),
         key=lambda b: b.start,
     )
-    problems = []
+    problems, split = [], False
     for a, b in zip(blocks, blocks[1:]):
         if b.start <= a.end:
             problems.append(f"blocks {a.name} and {b.name} overlap in the graph (not contiguous)")
@@ -149,8 +150,9 @@ def find_blocks(gm: fx.GraphModule) -> BlockStack:
     for name in lists:
         indices = sorted(b.index for b in blocks if b.list_name == name)
         if indices[0] != 0 or indices != list(range(indices[0], indices[0] + len(indices))):
+            split = True
             problems.append(
                 f"list {name!r} holds blocks {indices[0]}..{indices[-1]} with gaps or not from 0: "
                 "the block stack was split across several graphs"
             )
-    return BlockStack(tuple(blocks), lists, tuple(problems))
+    return BlockStack(tuple(blocks), lists, tuple(problems), split)

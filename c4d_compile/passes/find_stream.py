@@ -37,6 +37,10 @@ class StreamValue:
         return f"{self.name}[{dims}, {str(self.dtype).replace('torch.', '')}]"
 
 
+SPLIT_OUTPUT = ("the stack's output leaves the graph without an epilogue: the block stack was split across several "
+                "graphs")
+
+
 @dataclass(frozen=True)
 class StreamFacts:
     inputs: tuple[StreamValue, ...]
@@ -47,6 +51,7 @@ class StreamFacts:
     invariants: tuple[StreamValue, ...]
     graph_outputs: tuple[StreamValue, ...]  # graph outputs computed from the stack (the `output` region)
     problems: tuple[str, ...]
+    split: bool = False  # the stack's output leaves the graph: a graph break split the stack (SPLIT_OUTPUT says it)
 
 
 def _value(node: fx.Node) -> StreamValue | None:
@@ -138,11 +143,9 @@ def find_stream(gm: fx.GraphModule, stack: BlockStack) -> StreamFacts:
         v for v in dict.fromkeys(model_outputs(gm.graph)[1])
         if isinstance(v, fx.Node) and v in depends and tensor_meta(v) is not None and tensor_meta(v).is_floating_point()
     ]
-    if any(n.op == "output" for o in outputs for n in o.users):
-        problems.append(
-            "the stack's output leaves the graph without an epilogue: the block stack was split across "
-            "several graphs"
-        )
+    split = any(n.op == "output" for o in outputs for n in o.users)
+    if split:
+        problems.append(SPLIT_OUTPUT)
     return StreamFacts(
         inputs=tuple(map(_value, inputs)),
         outputs=tuple(map(_value, outputs)),
@@ -152,4 +155,5 @@ def find_stream(gm: fx.GraphModule, stack: BlockStack) -> StreamFacts:
         invariants=tuple(map(_value, invariants)),
         graph_outputs=tuple(map(_value, graph_outputs)),
         problems=tuple(problems),
+        split=split,
     )

@@ -20,6 +20,7 @@ from ..plan import CachePlan
 from ..step_program import VariantKind
 from .dead_code import eliminate_dead_code, is_functorch_level
 from .graph_utils import is_write, model_outputs, tensor_meta
+from .rewrite_decide import build_decide
 from .variants import Variant, add_named_inputs
 
 
@@ -29,8 +30,6 @@ def split_at_probe(gm: fx.GraphModule, plan: CachePlan, variants: dict[VariantKi
     needed = list(dict.fromkeys(name for v in continued.values() for name in v.inputs if name in prefix))
     split = {VariantKind.PROBE: _probe(gm, plan, needed), **continued}
     if plan.decided_on_device:
-        from .rewrite_decide import build_decide
-
         split[VariantKind.DECIDE] = build_decide(gm, plan, split)
     return split
 

@@ -267,12 +267,25 @@ class FluxReference(ReferenceModel):
 
 
 _CLASSES: dict[str, type[ReferenceModel]] = {"dit": DiTReference, "dit-eps": DiTEpsReference, "flux": FluxReference}
+# Appended in the order they were added, so loops over the tuple keep their earlier rows first.
+REFERENCE_MODELS = ("dit", "flux", "dit-eps")
+
+
+class UnknownReferenceModelError(ConfigError, KeyError):
+    """A reference-model name that is not in REFERENCE_MODELS."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])  # KeyError.__str__ would quote the message
+
+
+def check_model_name(name: str) -> None:
+    if name not in REFERENCE_MODELS:
+        valid = ", ".join(REFERENCE_MODELS)
+        raise UnknownReferenceModelError(f"unknown reference model {name!r}; valid names: {valid}")
 
 
 def build_reference_model(name: str, config: dict[str, Any] | None = None, seed: int = 0) -> ReferenceModel:
     """A freshly initialised (seeded) model; ``config`` defaults to DEFAULT_CONFIGS[name]."""
-    from .registry import check_model_name
-
     check_model_name(name)
     # fork_rng: seed the init without disturbing the caller's global RNG stream.
     with torch.random.fork_rng(devices=[]):

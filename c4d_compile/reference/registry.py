@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import ConfigError
+from .models import REFERENCE_MODELS, UnknownReferenceModelError, build_reference_model, check_model_name
 
 __all__ = [
     "CLASSIFIER_NAME",
@@ -22,23 +22,8 @@ __all__ = [
     "save_weights",
 ]
 
-# Appended in the order they were added, so loops over the tuple keep their earlier rows first.
-REFERENCE_MODELS = ("dit", "flux", "dit-eps")
 CLASSIFIER_NAME = "classifier"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-
-
-class UnknownReferenceModelError(ConfigError, KeyError):
-    """A reference-model name that is not in REFERENCE_MODELS."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])  # KeyError.__str__ would quote the message
-
-
-def check_model_name(name: str) -> None:
-    if name not in REFERENCE_MODELS:
-        valid = ", ".join(REFERENCE_MODELS)
-        raise UnknownReferenceModelError(f"unknown reference model {name!r}; valid names: {valid}")
 
 
 def _paths(name: str, weights_dir: Path | None) -> tuple[Path, Path]:
@@ -81,8 +66,6 @@ def _load_state(module: nn.Module, name: str, weights_dir: Path | None) -> nn.Mo
 
 def load_reference_model(name: str, weights_dir: Path | None = None) -> nn.Module:
     """The trained ``"dit"``, ``"flux"`` or ``"dit-eps"`` ReferenceModel, float32, CPU, eval mode, gradients off."""
-    from .models import build_reference_model
-
     check_model_name(name)
     config = read_metadata(name, weights_dir)["config"]
     return _load_state(build_reference_model(name, config), name, weights_dir)
