@@ -80,7 +80,9 @@ class Runtime:
         self.reduce = reduce  # context parallelism: sums a signal's tensor over the ranks
         # a signal measured after the variant ran (AdaCache, SpeCa, EasyCache's rate): only then is it asked
         self._after = plan.probe is not None and plan.signal_measure.measures_after
+        self._prelude_kinds = plan.prelude
         self.prelude = tuple(variants[kind] for kind in plan.prelude)  # run before the decision (the PROBE)
+        self._unmeasured = NO_SIGNAL if plan.probe is None else None  # a call's signal until it is measured
         # call values the others read: what the prelude outputs that is not state it writes
         self._produced = {name for v in self.prelude for name in v.outputs} - {e.name for e in plan.state}
         self._from_call = {kind: tuple((i, name) for i, name in enumerate(v.inputs) if name in self._produced)
@@ -137,7 +139,8 @@ class Runtime:
         model = id(args[sig.parameter]) if sig.parameter is not None else None
         tick = session.observe(model, key)
         clock = tick.clock
-        shape_key = tuple(args[i].shape for i in sig.sized) + tuple(args[i] for i in sig.sizes)
+        # a static graph is only ever called at the sizes it was traced at (Dynamo guards them): its key is ()
+        shape_key = tuple(args[i].shape for i in sig.sized) + tuple(args[i] for i in sig.sizes) if sig.sizes else ()
         scope = clock.scope.number if clock.scope is not None else None
         state = session.states.get((model, tick.context, scope), self, shape_key, clock.generation)
         num_steps = tick.num_steps or self.policy.num_steps
@@ -149,9 +152,9 @@ class Runtime:
         grid = clock.scope.timesteps if clock.scope is not None else ()  # the sampler's, when the caller said
         info = StepInfo(step, num_steps, state.full_steps, signals, grid)  # sees the signal appended below
         kind = self._early(info) if self._early is not None else None
-        ran, measured = (), NO_SIGNAL if self.plan.probe is None else None
+        ran, measured = (), self._unmeasured
         if kind is None or self._from_call[kind]:  # the decision needs the signal, or the variant the probe
-            ran = self.plan.prelude
+            ran = self._prelude_kinds
             for variant in self.prelude:
                 self._run(variant, args, state, values, info, key, clock)
             if self.prelude:
@@ -170,7 +173,9 @@ class Runtime:
             after = self.plan.measure_after(kind, values, state, self.reduce)
         for done in (*ran, kind):
             self._commit(done, state, values)
-        label = session.context_label(model, tick.context)
+        label = state.label
+        if label is None:
+            label = state.label = session.context_label(model, tick.context)
         if kind is VariantKind.DECIDE:  # the device decided: its decision is read when stats are asked for
             session.recorder.record_pending(clock.generation, label, step, values[SIGNAL_FULL], values[SIGNAL_VALUE],
                                             self.flops[VariantKind.FULL], self.flops[VariantKind.CACHED])
@@ -281,7 +286,7 @@ class Runtime:
 
     def _uncached(self, args):
         """The model's outputs without touching any state: the prelude, then FULL."""
-        self.session.recorder.uncached()
+        self.session.uncached()
         values: dict = {}
         for variant in self.prelude:
             outs = variant.fn(*args)

@@ -38,6 +38,7 @@ class Session:
         # the timestep of the prologue fragment of the current forward, for a stack graph without one
         self.carrier: ContextVar[tuple | None] = ContextVar(f"c4d_carried_timestep_{id(self)}", default=None)
         self.cached_calls = 0  # calls served by a cached graph (uncached fragments stay quiet once there are)
+        self.uncached_calls = 0  # calls of graphs that run without a cache
         self._warn = warn  # (key, message): says each thing once
         self._calls_at_begin = 0  # calls that had reached the session when the current generation began
         self._empty_generations = 0  # begun generations in a row that no call reached
@@ -49,6 +50,11 @@ class Session:
         """A cached graph was called at timestep ``key`` by ``model``: its context and step."""
         self.cached_calls += 1
         return self.clocks.observe(model, key)
+
+    def uncached(self) -> None:
+        """A graph without a cache was called."""
+        self.uncached_calls += 1
+        self.recorder.uncached()
 
     def context_label(self, model: object, context: str) -> str:
         """The context's name in stats; the second and later models a session serves are told apart, and a model
@@ -103,7 +109,7 @@ class Session:
     def _note_calls(self) -> bool:
         """Two begun generations in a row without a call: a pipeline may begin one twice before its loop
         (``set_timesteps``, then ``set_begin_index``), a third is not that."""
-        calls = self.cached_calls + self.recorder.total.uncached_calls
+        calls = self.cached_calls + self.uncached_calls
         self._empty_generations = self._empty_generations + 1 if calls == self._calls_at_begin else 0
         self._calls_at_begin = calls
         return self._empty_generations >= 2

@@ -26,6 +26,7 @@ class ContextState:
     signals: list[float] = field(default_factory=list)  # signal of every call since the last full one
     scalars: dict[str, float] = field(default_factory=dict)  # host floats a measure keeps (EasyCache's rate)
     resolved: dict = field(default_factory=dict)  # per variant kind: its state inputs, until state is written
+    label: str | None = None  # the context's name in stats, once asked
 
 
 class StateTable:

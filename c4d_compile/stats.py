@@ -138,38 +138,56 @@ def _cached_kinds(c: ContextStats) -> str:
 class StatsRecorder:
     """Totals plus the newest generation on its own; the Runtime records every call here.
 
-    A call whose decision the device took (``decision="device"``) is recorded as pending, with its
-    decision and signal still on the device; they are read in one go when the stats are asked for or the
-    next call is recorded on the host, so the sampling loop itself never waits for them.
+    A call is appended as it is, and the stats are summed when they are read (``flush``: ``backend.stats()``), or
+    every few thousand calls: the sampling loop pays for an append only. A call whose decision the device took
+    (``decision="device"``) keeps its decision and signal on the device until then, so the loop never waits for
+    them; they are read in one go.
     """
 
     def __init__(self) -> None:
         self.total = CacheStats()
         self.last = CacheStats()
         self._generation: int | None = None
-        self._pending: list[tuple] = []
-
-    def record_pending(self, generation: int, context: str, step: int, full, signal, full_flops,
-                       cached_flops) -> None:
-        self._pending.append((generation, context, step, full, signal, full_flops, cached_flops))
-
-    def flush(self) -> None:
-        pending, self._pending = self._pending, []
-        if not pending:
-            return
-        import torch
-
-        fulls = torch.stack([p[3].reshape(()) for p in pending]).tolist()
-        signals = torch.stack([p[4].reshape(()).float() for p in pending]).tolist()
-        for (generation, context, step, _, _, full_flops, cached_flops), full, signal in zip(pending, fulls, signals):
-            self._record(generation, context, step, "full" if full else "cached", full,
-                         full_flops if full else cached_flops, full_flops, signal)
+        self._pending: list[tuple] = []  # calls not summed yet, in order: (how, *what the call says)
 
     def record(self, generation: int, context: str, step: int, kind: str, full: bool, flops, full_flops,
                signal: float | None | object = NO_SIGNAL) -> None:
         """One call; ``signal`` only from a plan that probes (``None`` there: nothing to compare with yet)."""
-        self.flush()
-        self._record(generation, context, step, kind, full, flops, full_flops, signal)
+        self._append((_HOST, generation, context, step, kind, full, flops, full_flops, signal))
+
+    def record_pending(self, generation: int, context: str, step: int, full, signal, full_flops,
+                       cached_flops) -> None:
+        """One call whose decision (``full``) and ``signal`` are 0-d tensors on the device."""
+        self._append((_DEVICE, generation, context, step, full, signal, full_flops, cached_flops))
+
+    def uncached(self) -> None:
+        self._append(_UNCACHED_CALL)
+
+    def _append(self, call: tuple) -> None:
+        self._pending.append(call)
+        if len(self._pending) >= 4096:  # stay bounded in a long loop that never reads its stats
+            self.flush()
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        on_device = [p for p in pending if p[0] is _DEVICE]
+        if on_device:
+            import torch
+
+            fulls = iter(torch.stack([p[4].reshape(()) for p in on_device]).tolist())
+            signals = iter(torch.stack([p[5].reshape(()).float() for p in on_device]).tolist())
+        for call in pending:
+            how = call[0]
+            if how is _HOST:
+                self._record(*call[1:])
+            elif how is _DEVICE:
+                _, generation, context, step, _, _, full_flops, cached_flops = call
+                full = bool(next(fulls))
+                self._record(generation, context, step, "full" if full else "cached", full,
+                             full_flops if full else cached_flops, full_flops, next(signals))
+            else:
+                self.total.uncached_calls += 1
+                self.last.uncached_calls += 1
 
     def _record(self, generation: int, context: str, step: int, kind: str, full: bool, flops, full_flops,
                 signal: float | None | object) -> None:
@@ -180,6 +198,6 @@ class StatsRecorder:
         self.total.record(context, step, kind, full, flops, full_flops, detail=False)
         self.last.record(context, step, kind, full, flops, full_flops, signal=signal)
 
-    def uncached(self) -> None:
-        self.total.uncached_calls += 1
-        self.last.uncached_calls += 1
+
+_HOST, _DEVICE, _UNCACHED = "host", "device", "uncached"  # how a pending call was recorded
+_UNCACHED_CALL = (_UNCACHED,)
