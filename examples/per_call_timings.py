@@ -7,12 +7,15 @@ uncached call is well under a millisecond, most of it Python and Dynamo's guards
 
 Each lowering compiles the cached model (``c4d_backend(policy, lowering=...)``) and the plain model (the same
 lowering without c4d), warms both up for one generation, then alternates their timed generations and times every
-call with ``time.perf_counter``; a cached model's call is filed under the variant it ran (``stats().last``).
+call with ``time.perf_counter``; a cached model's call is filed under the variant it ran (``stats().last``). The
+host overhead of a call is the time spent in the Runtime (the step program: clock, state, decision, stats) minus
+the time of the compiled variants it ran.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -25,6 +28,7 @@ from c4d_compile import c4d_backend
 from c4d_compile.bench.per_call_report import CallTimes, PerCallResults, per_call_table, write_per_call_json
 from c4d_compile.bench.report import run_meta
 from c4d_compile.bench.speed import generate
+from c4d_compile.runtime import Runtime
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 
 LOWERINGS = ("inductor", "eager")  # each is also the name of torch.compile's backend for the plain model
@@ -38,6 +42,41 @@ def _timing(model, times: list[float]):
         return out
 
     return call
+
+
+@contextlib.contextmanager
+def _runtime_overhead(backend, overheads: list[float]):
+    """Per call of a cached graph: the Runtime's time minus its compiled variants' own, appended to ``overheads``.
+    Patches ``Runtime.__call__`` (looked up on the class) and the backend's variant callables while it is open."""
+    inner = [0.0]
+
+    def timed_variant(fn):
+        def call(*args):
+            start = time.perf_counter()
+            out = fn(*args)
+            inner[0] += time.perf_counter() - start
+            return out
+        return call
+
+    original = Runtime.__call__
+
+    def timed_call(self, *args):
+        inner[0] = 0.0
+        start = time.perf_counter()
+        out = original(self, *args)
+        overheads.append(time.perf_counter() - start - inner[0])
+        return out
+
+    saved = [(v, v.fn) for r in backend.runtimes for v in r.variants.values()]
+    for variant, fn in saved:
+        object.__setattr__(variant, "fn", timed_variant(fn))  # a frozen dataclass: the Runtime holds the instance
+    Runtime.__call__ = timed_call
+    try:
+        yield
+    finally:
+        Runtime.__call__ = original
+        for variant, fn in saved:
+            object.__setattr__(variant, "fn", fn)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -61,7 +100,8 @@ def measure(model_name: str, policy: str, lowering: str, steps: int, generations
     plain = torch.compile(model, backend=lowering)
     generate(cached, spec, inputs, steps)  # compile + warm-up
     generate(plain, spec, inputs, steps)
-    by_kind: dict[str, list[float]] = {"full": [], "cached": [], "plain": []}
+    by_kind: dict[str, list[float]] = {"full": [], "cached": [], "plain": [], "overhead-full": [],
+                                       "overhead-cached": []}
     for _ in range(generations):
         times: list[float] = []
         generate(_timing(cached, times), spec, inputs, steps)
@@ -71,6 +111,12 @@ def measure(model_name: str, policy: str, lowering: str, steps: int, generations
         for kind, seconds in zip(kinds, times):
             by_kind["full" if kind == "full" else "cached"].append(seconds)
         generate(_timing(plain, by_kind["plain"]), spec, inputs, steps)
+        overheads: list[float] = []  # a generation of its own: the patched calls are not the timed ones
+        with _runtime_overhead(backend, overheads):
+            generate(cached, spec, inputs, steps)
+        kinds = [k for ctx in backend.stats().last.contexts.values() for k in ctx.kinds]
+        for kind, seconds in zip(kinds, overheads):
+            by_kind["overhead-full" if kind == "full" else "overhead-cached"].append(seconds)
     return [_row(lowering, kind, seconds) for kind, seconds in by_kind.items() if seconds]
 
 

@@ -89,8 +89,11 @@ def test_the_per_call_timings_script_files_every_call_under_the_variant_it_ran(t
     assert script.main(["--lowerings", "eager", "--steps", "10", "--generations", "2", "--out", str(out)]) == 0
     results = read_per_call_json(out)
     rows = {row.kind: row for row in results.rows}
-    assert sorted(rows) == ["cached", "full", "plain"] and results.steps == 10 and results.generations == 2
+    assert sorted(rows) == ["cached", "full", "overhead-cached", "overhead-full", "plain"]
+    assert results.steps == 10 and results.generations == 2
     assert rows["full"].calls + rows["cached"].calls == rows["plain"].calls == 2 * 10
+    assert (rows["overhead-full"].calls, rows["overhead-cached"].calls) == (rows["full"].calls, rows["cached"].calls)
+    assert rows["overhead-cached"].median_us < rows["cached"].median_us  # the variant's own time is taken out
     assert 0 < rows["full"].calls < rows["cached"].calls  # the paper's schedule: warm-up 3, then 1 in 5
     assert all(0 < row.p10_us <= row.median_us <= row.p90_us for row in rows.values())
     assert f"| eager | cached step | **{rows['cached'].median_us:.0f}** |" in per_call_table(results)

@@ -13,7 +13,8 @@ from .report import run_line
 @dataclass(frozen=True)
 class CallTimes:
     lowering: str  # "inductor" or "eager"; the plain model is compiled by the same lowering
-    kind: str  # "full" or "cached": the variant a cached model's call ran; "plain": the model compiled without c4d
+    kind: str  # "full" or "cached": the variant a cached model's call ran; "plain": the model compiled without c4d;
+    # "overhead-full" / "overhead-cached": the Runtime's own time in such a call
     calls: int  # timed calls of that kind, over every timed generation
     median_us: float
     p10_us: float
@@ -42,7 +43,8 @@ def read_per_call_json(path: Path) -> PerCallResults:
     return PerCallResults(**data, rows=rows)
 
 
-KINDS = {"full": "full step", "cached": "cached step", "plain": "plain compiled model (no c4d)"}
+KINDS = {"full": "full step", "cached": "cached step", "plain": "plain compiled model (no c4d)",
+         "overhead-full": "host overhead of a full step", "overhead-cached": "host overhead of a cached step"}
 
 
 def per_call_table(results: PerCallResults) -> str:
@@ -51,5 +53,7 @@ def per_call_table(results: PerCallResults) -> str:
         lines.append(f"| {row.lowering} | {KINDS.get(row.kind, row.kind)} | **{row.median_us:.0f}** | "
                      f"{row.p10_us:.0f}–{row.p90_us:.0f} | {row.calls} |")
     lines += ["", f"`{results.policy}` on the tiny `{results.model}`, {results.steps} steps, medians over "
-                  f"{results.generations} generations alternated with the plain model; {run_line(results.meta)}."]
+                  f"{results.generations} generations alternated with the plain model; the host overhead is the "
+                  f"Runtime's time minus its compiled variants' own, in generations of its own; "
+                  f"{run_line(results.meta)}."]
     return "\n".join(lines) + "\n"

@@ -1,0 +1,37 @@
+"""The adaptive presets against the peers' adaptive caches (``c4d bench --thresholds ...``) as the README shows them:
+selected rows, a column group per trained model — the FLOP-equivalent steps a row computed, its PSNR (mean / worst
+image) and its gain over the uncached model at ceil(that compute). ``docs/signals-cpu.md`` shows every row."""
+
+from __future__ import annotations
+
+from .matrix import BenchResult, BenchRow
+from .report import num_text
+
+# the rows the README selects: each adaptive preset and peer at the thresholds that tell them apart, the library's
+# fixed-schedule default at two budgets beside them
+SELECTED = (
+    "customcache τ0.4", "customcache τ0.1", "teacache τ0.1", "teacache τ0.2", "fbcache τ0.1", "magcache τ0.1",
+    "taylorseer @10", "taylorseer @16", "diffusers-fbcache τ0.1", "diffusers-magcache τ0.1",
+    "cache-dit-dbcache τ0.1", "cache-dit-dbcache+taylorseer τ0.05", "cache-dit-dbcache+taylorseer τ0.1",
+)
+
+
+def _cells(row: BenchRow | None) -> str:
+    if row is None:
+        return "– | – | –"  # not run on that model (the run's bench.md says why)
+    gain = "–" if row.fewer_steps_db is None else f"{row.fewer_steps_db:+.1f}"
+    return (f"{num_text(row.computations, '.1f')} | {num_text(row.psnr_mean, '.1f')} / "
+            f"{num_text(row.psnr_worst, '.1f')} | {gain}")
+
+
+def selected_signals(result: BenchResult) -> str:
+    # a trained reference model's rows carry class accuracy (the shipped classifier reads its digits)
+    models = [m for m in dict.fromkeys(r.model for r in result.rows)
+              if any(r.model == m and r.accuracy is not None for r in result.rows)]
+    cells = {(r.method, r.model): r for r in result.rows}
+    methods = [m for m in SELECTED if any((m, model) in cells for model in models)]
+    head = " | ".join(f"{m.replace(' (trained)', '')}: computed | PSNR mean / worst | vs fewer steps" for m in models)
+    lines = [f"| row | {head} |", "|---" * (3 * len(models) + 1) + "|"]
+    for method in methods:
+        lines.append(f"| `{method}` | " + " | ".join(_cells(cells.get((method, m))) for m in models) + " |")
+    return "\n".join(lines) + "\n"
