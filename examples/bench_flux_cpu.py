@@ -7,6 +7,8 @@ compiled model, the schedule's ideal speedup (counted FLOPs), their ratio, PSNR 
 against the uncached one, and the compile time of both.
 
     python examples/bench_flux_cpu.py [--policy taylorseer-lite] [--steps 28] [--repeats 5] [--quick]
+    python examples/bench_flux_cpu.py --repeats 5 --out docs/results/flux-cpu/flux_cpu.json   # the README's figures
+    c4d publish
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from c4d_compile import c4d_backend
+from c4d_compile.bench.report import run_meta
 from c4d_compile.bench.speed import generate, psnr, timed
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 
@@ -64,6 +67,7 @@ def main() -> None:
         print(measure_compile(args.measure_compile, args.policy, args.steps))
         return
     repeats = 2 if args.quick else args.repeats
+    meta = run_meta(sys.argv[1:], program="python examples/bench_flux_cpu.py")
 
     torch.manual_seed(0)
     spec = get_tiny_model("flux-bench")
@@ -96,6 +100,7 @@ def main() -> None:
             compiles[side].append(compile_seconds(side, args.policy, args.steps))
     plain_compile, cached_compile = (statistics.median(compiles[s]) for s in ("plain", "c4d"))
     figures = {
+        "meta": meta,
         "device": "cpu",
         "threads": torch.get_num_threads(),
         "policy": args.policy,
@@ -113,6 +118,7 @@ def main() -> None:
         "compile_s_c4d": cached_compile,
         "compile_ratio": cached_compile / plain_compile,
         "cache_bytes": stats.cache_bytes,
+        "repeats": repeats,
     }
     print(f"\n| {args.policy} on flux-bench, {args.steps} steps, CPU ({figures['threads']} threads) | value |")
     print("|---|---|")

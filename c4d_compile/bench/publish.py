@@ -24,6 +24,7 @@ from ..errors import InvalidValueError
 from .budgets_report import budget_summary, cost_table, headline_table, preset_table
 from .compatibility_report import compatibility_table, read_compatibility_json
 from .export_report import export_table, read_export_json
+from .flux_cpu_report import flux_cpu_table, read_flux_cpu_json
 from .matrix_report import random_matrix, trained_matrix
 from .objectives_report import load_objectives, objectives_table
 from .per_call_report import per_call_table, read_per_call_json
@@ -48,6 +49,7 @@ BLOCKS: dict[str, Block] = {
     "compatibility": Block("docs/results/compatibility-cpu/compatibility.json", compatibility_table,
                            read_compatibility_json),
     "export-cpu": Block("docs/results/export-cpu/export.json", export_table, read_export_json),
+    "flux-cpu": Block("docs/results/flux-cpu/flux_cpu.json", flux_cpu_table, read_flux_cpu_json),
     "matrix-trained": Block("docs/results/bench-cpu/bench.json", trained_matrix),
     "matrix-random": Block("docs/results/bench-cpu/bench.json", random_matrix),
     "matrix-full": Block("docs/results/bench-cpu/bench.json", markdown),
