@@ -30,7 +30,7 @@ from .objectives_report import load_objectives, objectives_table
 from .per_call_report import per_call_table, read_per_call_json
 from .pipelines_report import pipelines_table, read_pipelines_json
 from .report import markdown, read_json
-from .signals_report import selected_signals
+from .signals_report import selected_signals, signal_speed
 from .speed_report import speed_table
 
 
@@ -57,6 +57,7 @@ BLOCKS: dict[str, Block] = {
     "per-call": Block("docs/results/per-call-cpu/per_call.json", per_call_table, read_per_call_json),
     "pipelines": Block("docs/results/pipelines-cpu/pipelines.json", pipelines_table, read_pipelines_json),
     "quantized-cpu": Block("docs/results/quantized-cpu/speed.json", speed_table),
+    "signals-flux-bench": Block("docs/results/adaptive-flux-bench/bench.json", signal_speed),
     "signals-selected": Block("docs/results/signals-cpu/bench.json", selected_signals),
     "signals-full": Block("docs/results/signals-cpu/bench.json", markdown),
 }

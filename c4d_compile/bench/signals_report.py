@@ -35,3 +35,15 @@ def selected_signals(result: BenchResult) -> str:
     for method in methods:
         lines.append(f"| `{method}` | " + " | ".join(_cells(cells.get((method, m))) for m in models) + " |")
     return "\n".join(lines) + "\n"
+
+
+def signal_speed(result: BenchResult) -> str:
+    """Speed only (random weights): per row, the FLOP-equivalent steps computed and the measured / ideal speedup,
+    the uncached model run with fewer steps included (it pays no probe and no host decision)."""
+    lines = ["| row | computed (of steps) | measured / ideal speedup | ratio |", "|---|---|---|---|"]
+    for row in result.rows:
+        if row.family == "uncached":
+            continue
+        lines.append(f"| `{row.method}` | {row.computations:.1f} of {row.steps} | "
+                     f"**{row.measured_speedup:.2f}×** / {row.ideal_speedup:.2f}× | {row.ratio:.2f} |")
+    return "\n".join(lines) + "\n"
