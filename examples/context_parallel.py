@@ -8,6 +8,14 @@ generation, measured and ideal speedup, cache bytes per rank and compile time, t
 process for comparison.
 
     python examples/context_parallel.py [--world 2] [--mode ulysses|ring] [--policy taylorseer] [--steps 28]
+
+With ``--out FILE`` the run is also kept in FILE (a JSON list of runs, with the command, commit, machine and date;
+a run of the same world, mode and policy replaces the earlier one), from which ``c4d publish`` renders the README's
+table. The README's runs::
+
+    for run in "--policy taylorseer" "--policy taylorseer-lite" "--world 4" "--mode ring" "--mode ring --world 4"; do
+        python examples/context_parallel.py $run --out docs/results/context-parallel-cpu/runs.json
+    done
 """
 
 from __future__ import annotations
@@ -17,13 +25,18 @@ import json
 import os
 import socket
 import statistics
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from c4d_compile import c4d_backend
+from c4d_compile.bench.context_parallel_report import keep_run
+from c4d_compile.bench.report import run_meta
 from c4d_compile.zoo.context_parallel import MODES, enable_cpu_context_parallel
 from c4d_compile.zoo.tiny_diffusers import first_output, get_tiny_model
 
@@ -63,13 +76,15 @@ def measure(world: int, mode: str, policy: str, steps: int, repeats: int, loweri
             "first_generation_s": compile_seconds}
 
 
-def _rank(rank: int, world: int, port: int, args: argparse.Namespace) -> None:
+def _rank(rank: int, world: int, port: int, args: argparse.Namespace, found: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         result = measure(world, args.mode, args.policy, args.steps, args.repeats, args.lowering)
         print(json.dumps({"rank": rank, **result}), flush=True)
+        if rank == 0:
+            Path(found).write_text(json.dumps(result))
     finally:
         dist.destroy_process_group()
 
@@ -82,13 +97,21 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=28)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--lowering", choices=["eager", "inductor"], default="eager")
+    parser.add_argument("--out", type=Path, help="keep the run in this JSON file (the README's table)")
     args = parser.parse_args()
+    meta = run_meta(sys.argv[1:], program="python examples/context_parallel.py")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    mp.spawn(_rank, args=(args.world, port, args), nprocs=args.world)
-    print(json.dumps({"rank": "single process", **measure(1, args.mode, args.policy, args.steps, args.repeats,
-                                                                  args.lowering)}))
+    with tempfile.TemporaryDirectory() as folder:
+        found = Path(folder) / "rank0.json"
+        mp.spawn(_rank, args=(args.world, port, args, str(found)), nprocs=args.world)
+        ranks = json.loads(found.read_text())
+    single = measure(1, args.mode, args.policy, args.steps, args.repeats, args.lowering)
+    print(json.dumps({"rank": "single process", **single}))
+    if args.out is not None:
+        keep_run(args.out, {"meta": meta, "mode": args.mode, "policy": args.policy, "steps": args.steps,
+                            "repeats": args.repeats, "lowering": args.lowering, "ranks": ranks, "single": single})
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from typing import Any
 from ..errors import InvalidValueError
 from .budgets_report import budget_summary, cost_table, headline_table, preset_table
 from .compatibility_report import compatibility_table, read_compatibility_json
+from .context_parallel_report import context_parallel_table, read_runs
 from .export_report import export_table, read_export_json
 from .flux_cpu_report import flux_cpu_table, read_flux_cpu_json
 from .matrix_report import random_matrix, trained_matrix
@@ -48,6 +49,7 @@ BLOCKS: dict[str, Block] = {
     "auto-cost": Block("docs/results/budgets-cpu/bench.json", cost_table),
     "compatibility": Block("docs/results/compatibility-cpu/compatibility.json", compatibility_table,
                            read_compatibility_json),
+    "context-parallel": Block("docs/results/context-parallel-cpu/runs.json", context_parallel_table, read_runs),
     "export-cpu": Block("docs/results/export-cpu/export.json", export_table, read_export_json),
     "flux-cpu": Block("docs/results/flux-cpu/flux_cpu.json", flux_cpu_table, read_flux_cpu_json),
     "matrix-trained": Block("docs/results/bench-cpu/bench.json", trained_matrix),
