@@ -18,6 +18,7 @@ import torch
 import torch.fx as fx
 
 from .backends import get_lowering
+from .contexts import call_context
 from .errors import (
     C4DCompileError,
     C4DError,
@@ -32,15 +33,15 @@ from .passes.analyze import GraphAnalysis, analyze
 from .passes.check_collectives import check_collectives, is_parallel, sum_over_ranks
 from .passes.graph_utils import example_value, is_parameter_input, tensor_meta, user_inputs
 from .passes.rewrite import RewriteResult, build_variants
-from .passes.variants import FORCE, WEIGHTS, Variant
+from .passes.variants import Variant
 from .plan import CachePlan, make_plan
 from .policies import Policy, get_policy
 from .runtime import CallSignature, LoweredVariant, Runtime
 from .session import Session
 from .settings import Settings
 from .split_stack import SplitRepair
-from .state_names import history_names, token_index_name, token_noise_name
 from .stats import CacheStats
+from .variant_examples import named_examples, static_fakes
 
 log = logging.getLogger("c4d_compile")
 
@@ -159,7 +160,7 @@ class C4DBackend:
     def _lower_variant(self, variant: Variant, plan: CachePlan, gm: fx.GraphModule, example_inputs: Sequence):
         named = named_examples(variant, plan, gm, example_inputs)
         full_examples = [*example_inputs, *named]
-        fn = self._lower(variant.gm, [*example_inputs, *_static_fakes(named)], self.settings)
+        fn = self._lower(variant.gm, [*example_inputs, *static_fakes(named)], self.settings)
         return LoweredVariant(variant.kind, fn, variant.num_outputs, variant.inputs, variant.outputs,
                               LazyFlops(variant.gm, full_examples))
 
@@ -302,7 +303,7 @@ class C4DBackend:
 
     def cache_context(self, name: str, step_index: int | None = None, num_steps: int | None = None):
         """Calls inside use the cache of context ``name`` (e.g. "cond" / "uncond"); see ``contexts.py``."""
-        return self.session.cache_context(name, step_index, num_steps)
+        return call_context(name, step_index, num_steps)
 
     def begin_generation(self, timesteps: Sequence | torch.Tensor | None = None, *, num_steps: int | None = None):
         """The next calls are a new generation of ``len(timesteps)`` step calls per context (or ``num_steps``).
@@ -342,51 +343,6 @@ def _check_same_graphs(old: Policy, new: Policy, compiled_slots: list[int]) -> N
     if new.forecaster.num_slots > slots:
         raise InvalidValueError("forecaster", new.forecaster, f"a forecaster reading at most the {slots} history "
                                 "slot(s) compiled")
-
-
-def named_examples(variant: Variant, plan: CachePlan, gm: fx.GraphModule, example_inputs: Sequence) -> list:
-    """Examples of the named inputs a variant reads: one per state entry, the host inputs, and, for a
-    continuation after a probe, the prefix values it reads (named by their node)."""
-    if not variant.inputs:
-        return []
-    by_name = {n.name: n for n in gm.graph.nodes}
-    device = next(x.device for x in example_inputs if isinstance(x, torch.Tensor))
-
-    def like(node: fx.Node):
-        meta = tensor_meta(node)
-        if any(not isinstance(d, int) for d in meta.shape):
-            return meta  # dynamic shapes: the symbolic example Dynamo recorded
-        where = meta.device if meta.device.type != "meta" else device
-        # the value's own strides: a probe hands its continuation views (transposes), and inductor checks strides
-        return torch.empty_strided(meta.shape, meta.stride(), dtype=meta.dtype, device=where).zero_()
-
-    examples = {WEIGHTS: torch.ones(plan.num_slots, device=device), FORCE: torch.tensor(False, device=device)}
-    for tokens, count in plan.token_rows:  # a partial call's rows (distinct, in range), or one draw per token
-        examples[token_index_name(tokens)] = torch.arange(count, device=device)
-        examples[token_noise_name(tokens)] = torch.rand(tokens, device=device)
-    for feature in plan.features:  # a dynamic-shape graph: the symbolic example Dynamo recorded, for the history
-        meta = tensor_meta(by_name[feature.name])
-        if any(not isinstance(d, int) for d in meta.shape):
-            examples.update(dict.fromkeys(history_names(feature, plan.num_slots), meta))
-    for entry in plan.state:  # contiguous, as FULL writes histories (rewrite_full.py) and the probe references
-        if entry.name not in examples:
-            examples[entry.name] = torch.zeros(entry.shape, dtype=entry.dtype, device=device)
-    return [examples[name] if name in examples else like(by_name[name]) for name in variant.inputs]
-
-
-def _static_fakes(examples: list) -> list:
-    """The named examples as static fake tensors of Dynamo's own fake mode. Lowered as real tensors, they would
-    be fakeified with fresh size symbols that no Dynamo source backs, and the guards inductor puts on them
-    (broadcasts against the model's inputs) would fail Dynamo's guard generation."""
-    from torch._guards import TracingContext
-    from torch._subclasses.fake_tensor import FakeTensor
-
-    context = TracingContext.try_get()
-    mode = context.fake_mode if context is not None else None
-    if mode is None:
-        return examples
-    return [mode.from_tensor(x, static_shapes=True) if isinstance(x, torch.Tensor) and not isinstance(x, FakeTensor)
-            else x for x in examples]
 
 
 def _signature(gm: fx.GraphModule, analysis: GraphAnalysis) -> CallSignature:

@@ -52,13 +52,6 @@ def _direction(old: tuple, new: tuple) -> int:
     return 0
 
 
-_BRANCH_NAMES = tuple(f"branch{i}" for i in range(8))
-
-
-def _branch_name(index: int) -> str:
-    return _BRANCH_NAMES[index] if index < len(_BRANCH_NAMES) else f"branch{index}"
-
-
 class Clocks:
     def __init__(self) -> None:
         self.generation_var = generation_variable()  # this backend's begun generation, per thread / task
@@ -73,7 +66,7 @@ class Clocks:
         if call is not None:
             name = call.name
         else:
-            name = _branch_name(self._infer_branch(model, key))
+            name = f"branch{self._infer_branch(model, key)}"
         self._last_key[model] = key
         slot = (name, scope.number if scope else None)
         clock = self.clocks.get(slot)

@@ -23,7 +23,7 @@ from contextvars import ContextVar
 import torch
 
 from .clock import Clocks, Tick
-from .contexts import call_context, new_generation
+from .contexts import new_generation
 from .errors import InvalidValueError
 from .state import StateTable
 from .stats import StatsRecorder
@@ -80,9 +80,6 @@ class Session:
     def name_model(self, module: torch.nn.Module, name: str) -> None:
         """Stats name the contexts of ``module`` ``context[name]``; the unnamed models are numbered apart."""
         self._model_names.append((weakref.ref(module), name))
-
-    def cache_context(self, name: str, step_index: int | None = None, num_steps: int | None = None):
-        return call_context(name, step_index, num_steps)
 
     def generation(self):
         """This thread's begun generation (None before the first ``begin_generation``)."""

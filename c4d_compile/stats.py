@@ -8,6 +8,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 NO_SIGNAL = object()  # a call of a plan without a probe: no entry in ``signals``
 
 
@@ -172,8 +174,6 @@ class StatsRecorder:
         pending, self._pending = self._pending, []
         on_device = [p for p in pending if p[0] is _DEVICE]
         if on_device:
-            import torch
-
             fulls = iter(torch.stack([p[4].reshape(()) for p in on_device]).tolist())
             signals = iter(torch.stack([p[5].reshape(()).float() for p in on_device]).tolist())
         for call in pending:

@@ -5,7 +5,7 @@ FLOP-equivalent steps). ``docs/bench-cpu.md`` shows every row (``report.markdown
 from __future__ import annotations
 
 from .matrix import BenchResult, BenchRow
-from .report import num_text
+from .report import models_of, num_text
 
 
 def _cell(row: BenchRow | None) -> str:
@@ -17,9 +17,7 @@ def _cell(row: BenchRow | None) -> str:
 
 
 def _matrix(result: BenchResult, trained: bool) -> str:
-    # a trained reference model's rows carry class accuracy (the shipped classifier reads its digits); random ones none
-    models = [m for m in dict.fromkeys(r.model for r in result.rows)
-              if any(r.model == m and r.accuracy is not None for r in result.rows) == trained]
+    models = models_of(result, trained)
     methods = [m for m in dict.fromkeys(r.method for r in result.rows if r.family not in ("uncached", "fewer steps"))
                if any(r.method == m and r.model in models for r in result.rows)]
     cells = {(r.method, r.model): r for r in result.rows}

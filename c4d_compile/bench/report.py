@@ -22,6 +22,13 @@ def num_text(value: float | None, fmt: str, suffix: str = "") -> str:
     return f"{value:{fmt}}{suffix}"
 
 
+def models_of(result: BenchResult, trained: bool) -> list[str]:
+    """The models of a result, in order, trained or random: a trained reference model's rows carry class accuracy
+    (the shipped classifier reads its digits), a random-weight model's none."""
+    return [m for m in dict.fromkeys(r.model for r in result.rows)
+            if any(r.model == m and r.accuracy is not None for r in result.rows) == trained]
+
+
 def _line(r: BenchRow) -> str:
     front = " ★" if r.on_front else ""
     psnr = f"{num_text(r.psnr_mean, '.2f')} / {num_text(r.psnr_worst, '.2f')}"

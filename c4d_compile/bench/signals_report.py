@@ -5,7 +5,7 @@ image) and its gain over the uncached model at ceil(that compute). ``docs/signal
 from __future__ import annotations
 
 from .matrix import BenchResult, BenchRow
-from .report import num_text
+from .report import models_of, num_text
 
 # the rows the README selects: each adaptive preset and peer at the thresholds that tell them apart, the library's
 # fixed-schedule default at two budgets beside them
@@ -25,9 +25,7 @@ def _cells(row: BenchRow | None) -> str:
 
 
 def selected_signals(result: BenchResult) -> str:
-    # a trained reference model's rows carry class accuracy (the shipped classifier reads its digits)
-    models = [m for m in dict.fromkeys(r.model for r in result.rows)
-              if any(r.model == m and r.accuracy is not None for r in result.rows)]
+    models = models_of(result, trained=True)
     cells = {(r.method, r.model): r for r in result.rows}
     methods = [m for m in SELECTED if any((m, model) in cells for model in models)]
     head = " | ".join(f"{m.replace(' (trained)', '')}: computed | PSNR mean / worst | vs fewer steps" for m in models)
