@@ -22,13 +22,11 @@ from .flops import LazyFlops
 from .passes.variants import FORCE, SIGNAL_FULL, SIGNAL_VALUE, WEIGHTS
 from .plan import CachePlan
 from .policies.config import Policy
-from .policies.forecasters.base import slot_weights
 from .policies.schedules.base import RunFacts
-from .policies.variable import Variable, coordinates
 from .state import ContextState
 from .stats import NO_SIGNAL
+from .step_interpreter import StepCall, StepInterpreter, TimeAxis
 from .step_program import StepInfo, VariantKind, state_writes, stored_value
-from .token_picker import TokenPicker
 
 if TYPE_CHECKING:
     from .session import Session
@@ -89,25 +87,20 @@ class Runtime:
                            for kind, v in variants.items()}
         self._writes = {kind: state_writes(plan.state, kind, v.outputs) for kind, v in variants.items()}
         self._fallback = {e.name: e.shifts_from for e in plan.state if e.shifts_from}  # read of a missing slot
-        self._weights: dict[tuple, torch.Tensor] = {}
-        # full steps kept per context: the forecast's history, and the two last ones a schedule may space by
-        self._kept = max(plan.num_slots, 2)
+        # which compiled input of each kind takes each host input the interpreter hands the call
+        self.interpreter = StepInterpreter(policy, plan, variants)
+        self._host = self.interpreter.host_inputs
         self._weights_at = {kind: v.inputs.index(WEIGHTS) for kind, v in variants.items() if WEIGHTS in v.inputs}
         self._force_at = {kind: v.inputs.index(FORCE) for kind, v in variants.items() if FORCE in v.inputs}
-        self._forced: dict[tuple, torch.Tensor] = {}
-        # token subsets: which cached calls are partial, and the rows each partial call recomputes
-        self._refine = policy.tokens.refine if VariantKind.PARTIAL in variants else None
-        self._picker = TokenPicker(policy.tokens, plan.token_rows) if self._refine is not None else None
-        spaces = self._picker.inputs if self._picker is not None else {}
-        self._tokens_at = {kind: tuple((i, name) for i, name in enumerate(v.inputs) if name in spaces)
+        tokens = self.interpreter.token_inputs
+        self._tokens_at = {kind: tuple((i, name, tokens[name][1]) for i, name in enumerate(v.inputs) if name in tokens)
                            for kind, v in variants.items()}
-        self._host = {WEIGHTS, FORCE, *spaces}
+        self._tensors: dict[tuple, torch.Tensor] = {}  # host values on the device, memoised (weights, force)
         self._zeros = {e.name: e for e in plan.state if e.initial_zeros}  # state read as zeros before its first write
         # kinds whose inputs are partly filled per call (host inputs, the probe's values): the others reuse a list
         self._per_call = {kind for kind in variants
                           if kind in self._weights_at or kind in self._force_at or self._from_call[kind]
                           or self._tokens_at[kind]}
-        self._early = getattr(policy.schedule, "early", None) if self.prelude else None
         # FLOPs of a call that ends in each kind (the prelude counted in), and of an uncached call
         self.flops = {kind: CallFlops((*self.prelude, v)) for kind, v in variants.items()
                       if kind not in plan.prelude and kind is not VariantKind.DECIDE}
@@ -116,7 +109,7 @@ class Runtime:
         """Serve the same compiled variants with another policy of the same compiled shape (``backend.retarget``):
         the forecast weights it memoised belong to the old forecaster and schedule."""
         self.policy = policy
-        self._weights.clear()
+        self.interpreter.use(policy)
 
     def __call__(self, *args):
         if not self.enabled:  # the stack turned out to be split across graphs: compute, never cache
@@ -151,27 +144,29 @@ class Runtime:
         signals = state.signals
         grid = clock.scope.timesteps if clock.scope is not None else ()  # the sampler's, when the caller said
         info = StepInfo(step, num_steps, state.full_steps, signals, grid)  # sees the signal appended below
-        kind = self._early(info) if self._early is not None else None
-        ran, measured = (), self._unmeasured
-        if kind is None or self._from_call[kind]:  # the decision needs the signal, or the variant the probe
-            ran = self._prelude_kinds
+        measured = self._unmeasured
+
+        def run_prelude():
+            nonlocal measured
             for variant in self.prelude:
-                self._run(variant, args, state, values, info, key, clock)
+                self._run(variant, args, state, values, None)
             if self.prelude:
                 measured = self.plan.measure(values, state, self.reduce)  # the one extra host read of the call
                 if measured is not None:
                     signals.append(measured)
-            if kind is None:
-                kind = self.policy.schedule.decide(info)
-        if self._refine is not None:
-            kind = self._refine(kind, info)
+
+        call = self.interpreter.step(info, run_prelude,
+                                     (lambda: self._axis(key, clock, state)) if self.interpreter.by_time else None)
+        kind = call.variant
         variant = self.variants[kind]
-        outs = self._run(variant, args, state, values, info, key, clock)
+        outs = self._run(variant, args, state, values, call)
         n = variant.num_outputs
         after = None  # a signal this call's variant measured (AdaCache, SpeCa), read before its state is stored
         if self._after:
             after = self.plan.measure_after(kind, values, state, self.reduce)
-        for done in (*ran, kind):
+        if session.step_records is not None:
+            session.step_records.append((tick.context, call))
+        for done in (*call.prelude, kind):
             self._commit(done, state, values)
         label = state.label
         if label is None:
@@ -186,10 +181,8 @@ class Runtime:
             signal = None if measured is NO_SIGNAL else measured
             for recorder in session.recorders:  # calibration: the trajectory of the cached features
                 recorder(self.plan, clock.generation, tick.context, clock, step, key, outs[n:], signal)
-            state.full_steps.append(step)
-            state.full_keys.append(key)
-            if len(state.full_steps) > self._kept:
-                del state.full_steps[0], state.full_keys[0]
+            self.interpreter.keep_full(state.full_steps, step)
+            self.interpreter.keep_full(state.full_keys, key)
         if after is not None:
             measured = after
         session.recorder.record(clock.generation, label, step, kind.value, kind is VariantKind.FULL, self.flops[kind],
@@ -208,9 +201,9 @@ class Runtime:
         self.policy.schedule.check_run(RunFacts(num_steps, tuple(grid), tuple(tuple(f.shape[1:]) for f in features),
                                                 self.plan.fingerprint.get("graph", "")))
 
-    def _run(self, variant: LoweredVariant, args, state: ContextState, values: dict, info: StepInfo, key: tuple,
-             clock):
-        """Run one variant with its named inputs; its named outputs join the call's values."""
+    def _run(self, variant: LoweredVariant, args, state: ContextState, values: dict, call: StepCall | None):
+        """Run one variant with its named inputs (the state's, the call's values, ``call``'s host inputs); its named
+        outputs join the call's values."""
         kind = variant.kind
         inputs = state.resolved.get(kind)  # state inputs change only when a call writes state
         if inputs is None:
@@ -220,21 +213,26 @@ class Runtime:
             inputs = list(inputs)
             device = args[self.signature.device].device
             if kind in self._weights_at:
-                inputs[self._weights_at[kind]] = self._forecast_weights(state, info.step, key, clock, device)
+                inputs[self._weights_at[kind]] = self._on_device(call.weights, torch.float32, device)
             if kind in self._force_at:
-                inputs[self._force_at[kind]] = self._force(self.policy.schedule.forced(info), device)
+                inputs[self._force_at[kind]] = self._on_device(call.force, torch.bool, device)
             for i, name in self._from_call[kind]:
                 inputs[i] = values[name]
-            for i, name in self._tokens_at[kind]:
-                inputs[i] = self._picker.make(name, device)
+            for i, name, dtype in self._tokens_at[kind]:
+                inputs[i] = torch.tensor(call.tokens[name], dtype=dtype, device=device)
         outs = variant.fn(*args, *inputs)
         values.update(zip(variant.outputs, outs[variant.num_outputs:]))
         return outs
 
-    def _force(self, value: bool, device) -> torch.Tensor:
-        tensor = self._forced.get((value, device))
+    def _on_device(self, value, dtype: torch.dtype, device) -> torch.Tensor:
+        """A host value (forecast weights, a force flag) as a device tensor, memoised: a repeated schedule moves
+        each value once."""
+        memo = (value, device)
+        tensor = self._tensors.get(memo)
         if tensor is None:
-            tensor = self._forced[(value, device)] = torch.tensor(value, device=device)
+            if len(self._tensors) > 4096:  # timestep-dependent weights of many generations: stay bounded
+                self._tensors.clear()
+            tensor = self._tensors[memo] = torch.tensor(value, dtype=dtype, device=device)
         return tensor
 
     def _commit(self, kind: VariantKind, state: ContextState, values: dict) -> None:
@@ -258,31 +256,12 @@ class Runtime:
             raise KeyError(f"c4d: variant input {name!r} has no value")  # a plan/variant mismatch: a bug
         return found
 
-    def _forecast_weights(self, state: ContextState, step: int, key: tuple, clock, device) -> torch.Tensor:
-        """The weights tensor of this step: memoised on everything the weights depend on, so a repeated
-        schedule (every generation of a run) computes them once."""
-        slots = self.plan.num_slots
-        steps, keys = state.full_steps[-slots:], state.full_keys[-slots:]
-        if self.policy.variable is Variable.STEP:
-            memo = (step, tuple(steps), device)
-        else:  # the time is the timestep input that moves (a guidance-scale input next to it stays put)
-            i = next((i for i, (a, b) in enumerate(zip(clock.first_key, key)) if a != b), 0)
-            memo = (step, tuple(steps), key[i], clock.first_step, clock.first_key[i], tuple(k[i] for k in keys), device)
-        tensor = self._weights.get(memo)
-        if tensor is not None:
-            return tensor
-        if self.policy.variable is Variable.STEP:
-            target, coords = float(step), [float(s) for s in reversed(steps)]
-        else:
-            target, coords = coordinates(self.policy.variable, step, key[i], clock.first_step, clock.first_key[i],
-                                         steps[::-1], [k[i] for k in reversed(keys)])
-        # a forecaster reading fewer slots than were compiled (``backend.retarget``) sees its own history only
-        forecaster = self.policy.forecaster
-        values = slot_weights(forecaster, target, coords[: forecaster.num_slots], self.plan.num_slots)
-        if len(self._weights) > 4096:  # timestep-dependent weights of many generations: stay bounded
-            self._weights.clear()
-        tensor = self._weights[memo] = torch.tensor(values, dtype=torch.float32, device=device)
-        return tensor
+    def _axis(self, key: tuple, clock, state: ContextState) -> TimeAxis:
+        """This call's time axis for a forecast in the timestep: the timestep input that moves (a guidance-scale
+        input next to it stays put), at this call, the clock's first step and the full steps kept."""
+        i = next((i for i, (a, b) in enumerate(zip(clock.first_key, key)) if a != b), 0)
+        keys = state.full_keys[-self.plan.num_slots:]
+        return TimeAxis(key[i], clock.first_step, clock.first_key[i], tuple(k[i] for k in reversed(keys)))
 
     def _uncached(self, args):
         """The model's outputs without touching any state: the prelude, then FULL."""

@@ -35,6 +35,7 @@ class Session:
         self.states = StateTable()
         self.recorder = StatsRecorder()
         self.recorders: list[Callable] = []  # called with every FULL step's feature values (calibration)
+        self.step_records: list | None = None  # set to a list: (context, StepCall) of every cached call
         # the timestep of the prologue fragment of the current forward, for a stack graph without one
         self.carrier: ContextVar[tuple | None] = ContextVar(f"c4d_carried_timestep_{id(self)}", default=None)
         self.cached_calls = 0  # calls served by a cached graph (uncached fragments stay quiet once there are)

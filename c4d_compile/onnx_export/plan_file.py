@@ -33,9 +33,9 @@ import torch
 
 from ..errors import ExportFormatError
 from ..passes.variants import FORCE, WEIGHTS
+from ..step_interpreter import StepCall
 from ..step_program import StateTensor, VariantKind
 from .capture import ModelInput
-from .program import ProgramStep
 
 FORMAT, VERSION = "c4d-export", 1
 PLAN_FILE = "plan.json"
@@ -63,7 +63,7 @@ class ExportedPlan:
     outputs: str
     variants: dict[VariantKind, VariantFile]
     state: tuple[StateTensor, ...]
-    program: tuple[ProgramStep, ...]
+    program: tuple[StepCall, ...]
     num_slots: int
     weights_file: str
     weights_bytes: int
@@ -233,7 +233,7 @@ def _state(raw: dict) -> StateTensor:
                        None if shifted is None else tuple(_kind(k) for k in shifted), bool(raw["initial_zeros"]))
 
 
-def _step(raw: dict, num_slots: int) -> ProgramStep:
+def _step(raw: dict, num_slots: int) -> StepCall:
     weights = raw["weights"]
     if weights is not None:
         weights = tuple(float(w) for w in weights)
@@ -246,7 +246,7 @@ def _step(raw: dict, num_slots: int) -> ProgramStep:
     timestep = raw["timestep"]
     if timestep is not None and (isinstance(timestep, bool) or not isinstance(timestep, (int, float))):
         raise ExportFormatError(f"a program step's timestep is {timestep!r}; expected a number or null")
-    return ProgramStep(_kind(raw["variant"]), weights, tuple(_int(s) for s in raw["history"]),
+    return StepCall(_kind(raw["variant"]), weights, tuple(_int(s) for s in raw["history"]),
                        tuple(_kind(k) for k in raw["prelude"]), force, tokens,
                        None if timestep is None else float(timestep))
 

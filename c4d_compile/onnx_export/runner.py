@@ -25,11 +25,11 @@ from ..contexts import call_context, new_generation
 from ..errors import ExportedCallError, ExportFormatError, InvalidValueError
 from ..passes.variants import FORCE, SIGNAL_FULL, WEIGHTS
 from ..state import StateTable
+from ..step_interpreter import StepCall
 from ..step_program import VariantKind, state_writes, stored_value
 from .capture import flatten_kwargs
 from .onnx_files import output_names
 from .plan_file import ExportedPlan, read_plan
-from .program import ProgramStep
 
 _NUMPY = {torch.float32: np.float32, torch.float16: np.float16, torch.float64: np.float64, torch.int64: np.int64,
           torch.int32: np.int32, torch.bool: np.bool_}
@@ -61,11 +61,12 @@ class ExportedModel:
         self.cached = cached
         # uncached: FULL at every step, after the variants it reads from (the probe), as at a program's step 0
         first = next(step for step in plan.program if step.variant is VariantKind.FULL)
-        self._every_step_full = ProgramStep(VariantKind.FULL, None, (), first.prelude)
+        self._every_step_full = StepCall(VariantKind.FULL, None, (), first.prelude)
         self.clocks = Clocks()
         self.states = StateTable()
         # calls since the last reset per variant kind (a DECIDE call counts as the kind it decided on)
         self.calls: dict[str, int] = {}
+        self.step_records: list | None = None  # set to a list: (context, StepCall) of every call, as the Runtime's
         self._writes = {kind: state_writes(plan.state, kind, v.outputs) for kind, v in plan.variants.items()}
         self._fallback = {e.name: e.shifts_from for e in plan.state if e.shifts_from}
         self._zeros = {e.name: e for e in plan.state if e.initial_zeros}
@@ -95,6 +96,8 @@ class ExportedModel:
             self._run(kind, arrays, values, state, entry)
         kind = entry.variant
         outs = self._run(kind, arrays, values, state, entry)
+        if self.step_records is not None:
+            self.step_records.append((tick.context, entry))
         for done in (*entry.prelude, kind):
             self._writes[done].apply(state.tensors, values)
         if kind is VariantKind.FULL:
@@ -105,7 +108,7 @@ class ExportedModel:
         results = tuple(torch.from_numpy(x) for x in outs[:n])
         return results[0] if self.plan.outputs == "tensor" else results
 
-    def _entry(self, step: int, tick, full_steps: list[int], key: tuple) -> ProgramStep:
+    def _entry(self, step: int, tick, full_steps: list[int], key: tuple) -> StepCall:
         """The program's step for this call, once the call is known to be one the program was exported for."""
         if step >= self.plan.num_steps or (tick.num_steps is not None and tick.num_steps != self.plan.num_steps):
             raise ExportedCallError(
@@ -122,7 +125,7 @@ class ExportedModel:
                                     f"called with {key}: export with the sampler's timesteps")
         return entry
 
-    def _run(self, kind: VariantKind, arrays: dict, values: dict, state, entry: ProgramStep) -> list:
+    def _run(self, kind: VariantKind, arrays: dict, values: dict, state, entry: StepCall) -> list:
         """Run one variant: the caller's inputs, the call's values, the step's host inputs, the state."""
         variant = self.plan.variants[kind]
         feeds = {}

@@ -36,6 +36,21 @@ def _max_error(reference, exported):
     return max(float((a - b).abs().max()) for a, b in zip(reference, exported))
 
 
+def _recording(backend, runner):
+    """Start recording the steps both executors run."""
+    backend.session.step_records, runner.step_records = [], []
+
+
+def _ran_the_program(backend, runner, program, generations=1):
+    """The step interpreter's three executors agree exactly: the torch Runtime and the ONNX runner ran, call by
+    call, the steps the exported program holds (every context of every generation: the whole program in order)."""
+    ours, theirs = backend.session.step_records, runner.step_records
+    assert ours == theirs
+    contexts = {context for context, _ in ours}
+    for context in contexts:
+        assert [call for c, call in ours if c == context] == list(program) * generations
+
+
 def test_the_export_check_agrees_with_torch_along_a_whole_sampling_trajectory(dit_export):
     """check_export over the export's whole generation: each side's outputs move its own latent, so a
     difference at one step reaches every later one; both the outputs and the final latent agree."""
@@ -86,9 +101,12 @@ def test_regions_and_schedules_with_guidance_contexts(tmp_path, name, policy, ov
     backend = c4d_backend(policy, lowering="eager", num_steps=steps, **overrides)
     compiled = torch.compile(model, backend=backend, fullgraph=True)
     contexts = ("cond", "uncond")  # separate-call guidance: one cache per context on both sides
-    reference = _loop(compiled, spec, inputs, steps, contexts)
     runner = load_exported(result.directory)
+    _recording(backend, runner)
+    reference = _loop(compiled, spec, inputs, steps, contexts)
     exported = _loop(runner, spec, inputs, steps, contexts)
+    _ran_the_program(backend, runner, result.plan.program)
+    assert len(backend.session.step_records) == 2 * steps
     assert _max_error(reference, exported) < TOLERANCE
     assert runner.calls["cached"] == 2 * sum(s.variant.value == "cached" for s in result.plan.program) > 0
     uncached = load_exported(result.directory, cached=False)
@@ -143,8 +161,11 @@ def test_a_conditioning_list_on_a_buffer_is_recomputed_at_cached_steps(tmp_path)
     torch._dynamo.reset()
     backend = c4d_backend("taylorseer", lowering="eager", num_steps=steps)
     sigmas = torch.linspace(1.0, 0.0, steps + 1)
+    runner = load_exported(tmp_path)
+    _recording(backend, runner)
     reference = _euler(torch.compile(model, backend=backend, fullgraph=True), inputs, sigmas)
-    exported = _euler(load_exported(tmp_path), inputs, sigmas)
+    exported = _euler(runner, inputs, sigmas)
+    _ran_the_program(backend, runner, result.plan.program)
     cached = [i for i, s in enumerate(result.plan.program) if s.variant is VariantKind.CACHED]
     assert len(cached) == steps - 2
     assert _max_error([reference[i] for i in cached], [exported[i] for i in cached]) < TOLERANCE
@@ -167,9 +188,11 @@ def test_a_signal_decision_exports_as_an_onnx_if(tmp_path):
     assert {s.variant for s in program[1:]} == {VariantKind.DECIDE}
     torch._dynamo.reset()
     backend = c4d_backend("fbcache", lowering="eager", num_steps=steps, **options)
-    reference = _loop(torch.compile(model, backend=backend, fullgraph=True), spec, inputs, steps)
     runner = load_exported(tmp_path)
+    _recording(backend, runner)
+    reference = _loop(torch.compile(model, backend=backend, fullgraph=True), spec, inputs, steps)
     assert _max_error(reference, _loop(runner, spec, inputs, steps)) < TOLERANCE
+    _ran_the_program(backend, runner, program)
     last = backend.stats().last
     assert runner.calls == {"full": last.full_steps, "cached": last.cached_steps}
     assert runner.calls["full"] > 1 and runner.calls["cached"] > 1
@@ -186,9 +209,11 @@ def test_token_subsets_export_with_their_rows_in_the_program(tmp_path, policy):
     assert partial and all(set(s.tokens) == {x.name for x in result.plan.host_inputs} for s in partial)
     torch._dynamo.reset()
     backend = c4d_backend(policy, lowering="eager", num_steps=steps)
-    reference = _loop(torch.compile(model, backend=backend, fullgraph=True), spec, inputs, steps)
     runner = load_exported(tmp_path)
+    _recording(backend, runner)
+    reference = _loop(torch.compile(model, backend=backend, fullgraph=True), spec, inputs, steps)
     assert _max_error(reference, _loop(runner, spec, inputs, steps)) < TOLERANCE
+    _ran_the_program(backend, runner, result.plan.program)  # the rows each partial call recomputed too
     assert runner.calls["partial"] == len(partial)
     plain = _loop(model, spec, inputs, steps)
     assert _max_error(plain, _loop(runner, spec, inputs, steps)) > 1e-3  # the second generation forecasts too
@@ -209,9 +234,11 @@ def test_forecasts_in_the_timestep_export_for_the_samplers_timesteps(tmp_path):
     torch._dynamo.reset()
     backend = c4d_backend("taylorseer", lowering="eager", num_steps=steps, variable="timestep", order=2, interval=3)
     compiled = torch.compile(model, backend=backend, fullgraph=True)
-    reference = _loop(compiled, spec, inputs, steps, timesteps=timesteps)
     runner = load_exported(tmp_path)
+    _recording(backend, runner)
+    reference = _loop(compiled, spec, inputs, steps, timesteps=timesteps)
     assert _max_error(reference, _loop(runner, spec, inputs, steps, timesteps=timesteps)) < TOLERANCE
+    _ran_the_program(backend, runner, result.plan.program)  # each forecast's timestep and weights too
     runner.reset()
     with pytest.raises(ExportedCallError, match="exported for timestep"):
         _loop(runner, spec, inputs, steps)  # an even grid: not what the weights were computed for
@@ -260,5 +287,8 @@ def test_what_auto_chose_exports_and_runs_as_the_torch_backend_runs_it(tmp_path)
     assert [i for i, s in enumerate(result.plan.program) if s.variant is VariantKind.FULL] == list(cal.full_steps)
     torch._dynamo.reset()
     backend = c4d_backend("auto", schedule=str(cal.path), lowering="eager")
+    runner = load_exported(tmp_path / "exported")
+    _recording(backend, runner)
     reference = _loop(torch.compile(model, backend=backend, fullgraph=True), spec, inputs, steps)
-    assert _max_error(reference, _loop(load_exported(tmp_path / "exported"), spec, inputs, steps)) < TOLERANCE
+    assert _max_error(reference, _loop(runner, spec, inputs, steps)) < TOLERANCE
+    _ran_the_program(backend, runner, result.plan.program)

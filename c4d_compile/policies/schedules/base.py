@@ -42,6 +42,13 @@ class Schedule(Protocol):
 
     def decide(self, info: StepInfo) -> VariantKind: ...
 
+    def early(self, info: StepInfo) -> VariantKind | None:
+        """The decision before the call's signal is measured, where a plan has a probe (None: measure, then
+        ``decide``)."""
+
+    def forced(self, info: StepInfo) -> bool:
+        """Whether a step is full whatever a signal says (the input of a decision made on the device)."""
+
     def planned(self, num_steps: int) -> tuple[int, ...]:
         """The steps a generation of ``num_steps`` computes in full when nothing resets on the way."""
 
@@ -64,6 +71,12 @@ class ScheduleBase:
 
     kind: ClassVar[str] = "schedule"
     without_step_count: ClassVar[str | None] = None
+
+    def early(self, info: StepInfo) -> VariantKind | None:
+        return None
+
+    def forced(self, info: StepInfo) -> bool:
+        return False
 
     def check_plan(self, fingerprint: dict) -> None:
         return None
