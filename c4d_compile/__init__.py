@@ -24,8 +24,8 @@ except PackageNotFoundError:  # a source tree that was never installed
 
 # public name -> the module that defines it
 _EXPORTS = {
-    **dict.fromkeys(("C4DBackend", "c4d_backend"), ".backend"),
-    "backend_of": ".registered_backend",
+    **dict.fromkeys(("C4DBackend", "c4d_backend"), ".compiler.backend"),
+    "backend_of": ".compiler.registered_backend",
     "calibrate": ".calibration",
     **dict.fromkeys(("C4DCompileError", "C4DError", "C4DWarning", "ConfigError", "ExportedCallError",
                      "ExportFormatError", "InvalidValueError", "MissingDependencyError", "NotCacheableError",
@@ -35,7 +35,7 @@ _EXPORTS = {
                      "MissingStepCountError", "Policy", "Region", "SpreadSchedule", "Variable", "get_policy",
                      "list_policies"), ".policies"),
     **dict.fromkeys(("CalibrationFileError", "RatiosTransferError"), ".policies.schedules"),
-    "Settings": ".settings",
+    "Settings": ".compiler.settings",
     **dict.fromkeys(("export", "load_exported", "ExportResult", "ExportedModel"), ".onnx_export"),  # the onnx extra
 }
 
@@ -56,8 +56,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and editors see
-    from .backend import C4DBackend, c4d_backend  # noqa: F401
     from .calibration import calibrate  # noqa: F401
+    from .compiler.backend import C4DBackend, c4d_backend  # noqa: F401
+    from .compiler.registered_backend import backend_of  # noqa: F401
+    from .compiler.settings import Settings  # noqa: F401
     from .errors import (  # noqa: F401
         C4DCompileError,
         C4DError,
@@ -88,5 +90,3 @@ if TYPE_CHECKING:  # what type checkers and editors see
         list_policies,
     )
     from .policies.schedules import CalibrationFileError, RatiosTransferError  # noqa: F401
-    from .registered_backend import backend_of  # noqa: F401
-    from .settings import Settings  # noqa: F401

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from .backend import c4d_backend
 from .bench.matrix import equal_compute
+from .compiler.backend import c4d_backend
 from .reference import metrics
 from .reference.registry import load_classifier, load_reference_model
 from .reference.sampling import class_labels, sample

@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
+from .compiler.passes.analyze import GraphAnalysis, analyze
+from .compiler.plan import CachePlan, make_plan
 from .errors import InvalidValueError
-from .passes.analyze import GraphAnalysis, analyze
-from .plan import CachePlan, make_plan
 from .policies import get_policy
 
 

@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from .backend import C4DBackend, c4d_backend
+from .compiler.backend import C4DBackend, c4d_backend
 from .errors import C4DWarning, ConfigError, InvalidValueError
 from .policies import Policy, Region
 

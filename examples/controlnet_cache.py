@@ -7,10 +7,10 @@ controlnet.py``: 2 double + 2 single blocks in each model, random seeded weights
 
     python examples/controlnet_cache.py --out docs/results/controlnet-cpu/controlnet.json
 
-FLOPs (counted, ``c4d_compile.flops``): a full step, a cached step and a whole generation of both models together;
-the uncompiled ControlNet's forward is counted on the same call. Fidelity: PSNR of the final latents against the
-uncached pipeline, over ``--seeds`` seeds (the control image is the same). The weights are random, so the fidelity
-figures are only indicative: they compare the two ways, not what a trained ControlNet would show.
+FLOPs (counted, ``c4d_compile.compiler.flops``): a full step, a cached step and a whole generation of both models
+together; the uncompiled ControlNet's forward is counted on the same call. Fidelity: PSNR of the final latents
+against the uncached pipeline, over ``--seeds`` seeds (the control image is the same). The weights are random, so the
+fidelity figures are only indicative: they compare the two ways, not what a trained ControlNet would show.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from support.controlnet import build, run  # noqa: E402
 from c4d_compile import enable_cache  # noqa: E402
 from c4d_compile.bench.report import run_meta  # noqa: E402
 from c4d_compile.bench.speed import psnr  # noqa: E402
-from c4d_compile.flops import flop_counter  # noqa: E402
-from c4d_compile.runtime import VariantKind  # noqa: E402
+from c4d_compile.compiler.flops import flop_counter  # noqa: E402
+from c4d_compile.runtime.executor import VariantKind  # noqa: E402
 
 NAME = "flux-controlnet"
 MODES = {"transformer": ("transformer",), "transformer + controlnet": ("transformer", "controlnet")}

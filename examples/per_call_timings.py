@@ -28,7 +28,7 @@ from c4d_compile import c4d_backend
 from c4d_compile.bench.per_call_report import CallTimes, PerCallResults, per_call_table, write_per_call_json
 from c4d_compile.bench.report import run_meta
 from c4d_compile.bench.speed import generate
-from c4d_compile.runtime import Runtime
+from c4d_compile.runtime.executor import Runtime
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 
 LOWERINGS = ("inductor", "eager")  # each is also the name of torch.compile's backend for the plain model

@@ -10,7 +10,7 @@ from support.ranks import run_ranks
 from support.sampling import loop
 
 from c4d_compile import c4d_backend
-from c4d_compile.passes.check_collectives import collective_sequence
+from c4d_compile.compiler.passes.check_collectives import collective_sequence
 from c4d_compile.zoo.context_parallel import enable_cpu_context_parallel
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 

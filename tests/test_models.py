@@ -6,8 +6,8 @@ from support.presets import interval_one_presets
 from support.sampling import sample
 
 from c4d_compile import c4d_backend
+from c4d_compile.compiler.passes.analyze import analyze
 from c4d_compile.inspect_model import trace_graphs
-from c4d_compile.passes.analyze import analyze
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 
 # model -> (blocks per list in graph order, number of stream tensors after the first block)
@@ -65,7 +65,7 @@ def test_cached_variant_drops_every_block(model):
     backend = c4d_backend("taylorseer-lite", lowering="eager", schedule="paper")
     sample(torch.compile(module, backend=backend, fullgraph=True), spec, num_steps=5)
     cached_gm = backend.rewrite.variants["cached"].gm
-    from c4d_compile.passes.graph_utils import is_matmul
+    from c4d_compile.compiler.passes.graph_utils import is_matmul
 
     assert not any(is_matmul(n) for n in cached_gm.graph.nodes)  # Lite: no block, no projection runs
     # W=3: steps 3 and 4 are cached, and a cached step costs almost nothing

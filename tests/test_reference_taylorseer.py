@@ -9,7 +9,7 @@ from support.sampling import sample
 from support.taylor import taylor_forecast, updated_factors
 
 from c4d_compile import c4d_backend
-from c4d_compile.passes.graph_utils import is_matmul, module_path
+from c4d_compile.compiler.passes.graph_utils import is_matmul, module_path
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 
 # which modules produce a residual branch F, per model (the reference needs names; the pass does not)

@@ -3,7 +3,7 @@ on the attention / MLP modules keep Taylor factors (order 0: plain reuse, DuCa; 
 with ToCa-style fresh tokens), and on partial steps the MLP modules are run on the chosen rows of
 their own input, which overwrite the order-0 factor there (ToCa arXiv 2410.05317, DuCa 2412.18911).
 ClusCa (arXiv 2509.10312): a hook on the last block clusters its output at full steps (labels given by
-the library's k-means, itself checked against a plain one in ``tests/passes/test_clusters.py``); each
+the library's k-means, itself checked against a plain one in ``tests/compiler/passes/test_clusters.py``); each
 partial step takes one token per cluster by the same seeded draws, written plainly here. ToCa (score
 selection): each token's importance is the norm of its token-local module outputs at the full step, summed
 and L2-normalised; a partial step takes the top rows by importance plus weighted staleness, counted here."""
@@ -15,7 +15,7 @@ from support.sampling import loop, sample
 from support.taylor import taylor_forecast, updated_factors
 
 from c4d_compile import c4d_backend
-from c4d_compile.passes.clusters import kmeans
+from c4d_compile.compiler.passes.clusters import kmeans
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 
 # (module, token-local, its token count) per branch, in the order the reference needs them

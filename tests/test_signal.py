@@ -8,8 +8,8 @@ import torch
 from support.sampling import loop, relative_l1
 
 from c4d_compile import ConfigError, c4d_backend
-from c4d_compile.passes.graph_utils import module_path
-from c4d_compile.step_program import VariantKind
+from c4d_compile.compiler.passes.graph_utils import module_path
+from c4d_compile.runtime.step_program import VariantKind
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -167,7 +167,7 @@ def test_dbcache_keeps_the_last_blocks_and_refuses_a_split_with_nothing_to_cache
     ("flux", "dbcache", {"first_blocks": 1, "last_blocks": 1, "warmup": 2, "threshold": 0.35, "max_cached_in_row": 2}),
 ])
 def test_the_device_decides_like_the_host_without_reading_anything_per_call(model, preset, options, monkeypatch):
-    from c4d_compile.plan import CachePlan
+    from c4d_compile.compiler.plan import CachePlan
 
     spec = get_tiny_model(model)
     module = spec.build()

@@ -23,8 +23,8 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from ..compiler.settings import DYNAMO_LIMITS
 from ..errors import InvalidValueError
-from ..settings import DYNAMO_LIMITS
 from .evaluate_methods import Applied, Session, compile_plain, denoiser_flops, peak_bytes, resolve_methods
 from .evaluate_metrics import data_range, psnr, ssim
 from .evaluate_scorers import ScoreModels, load_scorers

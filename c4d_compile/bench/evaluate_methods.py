@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from ..backend import c4d_backend
+from ..compiler.backend import c4d_backend
+from ..compiler.flop_formulas import flop_counter
 from ..errors import InvalidValueError
-from ..flop_formulas import flop_counter
 from ..pipelines import DENOISERS, enable_cache_with
 from ..policies import get_policy, list_policies
 

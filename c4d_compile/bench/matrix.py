@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, field
 import torch
 from tqdm import tqdm
 
+from ..compiler.flop_formulas import flop_counter
+from ..compiler.settings import DYNAMO_LIMITS
 from ..errors import ConfigError, InvalidValueError
-from ..flop_formulas import flop_counter
-from ..settings import DYNAMO_LIMITS
 from .methods import UNCACHED, UNCACHED_NOT_COMPILED, Method, Prepared, Uncached
 from .speed import timed as _timed
 from .workloads import Workload, load_workload

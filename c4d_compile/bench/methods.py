@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import torch
 
-from ..backend import c4d_backend
+from ..compiler.backend import c4d_backend
 from ..errors import InvalidValueError
 from ..policies import get_policy
 from .workloads import TransformerCall, Workload

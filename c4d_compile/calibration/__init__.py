@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..backend import C4DBackend
+from ..compiler.backend import C4DBackend
 from ..errors import InvalidValueError, UnknownOptionError
 from ..policies import Policy, forecaster_spec, get_policy
 from ..policies.schedules import IntervalSchedule, MagnitudeSchedule, SignalSchedule, write_calibration

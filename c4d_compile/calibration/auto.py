@@ -41,12 +41,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..backend import C4DBackend
+from ..compiler.backend import C4DBackend
+from ..compiler.settings import DYNAMO_LIMITS  # the search compiles a graph per region
 from ..errors import C4DError, InvalidValueError
 from ..policies import Policy, Region, forecaster_spec, get_policy
 from ..policies.forecasters import Taylor
 from ..policies.schedules import ExplicitSchedule, IntervalSchedule, spread_evenly, write_calibration
-from ..settings import DYNAMO_LIMITS  # the search compiles a graph per region
 from .candidates import Candidate, Effort, get_effort, with_timestep
 from .record import Trajectory, TrajectoryRecorder, common_grid
 from .refine import refine

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ..backend import C4DBackend
+from ..compiler.backend import C4DBackend
 from ..pipelines import enable_cache_with
 
 

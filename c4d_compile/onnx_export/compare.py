@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from ..backend import c4d_backend
 from ..bench.speed import generate
+from ..compiler.backend import c4d_backend
 from ..zoo.tiny_model import TinyModel
 from .runner import load_exported
 

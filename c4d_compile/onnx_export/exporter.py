@@ -19,15 +19,15 @@ import torch.fx as fx
 from torch._ops import HigherOrderOperator
 from tqdm.auto import tqdm
 
+from ..compiler.opaque_calls import opaque_modules
+from ..compiler.passes.analyze import analyze
+from ..compiler.passes.rewrite import RewriteResult, build_variants
+from ..compiler.plan import CachePlan, make_plan
+from ..compiler.variant_examples import named_examples
 from ..errors import InvalidValueError, NotExportableError
-from ..opaque_calls import opaque_modules
-from ..passes.analyze import analyze
-from ..passes.rewrite import RewriteResult, build_variants
-from ..plan import CachePlan, make_plan
 from ..policies import Policy, get_policy
-from ..step_program import VariantKind
-from ..token_picker import TokenPicker
-from ..variant_examples import named_examples
+from ..runtime.step_program import VariantKind
+from ..runtime.token_picker import TokenPicker
 from .capture import CapturedModel, ModelInput, capture_model
 from .onnx_files import export_variant
 from .plan_file import ExportedPlan, VariantFile, file_sha256, write_plan

@@ -1,7 +1,7 @@
 """One variant GraphModule -> one ONNX model, through torch's exporter.
 
 A variant's signature is ``(*graph_inputs, *named_inputs) -> (*model_outputs, *named_outputs)``
-(``passes/variants.py``). In the file, the graph inputs that are constants (parameters, buffers) are
+(``compiler/passes/variants.py``). In the file, the graph inputs that are constants (parameters, buffers) are
 bound into the module as buffers, so they become initializers; the caller's inputs keep their
 keyword names, named inputs their state names, and named outputs are prefixed with ``next:``
 (a variant may read and write the same state name, which one ONNX graph cannot name twice).
@@ -16,8 +16,8 @@ import onnx_ir as ir
 import torch
 import torch.fx as fx
 
+from ..compiler.passes.variants import Variant
 from ..errors import NotExportableError
-from ..passes.variants import Variant
 from .capture import CapturedModel
 from .rewrites import bridge_exporter_gaps
 

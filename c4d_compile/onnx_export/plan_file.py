@@ -32,9 +32,9 @@ from typing import Any
 import torch
 
 from ..errors import ExportFormatError
-from ..passes.variants import FORCE, WEIGHTS
-from ..step_interpreter import StepCall
-from ..step_program import StateTensor, VariantKind
+from ..runtime.interpreter import StepCall
+from ..runtime.state_names import FORCE, WEIGHTS
+from ..runtime.step_program import StateTensor, VariantKind
 from .capture import ModelInput
 
 FORMAT, VERSION = "c4d-export", 1

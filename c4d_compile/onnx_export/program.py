@@ -22,12 +22,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from functools import partial
 
+from ..compiler.plan import CachePlan
 from ..errors import NotExportableError
-from ..plan import CachePlan
 from ..policies.config import Policy
 from ..policies.variable import Variable
-from ..step_interpreter import NeedsSignalError, StepCall, StepInterpreter, TimeAxis
-from ..step_program import StepInfo, VariantKind
+from ..runtime.interpreter import NeedsSignalError, StepCall, StepInterpreter, TimeAxis
+from ..runtime.step_program import StepInfo, VariantKind
 
 EXPORTED_KINDS = (VariantKind.FULL, VariantKind.CACHED, VariantKind.PROBE, VariantKind.DECIDE, VariantKind.PARTIAL)
 

@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..clock import Clocks
-from ..contexts import call_context, new_generation
 from ..errors import ExportedCallError, ExportFormatError, InvalidValueError
-from ..passes.variants import FORCE, SIGNAL_FULL, WEIGHTS
-from ..state import StateTable
-from ..step_interpreter import StepCall
-from ..step_program import VariantKind, state_writes, stored_value
+from ..runtime.clock import Clocks
+from ..runtime.contexts import call_context, new_generation
+from ..runtime.interpreter import StepCall
+from ..runtime.state import StateTable
+from ..runtime.state_names import FORCE, SIGNAL_FULL, WEIGHTS
+from ..runtime.step_program import VariantKind, state_writes, stored_value
 from .capture import flatten_kwargs
 from .onnx_files import output_names
 from .plan_file import ExportedPlan, read_plan

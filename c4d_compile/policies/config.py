@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..errors import ConfigError, InvalidValueError, UnknownOptionError
+from . import forecasters
 from .forecasters import Forecaster
 from .schedules import SCHEDULE_KINDS, CalibratedSchedule, Schedule
 from .tokens import TokenSubset
@@ -60,8 +61,6 @@ def forecaster_from_spec(spec: Mapping[str, Any]) -> Forecaster:
 
 def forecaster_types() -> dict[str, type]:
     """Every forecaster class of the library, by class name (what ``forecaster_spec`` writes)."""
-    from . import forecasters
-
     return {name: getattr(forecasters, name) for name in forecasters.__all__ if name != "Forecaster"}
 
 

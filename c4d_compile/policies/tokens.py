@@ -1,7 +1,7 @@
 """Token-subset caching as data: which cached calls recompute a few token rows of the token-local branches.
 
 A cached call may be *partial* (the PARTIAL variant): every token-local residual branch (proven by
-``passes/find_token_local.py``) is recomputed for K rows of its token space of N tokens, the rest
+``compiler/passes/find_token_local.py``) is recomputed for K rows of its token space of N tokens, the rest
 forecast as on any cached call. The fresh rows replace the order-0 term of the forecast at their
 positions and stay there until the next full step (ToCa, arXiv 2410.05317; DuCa, arXiv 2412.18911).
 
@@ -40,7 +40,7 @@ import enum
 from dataclasses import dataclass
 
 from ..errors import InvalidValueError
-from ..step_program import StepInfo, VariantKind
+from ..runtime.step_program import StepInfo, VariantKind
 from .validate import check_int, check_number, parse_enum
 
 

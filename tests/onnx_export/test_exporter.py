@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from c4d_compile import ExportedCallError, NotExportableError, c4d_backend, get_policy
-from c4d_compile.contexts import call_context
 from c4d_compile.onnx_export import export, load_exported
 from c4d_compile.onnx_export.compare import check_export, trajectory
 from c4d_compile.policies.forecasters.base import slot_weights
-from c4d_compile.step_program import VariantKind
+from c4d_compile.runtime.contexts import call_context
+from c4d_compile.runtime.step_program import VariantKind
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 
 TOLERANCE = 1e-4  # float32 through two runtimes' kernels; the differences seen are ~1e-6
@@ -257,7 +257,7 @@ def test_what_does_not_export_is_refused_before_writing(tmp_path, policy, match)
 def test_a_model_with_an_opaque_call_is_refused_before_writing(tmp_path):
     from support.routed import build
 
-    from c4d_compile.opaque_calls import make_opaque
+    from c4d_compile.compiler.opaque_calls import make_opaque
 
     model = build()
     for block in model.blocks:  # what the backend does to a stack split inside its blocks

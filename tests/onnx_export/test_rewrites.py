@@ -85,7 +85,7 @@ def test_nothing_to_bridge_is_a_copy():
 
 
 def test_kmeans_per_centroid_is_kmeans():
-    from c4d_compile.passes.clusters import cdist_l1, kmeans, kmeans_per_centroid, l1_per_centroid
+    from c4d_compile.compiler.passes.clusters import cdist_l1, kmeans, kmeans_per_centroid, l1_per_centroid
 
     stream = torch.randn(2, 40, 6)
     torch.testing.assert_close(l1_per_centroid(stream[0], stream[1, :5]), cdist_l1(stream[0], stream[1, :5]))

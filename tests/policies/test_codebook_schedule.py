@@ -6,7 +6,7 @@ import pytest
 from c4d_compile import ConfigError, c4d_backend
 from c4d_compile.errors import InvalidValueError
 from c4d_compile.policies.schedules import CodebookSchedule
-from c4d_compile.step_program import StepInfo, VariantKind
+from c4d_compile.runtime.step_program import StepInfo, VariantKind
 
 BOOK = ((0.05, 4), (0.1, 3), (1.0, 2))
 

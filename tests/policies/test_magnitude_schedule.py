@@ -9,7 +9,7 @@ from c4d_compile import ConfigError, InvalidValueError, RatiosTransferError
 from c4d_compile.policies import get_policy
 from c4d_compile.policies.schedules import MagnitudeSchedule, RatiosMissingError, RunFacts, write_ratios
 from c4d_compile.policies.schedules.magnitude import by_time, resample
-from c4d_compile.step_program import StepInfo, VariantKind
+from c4d_compile.runtime.step_program import StepInfo, VariantKind
 
 CURVE = (1.0, 1.08, 1.04, 0.99, 0.997, 0.985, 0.999, 0.976, 0.988, 0.995, 0.983, 0.988, 0.986, 0.989, 0.9835,
          0.9886, 0.9875, 0.985, 0.993, 0.985, 0.981, 0.976, 0.97, 0.95, 0.93, 0.9)

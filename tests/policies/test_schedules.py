@@ -11,7 +11,7 @@ from c4d_compile import (
     SpreadSchedule,
 )
 from c4d_compile.policies.schedules import spread_evenly
-from c4d_compile.step_program import StepInfo, VariantKind
+from c4d_compile.runtime.step_program import StepInfo, VariantKind
 
 
 def run(schedule, num_steps, known=True):

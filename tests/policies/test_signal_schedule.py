@@ -6,7 +6,7 @@ import pytest
 from c4d_compile import InvalidValueError
 from c4d_compile.policies import get_policy
 from c4d_compile.policies.schedules import SignalSchedule
-from c4d_compile.step_program import StepInfo, VariantKind
+from c4d_compile.runtime.step_program import StepInfo, VariantKind
 
 SIGNALS = [0.0, 0.31, 0.02, 0.05, 0.04, 0.2, 0.01, 0.01, 0.01, 0.01, 0.01, 0.3, 0.06, 0.07, 0.02, 0.09]
 FLUX = (498.651651, -283.781631, 55.8554382, -3.82021401, 0.264230861)  # TeaCache's FLUX polynomial

@@ -11,7 +11,7 @@ import torch
 from c4d_compile import InvalidValueError, c4d_backend, get_policy
 from c4d_compile.policies.forecasters import Spectrum
 from c4d_compile.policies.schedules import GrowingIntervalSchedule, SpreadSchedule
-from c4d_compile.step_program import StepInfo, VariantKind
+from c4d_compile.runtime.step_program import StepInfo, VariantKind
 
 
 def reference_forecast(values: np.ndarray, steps, target, degree=4, ridge=0.1, span=50.0) -> np.ndarray:

@@ -6,7 +6,7 @@ import pytest
 from c4d_compile import ConfigError
 from c4d_compile.errors import InvalidValueError
 from c4d_compile.policies.schedules import SpeculativeSchedule
-from c4d_compile.step_program import StepInfo, VariantKind
+from c4d_compile.runtime.step_program import StepInfo, VariantKind
 
 FULL, CACHED, VERIFY = VariantKind.FULL, VariantKind.CACHED, VariantKind.VERIFY
 

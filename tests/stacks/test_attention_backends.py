@@ -25,8 +25,8 @@ from support.pipelines import PIPELINES, run  # noqa: E402
 from support.stacks import restore_attention_backend  # noqa: E402
 
 from c4d_compile import C4DWarning, enable_cache  # noqa: E402
-from c4d_compile.flops import flop_counter  # noqa: E402
-from c4d_compile.runtime import VariantKind  # noqa: E402
+from c4d_compile.compiler.flops import flop_counter  # noqa: E402
+from c4d_compile.runtime.executor import VariantKind  # noqa: E402
 
 CASE = PIPELINES["flux"]
 CPU_BACKENDS = ("native", "_native_math", "_native_flash", "flex")

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.filterwarnings("ignore:In CPU autocast:UserWarning"),
 from support.controlnet import CONTROLNET, build, run  # noqa: E402
 
 from c4d_compile import C4DWarning, enable_cache  # noqa: E402
-from c4d_compile.runtime import VariantKind  # noqa: E402
+from c4d_compile.runtime.executor import VariantKind  # noqa: E402
 
 # the ControlNets' names in stats: each one's contexts are "<context>[<name>]"
 NETS = {"flux-controlnet": ("controlnet",), "flux-multi-controlnet": ("controlnet.0", "controlnet.1"),

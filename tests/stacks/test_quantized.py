@@ -30,9 +30,9 @@ from torchao.quantization import (  # noqa: E402
 )
 
 from c4d_compile import C4DWarning, enable_cache  # noqa: E402
-from c4d_compile.flops import count_flops  # noqa: E402
+from c4d_compile.compiler.flops import count_flops  # noqa: E402
+from c4d_compile.compiler.passes.analyze import analyze  # noqa: E402
 from c4d_compile.inspect_model import trace  # noqa: E402
-from c4d_compile.passes.analyze import analyze  # noqa: E402
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model  # noqa: E402
 
 CASE = PIPELINES["flux"]
@@ -82,7 +82,7 @@ def test_the_analysis_finds_the_same_blocks_and_branches(name, float_graph):
 @pytest.mark.parametrize("name", [
     "int8-weight-only",
     "float8-weight-only",
-    "int8-dynamic",  # aten._int_mm: a formula of c4d's own (flops.py)
+    "int8-dynamic",  # aten._int_mm: a formula of c4d's own (compiler/flops.py)
 ])
 def test_flops_count_the_quantized_matmuls_as_the_float_ones(name, float_graph):
     gm, examples = _traced(quantized(get_tiny_model("flux").build(), name))

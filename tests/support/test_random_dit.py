@@ -37,7 +37,7 @@ def test_runs_finite_and_deterministic(seed):
 
 
 # One Dynamo graph per architecture (fullgraph=True) is checked where the graphs are used:
-# tests/passes/test_random_architectures.py traces every seed once.
+# tests/compiler/passes/test_random_architectures.py traces every seed once.
 
 
 def test_feature_coverage():

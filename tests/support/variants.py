@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 
 from c4d_compile.inspect_model import trace
-from c4d_compile.passes.variants import WEIGHTS
-from c4d_compile.state_names import history_names, refreshed_name, token_index_name
-from c4d_compile.step_program import VariantKind
+from c4d_compile.runtime.state_names import WEIGHTS, history_names, refreshed_name, token_index_name
+from c4d_compile.runtime.step_program import VariantKind
 
 # a gemm on a few rows may take another kernel than on all of them: the last bit moves
 ROUNDING = {"rtol": 2e-6, "atol": 2e-6}

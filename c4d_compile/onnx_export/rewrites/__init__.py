@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 import torch.fx as fx
 
-from ...passes.dead_code import eliminate_dead_code
+from ...compiler.passes.dead_code import eliminate_dead_code
 from .bool_masked_fill import bool_masked_fill_as_logic
 from .complex_products import complex_products_as_real
 from .kmeans_l1 import kmeans_without_cdist

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 import torch.fx as fx
 
-from ...passes.graph_utils import tensor_meta
+from ...compiler.passes.graph_utils import tensor_meta
 
 
 def bool_masked_fill_as_logic(gm: fx.GraphModule, constants: Sequence = ()) -> int:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import torch.fx as fx
 
-from ...passes.clusters import kmeans, kmeans_per_centroid
+from ...compiler.passes.clusters import kmeans, kmeans_per_centroid
 
 
 def kmeans_without_cdist(gm: fx.GraphModule, constants: Sequence = ()) -> int:

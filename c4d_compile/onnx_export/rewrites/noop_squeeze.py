@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 import torch.fx as fx
 
-from ...passes.graph_utils import tensor_meta
+from ...compiler.passes.graph_utils import tensor_meta
 
 
 def _squeeze_dims(node: fx.Node) -> tuple[fx.Node, tuple[int, ...]] | None:

@@ -4,7 +4,7 @@ the tokens that matter most and have waited longest.
 ToCa ranks tokens by the attention they receive plus how many cached steps ago they were recomputed
 (λ3 = 0.25 over its interval N). A fused attention kernel (SDPA, FlashAttention) never writes the attention
 map, so the importance here is the size of each token's cached token-local branch outputs at the last
-full step (``passes/token_scores.py``); the staleness term is ToCa's. Paper defaults on FLUX: N = 4,
+full step (``compiler/passes/token_scores.py``); the staleness term is ToCa's. Paper defaults on FLUX: N = 4,
 R = 0.1, the first 3 steps full.
 """
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import ClassVar, NamedTuple, Protocol
 
 from ...errors import C4DError
-from ...step_program import StepInfo, VariantKind
+from ...runtime.step_program import StepInfo, VariantKind
 
 
 class MissingStepCountError(C4DError):

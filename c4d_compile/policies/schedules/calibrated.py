@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ...errors import ConfigError
-from ...step_program import StepInfo, VariantKind
+from ...runtime.step_program import StepInfo, VariantKind
 from ..validate import is_number
 from .base import RunFacts, ScheduleBase, StepSetSchedule
 

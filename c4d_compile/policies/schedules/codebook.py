@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ...errors import ConfigError, InvalidValueError
-from ...step_program import StepInfo, VariantKind
+from ...runtime.step_program import StepInfo, VariantKind
 from ..validate import check_int, check_number, is_number
 from .base import ScheduleBase
 from .signal import Signal

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ...errors import ConfigError, InvalidValueError
-from ...step_program import StepInfo, VariantKind
+from ...runtime.step_program import StepInfo, VariantKind
 from ..validate import check_int, check_number, is_number
 from .base import MissingStepCountError, RunFacts, ScheduleBase
 from .files import check_same_graph, field_from_file, read_tagged, write_tagged

@@ -15,7 +15,7 @@ What is probed (``signal``), found in the graph by the passes, never by names:
 * ``model-input`` — the model's latent input (EasyCache, arXiv 2507.02860, with ``region="output"``):
   the signal is the input's change since the previous call times the rate ``k`` at which the output
   changed per unit of input change between the last two full steps, over the last full output,
-  ``k |x - x_prev| / |v_p|``: an estimate of the output's relative change (``measures.py``).
+  ``k |x - x_prev| / |v_p|``: an estimate of the output's relative change (``compiler/measures.py``).
 
 ``reference`` says what ``ref`` is: the probe value of the last full step (FBCache: the comparison
 is cumulative since the last compute) or of the previous call (TeaCache). With ``accumulate`` the
@@ -29,7 +29,7 @@ rescaled signals since the last full step add up (TeaCache's accumulator, reset 
 
 so ``threshold=0`` always computes. The decision is a pure function of the step and the signals since
 the last full step (``StepInfo.signals``). ``decision="host"`` takes it on the host from one scalar read
-per call; ``decision="device"`` compiles the same rule into one graph (``passes/rewrite_decide.py``):
+per call; ``decision="device"`` compiles the same rule into one graph (``compiler/passes/rewrite_decide.py``):
 the accumulator and the count of cached calls in a row are state tensors, the warm-up and last steps
 a host input, and ``torch.cond`` runs one continuation — the host reads nothing per call.
 """
@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ...errors import ConfigError, InvalidValueError
-from ...step_program import StepInfo, VariantKind
+from ...runtime.step_program import StepInfo, VariantKind
 from ..validate import check_bool, check_int, check_number, is_number
 from .base import ScheduleBase
 from .files import check_same_graph, field_from_file, read_tagged, write_tagged

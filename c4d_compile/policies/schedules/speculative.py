@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ...errors import ConfigError
-from ...step_program import StepInfo, VariantKind
+from ...runtime.step_program import StepInfo, VariantKind
 from ..validate import check_int, check_number
 from .base import MissingStepCountError, ScheduleBase
 from .signal import Signal

@@ -1,0 +1,42 @@
+"""The variants of a plan: one rewrite pass per variant kind, in one registry.
+
+A new kind of step is a new rewrite pass registered in ``REWRITES``; the PROBE of a signal-driven plan is made
+by cutting the others after the probe (``rewrite_probe.py``), which also builds DECIDE from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch.fx as fx
+
+from ...runtime.step_program import VariantKind
+from ..plan import CachePlan
+from .rewrite_cached import build_cached
+from .rewrite_full import build_full
+from .rewrite_partial import build_partial
+from .rewrite_probe import split_at_probe
+from .rewrite_verify import build_verify
+from .variants import Variant
+
+REWRITES: dict[VariantKind, Callable[[fx.GraphModule, CachePlan], Variant]] = {
+    VariantKind.FULL: build_full, VariantKind.CACHED: build_cached, VariantKind.PARTIAL: build_partial,
+    VariantKind.VERIFY: build_verify,
+}
+
+
+@dataclass(frozen=True)
+class RewriteResult:
+    variants: dict[VariantKind, Variant]
+    removed_nodes: dict[VariantKind, int]  # nodes of the original graph a variant no longer runs
+
+
+def build_variants(gm: fx.GraphModule, plan: CachePlan) -> RewriteResult:
+    """Run the rewrite pass of every variant kind the plan needs; with a probe, cut them after it."""
+    variants = {kind: REWRITES[kind](gm, plan) for kind in plan.variant_kinds if kind in REWRITES}
+    if VariantKind.PROBE in plan.variant_kinds:
+        variants = split_at_probe(gm, plan, variants)
+    original = {n.name for n in gm.graph.nodes if n.op not in ("placeholder", "output")}
+    removed = {kind: len(original - {n.name for n in v.gm.graph.nodes}) for kind, v in variants.items()}
+    return RewriteResult(variants, removed)

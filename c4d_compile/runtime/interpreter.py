@@ -1,0 +1,173 @@
+"""The step interpreter: what one step call of a cached model runs, decided in one place.
+
+Per call it answers, from the plan, the policy, the clock's position and the context's history and
+signals: which variants run (the prelude, then the decided kind), with which host inputs (the forecast
+weights and the full steps they assume, the force flag of a device decision, a partial call's token
+rows). The answer is a :class:`StepCall`, which is also the step's record.
+
+Three executors run its answers and decide nothing themselves: the torch Runtime (``runtime/executor.py``) on
+compiled variants, the exporter (``onnx_export/program.py``) which asks it for every step of a
+generation and writes the answers into ``plan.json``, and the ONNX runner (``onnx_export/runner.py``)
+which executes the written answers on onnxruntime sessions. Their step records are compared
+exactly in ``tests/runtime/test_interpreter.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+import torch
+
+from ..policies.config import Policy
+from ..policies.forecasters.base import slot_weights
+from ..policies.variable import Variable, coordinates
+from .state_names import FORCE, WEIGHTS
+from .step_program import StepInfo, VariantKind
+from .token_picker import TokenPicker
+
+if TYPE_CHECKING:
+    from ..compiler.plan import CachePlan
+
+
+class _Named(Protocol):
+    inputs: Sequence[str]
+    outputs: Sequence[str]
+
+
+class StepCall(NamedTuple):  # a tuple, not a dataclass: the Runtime makes one per step call
+    """What one step call runs: the executors' instruction and the step's record."""
+
+    variant: VariantKind  # the variant whose model outputs the call returns
+    weights: tuple[float, ...] | None  # its forecast weights input, when it reads one
+    history: tuple[int, ...]  # the full steps the weights are over, newest first (empty without weights)
+    prelude: tuple[VariantKind, ...] = ()  # run first in the same call; ``variant`` reads their named outputs
+    force: bool | None = None  # DECIDE's input: true where the schedule computes whatever the signal says
+    tokens: Mapping[str, tuple] = {}  # a partial call's host inputs: rows, or draws  # noqa: RUF012 - never mutated
+    timestep: float | None = None  # a forecast in the timestep: the timestep the weights were computed for
+
+    def to_json(self) -> dict:
+        return {"variant": self.variant.value, "weights": None if self.weights is None else list(self.weights),
+                "history": list(self.history), "prelude": [k.value for k in self.prelude], "force": self.force,
+                "tokens": {name: list(values) for name, values in self.tokens.items()}, "timestep": self.timestep}
+
+
+class TimeAxis(NamedTuple):
+    """Where a forecast in the timestep reads the time: this call's, the generation's first step's, and
+    those of the full steps in the history (newest first)."""
+
+    time: float
+    first_step: int
+    first_time: float
+    history: tuple[float, ...]
+
+
+class NeedsSignalError(RuntimeError):
+    """The schedule decides from a signal measured after the prelude, and the executor cannot measure one."""
+
+
+NO_TOKENS: Mapping[str, tuple] = {}
+
+
+class StepInterpreter:
+    """Decides the step calls of one compiled plan under one policy (``use`` swaps the policy).
+
+    ``variants``: each variant kind's named inputs and outputs (``.inputs``, ``.outputs``), which tell the host
+    inputs a kind reads and whether it reads the prelude's values.
+    """
+
+    def __init__(self, policy: Policy, plan: CachePlan, variants: Mapping[VariantKind, _Named]):
+        self.plan = plan
+        self.prelude = plan.prelude  # run before the decision (the PROBE) when the decision or the variant needs it
+        # call values the prelude hands on: what it outputs that is not state it writes
+        produced = {name for kind in plan.prelude for name in variants[kind].outputs} - {e.name for e in plan.state}
+        inputs = {kind: tuple(v.inputs) for kind, v in variants.items()}
+        self._reads_prelude = {kind for kind, names in inputs.items() if any(name in produced for name in names)}
+        self._reads_weights = {kind for kind, names in inputs.items() if WEIGHTS in names}
+        self._reads_force = {kind for kind, names in inputs.items() if FORCE in names}
+        # token subsets: which cached calls are partial, and the draws of the rows each partial call recomputes
+        self._picker = None
+        if VariantKind.PARTIAL in inputs:
+            self._picker = TokenPicker(policy.tokens, plan.token_rows)
+        picked = self._picker.inputs if self._picker is not None else {}
+        self._tokens = {kind: tuple(name for name in names if name in picked) for kind, names in inputs.items()}
+        self.host_inputs = frozenset({WEIGHTS, FORCE, *picked})
+        # full steps kept per context: the forecast's history, and the two last ones a schedule may space by
+        self.kept = max(plan.num_slots, 2)
+        self._weights: dict[tuple, tuple[float, ...]] = {}
+        self.use(policy)
+
+    @property
+    def token_inputs(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        """Shape and dtype of each token host input (``TokenPicker.specs``)."""
+        return self._picker.specs() if self._picker is not None else {}
+
+    def use(self, policy: Policy) -> None:
+        """Decide with another policy of the same compiled shape (``backend.retarget``): the weights memoised
+        belong to the old forecaster and schedule."""
+        self.policy = policy
+        self._weights.clear()
+        self._early = policy.schedule.early if self.prelude else None
+        self._refine = policy.tokens.refine if self._picker is not None else None
+        self._by_time = policy.variable is not Variable.STEP
+
+    @property
+    def by_time(self) -> bool:
+        """Whether the forecast weights depend on the timesteps (the executor passes a :class:`TimeAxis`)."""
+        return self._by_time
+
+    def step(self, info: StepInfo, run_prelude: Callable[[], None] | None,
+             axis: Callable[[], TimeAxis] | None = None) -> StepCall:
+        """The call at ``info``. ``run_prelude`` runs the prelude and appends the signal it measured to
+        ``info.signals`` (None: the executor measures nothing; a schedule that needs a signal raises
+        ``NeedsSignalError``); ``axis``: this call's time axis, asked only for a forecast in the timestep."""
+        schedule = self.policy.schedule
+        kind = self._early(info) if self._early is not None else schedule.decide(info)  # no prelude: decide now
+        ran = ()
+        if kind is None or kind in self._reads_prelude:
+            if kind is None and run_prelude is None:
+                raise NeedsSignalError("the schedule decides from a measured signal on the host")
+            ran = self.prelude
+            if run_prelude is not None:
+                run_prelude()
+            if kind is None:
+                kind = schedule.decide(info)  # info.signals holds the signal the prelude measured
+        if self._refine is not None:
+            kind = self._refine(kind, info)
+        weights, history, time = None, (), None
+        if kind in self._reads_weights:
+            history = tuple(reversed(info.full_steps[-self.plan.num_slots:]))
+            time_axis = axis() if self._by_time else None
+            weights = self.weights(info.step, history, time_axis)
+            time = time_axis.time if time_axis is not None else None
+        force = schedule.forced(info) if kind in self._reads_force else None
+        tokens = NO_TOKENS
+        if self._tokens.get(kind):
+            tokens = {name: tuple(self._picker.make(name, "cpu").tolist()) for name in self._tokens[kind]}
+        return StepCall(kind, weights, history, ran, force, tokens, time)
+
+    def weights(self, step: int, history: tuple[int, ...], axis: TimeAxis | None) -> tuple[float, ...]:
+        """The forecast weights of ``step`` over the full steps ``history`` (newest first), memoised on all they
+        depend on: a repeated schedule (every generation of a run) computes them once."""
+        memo = (step, history, axis)
+        found = self._weights.get(memo)
+        if found is not None:
+            return found
+        if axis is None:
+            target, coords = float(step), [float(s) for s in history]
+        else:
+            target, coords = coordinates(self.policy.variable, step, axis.time, axis.first_step, axis.first_time,
+                                         history, axis.history)
+        # a forecaster reading fewer slots than were compiled (``backend.retarget``) sees its own history only
+        forecaster = self.policy.forecaster
+        values = slot_weights(forecaster, target, coords[: forecaster.num_slots], self.plan.num_slots)
+        if len(self._weights) > 4096:  # timestep-dependent weights of many generations: stay bounded
+            self._weights.clear()
+        self._weights[memo] = values
+        return values
+
+    def keep_full(self, full_steps: list, step: int) -> None:
+        """Add a full step to a context's history, keeping what forecasts and schedules read."""
+        full_steps.append(step)
+        if len(full_steps) > self.kept:
+            del full_steps[0]

@@ -1,0 +1,78 @@
+"""The analysis on small traced models: what it finds, and the facts the backend decides on — a graph that holds a
+part of a split stack, a stack whose timestep embedding ran in an earlier graph, a graph with nothing to cache."""
+
+from __future__ import annotations
+
+import torch
+
+from c4d_compile.compiler.passes.analyze import NO_STACK, NO_TIMESTEP, analyze
+from c4d_compile.inspect_model import trace_graphs
+
+
+class Block(torch.nn.Module):
+    def __init__(self, dim=8):
+        super().__init__()
+        self.f1, self.f2 = torch.nn.Linear(dim, dim), torch.nn.Linear(dim, dim)
+
+    def forward(self, s, temb):
+        return s + temb[:, None] * self.f2(torch.relu(self.f1(s)))
+
+
+class Model(torch.nn.Module):
+    """Three blocks, called one by one (Dynamo resumes after a break in straight-line code, not inside a loop)."""
+
+    def __init__(self, break_after_block: bool = False, break_after_embedding: bool = False):
+        super().__init__()
+        self.embed, self.t, self.out = torch.nn.Linear(4, 8), torch.nn.Linear(8, 8), torch.nn.Linear(8, 4)
+        self.blocks = torch.nn.ModuleList([Block() for _ in range(3)])
+        self.break_after_block, self.break_after_embedding = break_after_block, break_after_embedding
+
+    def forward(self, x, timestep):
+        temb = self.t(torch.sin(timestep[:, None] * torch.arange(8.0)))
+        s = self.embed(x)
+        if self.break_after_embedding:
+            torch._dynamo.graph_break()  # a prologue graph, then the stack in a graph without the timestep
+        s = self.blocks[0](s, temb)
+        if self.break_after_block:
+            torch._dynamo.graph_break()  # what a data-dependent op between blocks does
+        s = self.blocks[1](s, temb)
+        s = self.blocks[2](s, temb)
+        return self.out(s)
+
+
+def _analyses(model):
+    return [analyze(gm) for gm in trace_graphs(model, {"x": torch.randn(2, 5, 4), "timestep": torch.rand(2)})]
+
+
+def test_a_whole_stack_with_its_timestep_is_cacheable_and_says_so():
+    (analysis,) = _analyses(Model())
+    assert analysis.cacheable and not analysis.problems and not analysis.split
+    assert [b.index for b in analysis.stack.blocks] == [0, 1, 2]
+    assert "timestep input" in analysis.report()
+
+
+def test_the_graphs_of_a_stack_split_by_a_break_are_flagged_split():
+    first, second = _analyses(Model(break_after_block=True))
+    assert [b.index for b in first.stack.blocks] == [0] and first.stream.split  # the stack's output leaves it
+    assert [b.index for b in second.stack.blocks] == [1, 2] and second.stack.split  # its list does not start at 0
+    assert first.split and second.split and not first.cacheable and not second.cacheable
+
+
+def test_a_stack_after_a_prologue_graph_is_cacheable_with_the_prologues_timestep():
+    prologue, stack = _analyses(Model(break_after_embedding=True))
+    assert prologue.timestep_only and not prologue.stack.blocks
+    assert stack.problems == (NO_TIMESTEP,) and stack.timestep_elsewhere and not stack.split
+
+
+class NoStack(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.t = torch.nn.Linear(8, 4)
+
+    def forward(self, x, timestep):
+        return x + self.t(torch.sin(timestep[:, None] * torch.arange(8.0)))[:, None]
+
+
+def test_a_graph_without_blocks_has_nothing_to_cache():
+    (analysis,) = _analyses(NoStack())
+    assert NO_STACK in analysis.problems and not analysis.cacheable and not analysis.split
