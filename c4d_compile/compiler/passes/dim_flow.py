@@ -315,11 +315,11 @@ _POINTWISE_FUNCTIONS = {
     operator.add, operator.sub, operator.mul, operator.truediv, operator.neg, operator.pow, operator.floordiv,
     torch.add, torch.sub, torch.mul, torch.div, torch.neg, torch.pow, torch.where, torch.rsqrt, torch.sqrt,
     torch.exp, torch.sin, torch.cos, torch.sigmoid, torch.tanh, torch.abs, torch.clamp, torch.clip, torch.erf,
-    torch.square, F.gelu, F.silu, F.relu, F.mish, F.softplus, F.sigmoid, F.tanh,
+    torch.square, torch.relu, torch.log, torch.maximum, torch.minimum, F.gelu, F.silu, F.relu, F.mish, F.softplus, F.sigmoid, F.tanh,
 }
 _POINTWISE_METHODS = {
     "add", "sub", "mul", "div", "neg", "pow", "sqrt", "rsqrt", "exp", "sin", "cos", "sigmoid", "tanh",
-    "abs", "clamp", "clip", "masked_fill", "square",
+    "abs", "clamp", "clip", "masked_fill", "square", "relu", "log",
 }
 _FIRST_METHODS = {"float", "half", "bfloat16", "double", "to", "type_as", "contiguous", "clone", "detach"}
 _LIKE = {torch.empty_like, torch.zeros_like, torch.ones_like}  # a new value laid out like the input

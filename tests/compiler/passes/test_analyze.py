@@ -4,40 +4,10 @@ part of a split stack, a stack whose timestep embedding ran in an earlier graph,
 from __future__ import annotations
 
 import torch
+from support.three_blocks import Model
 
 from c4d_compile.compiler.passes.analyze import NO_STACK, NO_TIMESTEP, analyze
 from c4d_compile.inspect_model import trace_graphs
-
-
-class Block(torch.nn.Module):
-    def __init__(self, dim=8):
-        super().__init__()
-        self.f1, self.f2 = torch.nn.Linear(dim, dim), torch.nn.Linear(dim, dim)
-
-    def forward(self, s, temb):
-        return s + temb[:, None] * self.f2(torch.relu(self.f1(s)))
-
-
-class Model(torch.nn.Module):
-    """Three blocks, called one by one (Dynamo resumes after a break in straight-line code, not inside a loop)."""
-
-    def __init__(self, break_after_block: bool = False, break_after_embedding: bool = False):
-        super().__init__()
-        self.embed, self.t, self.out = torch.nn.Linear(4, 8), torch.nn.Linear(8, 8), torch.nn.Linear(8, 4)
-        self.blocks = torch.nn.ModuleList([Block() for _ in range(3)])
-        self.break_after_block, self.break_after_embedding = break_after_block, break_after_embedding
-
-    def forward(self, x, timestep):
-        temb = self.t(torch.sin(timestep[:, None] * torch.arange(8.0)))
-        s = self.embed(x)
-        if self.break_after_embedding:
-            torch._dynamo.graph_break()  # a prologue graph, then the stack in a graph without the timestep
-        s = self.blocks[0](s, temb)
-        if self.break_after_block:
-            torch._dynamo.graph_break()  # what a data-dependent op between blocks does
-        s = self.blocks[1](s, temb)
-        s = self.blocks[2](s, temb)
-        return self.out(s)
 
 
 def _analyses(model):
