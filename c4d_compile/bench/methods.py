@@ -122,7 +122,7 @@ class C4DPreset:
         # A signal-driven preset runs its probe on every step, a token subset recomputes a few rows on cached
         # steps: its compute is FLOP-equivalent steps, like the peers' caches that decide at run time, not its
         # count of full steps.
-        signal = getattr(backend.policy.schedule, "signal", None) is not None
+        signal = backend.policy.schedule.signal is not None
         dynamic = signal or backend.policy.tokens is not None
         return Prepared(
             trace=(lambda: _trace(backend)) if signal else _nothing,

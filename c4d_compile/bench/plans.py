@@ -119,7 +119,7 @@ def _records_ratios(name: str) -> bool:
 def _fixed_policies() -> tuple[str, ...]:
     """Presets whose schedule is a set of steps (what a budget applies to), not an adaptive threshold."""
     return tuple(p for p in list_policies(fitted=False)
-                 if getattr(get_policy(p).schedule, "signal", None) is None and not _records_ratios(p))
+                 if get_policy(p).schedule.signal is None and not _records_ratios(p))
 
 
 BUDGETS = BenchPlan(

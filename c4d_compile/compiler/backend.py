@@ -334,7 +334,7 @@ def _check_same_graphs(old: Policy, new: Policy, compiled_slots: list[int]) -> N
     """``retarget``'s rule: the new policy must be served by the graphs compiled for the old one."""
     changed = [name for name, a, b in (("region", old.region, new.region), ("token subsets", old.tokens, new.tokens))
                if a != b]
-    if any(getattr(p.schedule, "signal", None) is not None for p in (old, new)):
+    if any(p.schedule.signal is not None for p in (old, new)):
         changed.append("a signal-driven schedule (its probe is compiled in)")
     if changed:
         raise ConfigError(f"retarget keeps the compiled graphs; these change them: {', '.join(changed)} (compile "

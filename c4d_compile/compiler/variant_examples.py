@@ -10,7 +10,7 @@ import torch.fx as fx
 from torch._guards import TracingContext
 from torch._subclasses.fake_tensor import FakeTensor
 
-from ..runtime.state_names import FORCE, WEIGHTS, history_names, token_index_name, token_noise_name
+from ..runtime.state_names import FORCE, WEIGHTS, history_names
 from .passes.graph_utils import tensor_meta
 from .passes.variants import Variant
 from .plan import CachePlan
@@ -33,9 +33,9 @@ def named_examples(variant: Variant, plan: CachePlan, gm: fx.GraphModule, exampl
         return torch.empty_strided(meta.shape, meta.stride(), dtype=meta.dtype, device=where).zero_()
 
     examples = {WEIGHTS: torch.ones(plan.num_slots, device=device), FORCE: torch.tensor(False, device=device)}
-    for tokens, count in plan.token_rows:  # a partial call's rows (distinct, in range), or one draw per token
-        examples[token_index_name(tokens)] = torch.arange(count, device=device)
-        examples[token_noise_name(tokens)] = torch.rand(tokens, device=device)
+    if plan.tokens is not None:  # what the host draws for a partial call: a draw of its own
+        generator = torch.Generator().manual_seed(0)
+        examples.update({name: draw.draw(generator).to(device) for name, draw in plan.tokens.host_inputs().items()})
     for feature in plan.features:  # a dynamic-shape graph: the symbolic example Dynamo recorded, for the history
         meta = tensor_meta(by_name[feature.name])
         if any(not isinstance(d, int) for d in meta.shape):

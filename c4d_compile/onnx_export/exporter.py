@@ -27,7 +27,6 @@ from ..compiler.variant_examples import named_examples
 from ..errors import InvalidValueError, NotExportableError
 from ..policies import Policy, get_policy
 from ..runtime.step_program import VariantKind
-from ..runtime.token_picker import TokenPicker
 from .capture import CapturedModel, ModelInput, capture_model
 from .onnx_files import export_variant
 from .plan_file import ExportedPlan, VariantFile, file_sha256, write_plan
@@ -147,5 +146,4 @@ def _write_variants(captured: CapturedModel, plan: CachePlan, rewrite: RewriteRe
 def _host_inputs(policy: Policy, plan: CachePlan) -> tuple[ModelInput, ...]:
     if VariantKind.PARTIAL not in plan.variant_kinds:
         return ()
-    specs = TokenPicker(policy.tokens, plan.token_rows).specs()
-    return tuple(ModelInput(name, shape, dtype) for name, (shape, dtype) in specs.items())
+    return tuple(ModelInput(name, draw.shape, draw.dtype) for name, draw in plan.tokens.host_inputs().items())

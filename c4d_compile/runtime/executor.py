@@ -77,7 +77,7 @@ class Runtime:
         self.enabled = True
         self.reduce = reduce  # context parallelism: sums a signal's tensor over the ranks
         # a signal measured after the variant ran (AdaCache, SpeCa, EasyCache's rate): only then is it asked
-        self._after = plan.probe is not None and plan.signal_measure.measures_after
+        self._after = plan.signal is not None and plan.signal.measures_after
         self._prelude_kinds = plan.prelude
         self.prelude = tuple(variants[kind] for kind in plan.prelude)  # run before the decision (the PROBE)
         self._unmeasured = NO_SIGNAL if plan.probe is None else None  # a call's signal until it is measured

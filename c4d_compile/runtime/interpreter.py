@@ -88,7 +88,7 @@ class StepInterpreter:
         # token subsets: which cached calls are partial, and the draws of the rows each partial call recomputes
         self._picker = None
         if VariantKind.PARTIAL in inputs:
-            self._picker = TokenPicker(policy.tokens, plan.token_rows)
+            self._picker = TokenPicker(plan.tokens.host_inputs(), policy.tokens.token_seed)
         picked = self._picker.inputs if self._picker is not None else {}
         self._tokens = {kind: tuple(name for name in names if name in picked) for kind, names in inputs.items()}
         self.host_inputs = frozenset({WEIGHTS, FORCE, *picked})
@@ -99,8 +99,9 @@ class StepInterpreter:
 
     @property
     def token_inputs(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
-        """Shape and dtype of each token host input (``TokenPicker.specs``)."""
-        return self._picker.specs() if self._picker is not None else {}
+        """Shape and dtype of each token host input."""
+        picked = self._picker.inputs if self._picker is not None else {}
+        return {name: (draw.shape, draw.dtype) for name, draw in picked.items()}
 
     def use(self, policy: Policy) -> None:
         """Decide with another policy of the same compiled shape (``backend.retarget``): the weights memoised

@@ -1,40 +1,32 @@
-"""The host inputs of a partial call, per token space: which rows it recomputes.
+"""The host inputs of a partial call: what the plan's token selection asks the host to draw each call.
 
-``random``: ``tokens.<N>.index``, K distinct rows drawn uniformly (DuCa v2, arXiv 2412.18911, found
-importance scores no better than random), sorted so the gather reads memory in order. ``cluster``:
-``tokens.<N>.noise``, one uniform draw per token; the PARTIAL graph picks each cluster's token from it
-on the device (``compiler/passes/clusters.py``). ``score`` needs nothing from the host: the PARTIAL graph ranks the
-tokens itself (``compiler/passes/token_scores.py``). Draws come from a generator seeded by the policy, so a run is
-reproducible; the same rows serve every sample of a batch (both halves of batched guidance).
+A selection (``compiler/tokens/``) names its host inputs and how to draw each (random selection: K distinct
+row indices per token space; cluster selection: one uniform draw per token; score selection: none, it ranks
+the tokens inside the graph). Draws come from one generator seeded by the policy, so a run is reproducible;
+the same rows serve every sample of a batch (both halves of batched guidance).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 
-from ..policies.tokens import Selection, TokenSubset
-from .state_names import token_index_name, token_noise_name
+
+@dataclass(frozen=True)
+class HostDraw:
+    """One host input of a partial call: its shape and dtype, and how it is drawn from the generator."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+    draw: Callable[[torch.Generator], torch.Tensor]
 
 
 class TokenPicker:
-    def __init__(self, subset: TokenSubset, token_rows: tuple[tuple[int, int], ...]):
-        self.generator = torch.Generator().manual_seed(subset.token_seed)
-        draw = self._noise if subset.selection is Selection.CLUSTER else self._rows
-        name = token_noise_name if subset.selection is Selection.CLUSTER else token_index_name
-        # host input name -> how to make it; score selection picks its rows inside the graph: none
-        self.inputs = {} if subset.selection is Selection.SCORE else {name(n): (draw, n, k) for n, k in token_rows}
-
-    def specs(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
-        """Shape and dtype of each host input: K row indices, or one draw per token."""
-        return {name: ((tokens,), torch.float32) if draw == self._noise else ((count,), torch.int64)
-                for name, (draw, tokens, count) in self.inputs.items()}
+    def __init__(self, inputs: dict[str, HostDraw], seed: int):
+        self.generator = torch.Generator().manual_seed(seed)
+        self.inputs = inputs  # host input name -> how to draw it
 
     def make(self, name: str, device: torch.device) -> torch.Tensor:
-        draw, tokens, count = self.inputs[name]
-        return draw(tokens, count).to(device)
-
-    def _rows(self, tokens: int, count: int) -> torch.Tensor:
-        return torch.randperm(tokens, generator=self.generator)[:count].sort().values
-
-    def _noise(self, tokens: int, count: int) -> torch.Tensor:
-        return torch.rand(tokens, generator=self.generator)
+        return self.inputs[name].draw(self.generator).to(device)

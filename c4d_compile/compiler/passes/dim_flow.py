@@ -315,7 +315,8 @@ _POINTWISE_FUNCTIONS = {
     operator.add, operator.sub, operator.mul, operator.truediv, operator.neg, operator.pow, operator.floordiv,
     torch.add, torch.sub, torch.mul, torch.div, torch.neg, torch.pow, torch.where, torch.rsqrt, torch.sqrt,
     torch.exp, torch.sin, torch.cos, torch.sigmoid, torch.tanh, torch.abs, torch.clamp, torch.clip, torch.erf,
-    torch.square, torch.relu, torch.log, torch.maximum, torch.minimum, F.gelu, F.silu, F.relu, F.mish, F.softplus, F.sigmoid, F.tanh,
+    torch.square, torch.relu, torch.log, torch.maximum, torch.minimum,
+    F.gelu, F.silu, F.relu, F.mish, F.softplus, F.sigmoid, F.tanh,
 }
 _POINTWISE_METHODS = {
     "add", "sub", "mul", "div", "neg", "pow", "sqrt", "rsqrt", "exp", "sin", "cos", "sigmoid", "tanh",

@@ -28,8 +28,8 @@ from torch.fx.graph_module import _copy_attr
 
 from ...runtime.state_names import FORCE, SIGNAL_FULL, SIGNAL_VALUE, WEIGHTS, history_names
 from ...runtime.step_program import VariantKind
-from ..measures import relative_l1
 from ..plan import CachePlan
+from ..signals import relative_l1
 from .check_collectives import exchange_group, in_graph_sum
 from .variants import Variant, placeholder_name
 
@@ -54,7 +54,7 @@ def _branch(variant: Variant, model_count: int, operands: list[str], reused: lis
 
 
 def build_decide(gm: fx.GraphModule, plan: CachePlan, split: dict[VariantKind, Variant]) -> Variant:
-    rule = plan.signal_rule
+    rule = plan.signal.rule
     probe, full, cached = split[VariantKind.PROBE], split[VariantKind.FULL], split[VariantKind.CACHED]
     originals = [n for n in gm.graph.nodes if n.op == "placeholder"]
     model_count = len(originals)

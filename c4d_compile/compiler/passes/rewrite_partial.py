@@ -12,66 +12,42 @@ and F's forecast adds ``refreshed - history_0``, so the fresh rows replace the o
 positions (the other terms of a Taylor forecast stay, as in the reference code) and stay there for
 the following cached calls until the next full step writes ``refreshed`` anew. K is static (one
 graph, no recompiles); ``index`` is an int64 host input per token space, so the rows may change on
-every call. With token clusters (ClusCa) the rows are picked inside the graph, one per cluster of the last
-full step, from a host input of one uniform draw per token, and every token first moves toward its
-cluster's fresh row by γ (``clusters.py``). With score selection (ToCa) the rows are the top ones by the
-importance of the last full step plus staleness, picked inside the graph, and the staleness it writes
-counts on (``token_scores.py``).
+every call. How the rows are picked is the token selection's (``compiler/tokens/``): host row indices
+(random), one per cluster of the last full step (ClusCa, which may also move every token toward its
+cluster's fresh row), or the top ones by importance plus staleness (ToCa, whose staleness counts on).
 """
 
 from __future__ import annotations
-
-import operator
 
 import torch
 import torch.fx as fx
 
 from ...policies.tokens import Anchor
-from ...runtime.state_names import (
-    WEIGHTS,
-    history_names,
-    labels_name,
-    refreshed_name,
-    score_name,
-    staleness_name,
-    token_index_name,
-    token_noise_name,
-)
+from ...runtime.state_names import WEIGHTS, history_names, refreshed_name
 from ...runtime.step_program import VariantKind
 from ..plan import CachePlan
-from .clusters import one_per_cluster, propagate
 from .dead_code import eliminate_dead_code
 from .dim_flow import reshape_sizes
 from .graph_utils import model_outputs
 from .rewrite_cached import forecast_graph
-from .token_scores import top_rows
 from .variants import Variant, add_named_inputs, placeholder_name
 
 
 def build_partial(gm: fx.GraphModule, plan: CachePlan) -> Variant:
     graph, inputs, _ = forecast_graph(gm, plan)
-    clustered = {space.tokens for space in plan.clustered}
-    scored = set(plan.scored)
-    host = {n: (token_noise_name(n), labels_name(n)) if n in clustered else
-            (score_name(n), staleness_name(n)) if n in scored else (token_index_name(n),) for n, _ in plan.token_rows}
-    spaces = [name for names in host.values() for name in names]
+    selection = plan.tokens
+    spaces = [name for n in selection.token_spaces for name in selection.partial_inputs(n)]
     named = add_named_inputs(graph, spaces)
     rows = dict(plan.token_rows)
     by_name = {n.name: n for n in graph.nodes}
     placeholders = {n.target: n for n in graph.nodes if n.op == "placeholder"}
     features = {f.name: f for f in plan.features}
     first = next(n for n in graph.nodes if n.op != "placeholder")
-    indices, staleness = {}, []
+    indices, picked_state = {}, []
     with graph.inserting_before(first):  # the rows of each token space, once per call
-        for n, names in host.items():
-            if n in scored:
-                picked = graph.call_function(top_rows, (named[names[0]], named[names[1]], plan.staleness_weight,
-                                                        rows[n]))
-                indices[n] = graph.call_function(operator.getitem, (picked, 0))
-                staleness.append(graph.call_function(operator.getitem, (picked, 1)))
-            else:
-                indices[n] = (graph.call_function(one_per_cluster, (named[names[1]], named[names[0]], rows[n]))
-                              if n in clustered else named[names[0]])
+        for n in selection.token_spaces:
+            indices[n], state = selection.pick_rows(graph, named, n, rows[n])
+            picked_state += state
     written = []
     for branch in plan.partial:
         index = indices[branch.tokens]
@@ -79,22 +55,19 @@ def build_partial(gm: fx.GraphModule, plan: CachePlan) -> Variant:
         with graph.inserting_before(by_name[branch.feature]):
             fresh = _recompute(graph, by_name, branch, index, rows[branch.tokens])
             dim = dict(branch.body)[branch.feature]
-            if plan.anchor is Anchor.STEP:
+            if selection.anchor is Anchor.STEP:
                 history = [placeholders[placeholder_name(name)]
                            for name in history_names(features[branch.feature], plan.num_slots)]
                 fresh = _anchored(graph, fresh, history, placeholders[placeholder_name(WEIGHTS)], dim, index)
-            moved = refreshed
-            if branch.tokens in clustered and plan.propagation:
-                moved = graph.call_function(propagate, (refreshed, fresh, named[labels_name(branch.tokens)], dim,
-                                                        plan.propagation))
+            moved = selection.move_refreshed(graph, refreshed, fresh, named, branch.tokens, dim)
             new = graph.call_function(torch.index_copy, (moved, dim, index, fresh))
         refreshed.replace_all_uses_with(new, delete_user_cb=lambda user, own=(new, moved): user not in own)
         written.append(new)
     out, outputs = model_outputs(graph)
-    out.args = (tuple(outputs) + tuple(written) + tuple(staleness),)
+    out.args = (tuple(outputs) + tuple(written) + tuple(value for value, _ in picked_state),)
     eliminate_dead_code(graph)
     graph.lint()
-    names = tuple(refreshed_name(b.feature) for b in plan.partial) + tuple(staleness_name(n) for n in plan.scored)
+    names = tuple(refreshed_name(b.feature) for b in plan.partial) + tuple(name for _, name in picked_state)
     return Variant(VariantKind.PARTIAL, fx.GraphModule(gm, graph, class_name="C4DPartial"), len(outputs),
                    (*inputs, *spaces), names)
 

@@ -19,8 +19,8 @@ import torch
 import torch.fx as fx
 
 from ...runtime.step_program import VariantKind
-from ..measures import VERIFY_ERROR
 from ..plan import CachePlan
+from ..signals import VERIFY_ERROR
 from .dead_code import eliminate_dead_code
 from .graph_utils import model_outputs
 from .rewrite_cached import forecast_graph

@@ -70,6 +70,8 @@ class ScheduleBase:
     """Defaults of the optional parts of the protocol."""
 
     kind: ClassVar[str] = "schedule"
+    signal: ClassVar = None  # the Signal a signal-driven schedule reads (its handler: compiler/signals/)
+    decision: ClassVar = None  # where a signal schedule decides (Decision); None: on the host
     without_step_count: ClassVar[str | None] = None
 
     def early(self, info: StepInfo) -> VariantKind | None:

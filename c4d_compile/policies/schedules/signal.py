@@ -15,7 +15,7 @@ What is probed (``signal``), found in the graph by the passes, never by names:
 * ``model-input`` — the model's latent input (EasyCache, arXiv 2507.02860, with ``region="output"``):
   the signal is the input's change since the previous call times the rate ``k`` at which the output
   changed per unit of input change between the last two full steps, over the last full output,
-  ``k |x - x_prev| / |v_p|``: an estimate of the output's relative change (``compiler/measures.py``).
+  ``k |x - x_prev| / |v_p|``: an estimate of the output's relative change (``compiler/signals/transformation_rate.py``).
 
 ``reference`` says what ``ref`` is: the probe value of the last full step (FBCache: the comparison
 is cumulative since the last compute) or of the previous call (TeaCache). With ``accumulate`` the

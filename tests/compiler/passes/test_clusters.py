@@ -58,7 +58,7 @@ def test_the_plan_declares_the_cluster_state_and_the_full_step_clusters():
         model(**spec.make_inputs())
     plan = backend.plan
     state = {e.name: e for e in plan.state}
-    assert {space.tokens for space in plan.clustered} == {8, 16}
+    assert {space.tokens for space in plan.tokens.clustered} == {8, 16}
     assert state["tokens.16.centroids"].shape == (4, 32) and state["tokens.16.labels"].shape == (16,)
     assert plan.bytes_by_kind["clusters"] == (4 * 32 * 4 + 16 * 8) + (4 * 32 * 4 + 8 * 8)
     full = backend.rewrite.variants["full"]

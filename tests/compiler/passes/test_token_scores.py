@@ -8,6 +8,7 @@ from support.variants import ROUNDING, capture_graph, run_full
 
 from c4d_compile import c4d_backend
 from c4d_compile.compiler.passes.token_scores import importance, top_rows
+from c4d_compile.compiler.tokens.score_rows import ScoreRows
 from c4d_compile.runtime.state_names import WEIGHTS, history_names, refreshed_name, score_name, staleness_name
 from c4d_compile.runtime.step_program import VariantKind
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
@@ -34,27 +35,28 @@ def test_full_scores_and_partial_picks_the_top_rows(name):
     backend = c4d_backend("toca", lowering="eager", token_ratio=0.25, strict=True)
     backend(gm, example_inputs)
     plan = backend.plan
-    assert plan.scored == tuple(n for n, _ in plan.token_rows) and plan.staleness_weight == 0.0625
+    assert isinstance(plan.tokens, ScoreRows) and plan.tokens.staleness_weight == 0.0625
+    assert plan.tokens.host_inputs() == {}  # the graph ranks the tokens: the host draws nothing
     _, values = run_full(backend, example_inputs)
-    for n in plan.scored:  # importance from the branches' own values, staleness reset
+    for n in plan.tokens.token_spaces:  # importance from the branches' own values, staleness reset
         branches = [b for b in plan.partial if b.tokens == n]
         expected = importance([values[f"{b.feature}@0"] for b in branches], [dict(b.body)[b.feature] for b in branches])
         torch.testing.assert_close(values[score_name(n)], expected)
         assert torch.equal(values[staleness_name(n)], torch.zeros(n))
 
-    stale = {n: torch.arange(n, dtype=torch.float32) % 3 for n in plan.scored}  # some tokens waited longer
+    stale = {n: torch.arange(n, dtype=torch.float32) % 3 for n in plan.tokens.token_spaces}  # some tokens waited longer
     partial = backend.rewrite.variants[VariantKind.PARTIAL]
     named = {WEIGHTS: torch.ones(plan.num_slots)}
     for f in plan.features:
         named.update(dict.fromkeys(history_names(f, plan.num_slots), values[history_names(f, 1)[0]]))
         named[refreshed_name(f.name)] = torch.zeros_like(values[history_names(f, 1)[0]])
-    for n in plan.scored:
+    for n in plan.tokens.token_spaces:
         named[score_name(n)], named[staleness_name(n)] = values[score_name(n)], stale[n]
     with torch.no_grad():
         outs = partial.gm(*example_inputs, *(named[name] for name in partial.inputs))
     written = dict(zip(partial.outputs, outs[partial.num_outputs:]))
     rows = dict(plan.token_rows)
-    for n in plan.scored:
+    for n in plan.tokens.token_spaces:
         total = values[score_name(n)] + 0.0625 * stale[n]
         top = sorted(sorted(range(n), key=lambda j: -float(total[j]))[: rows[n]])
         expected = [0.0 if j in top else float(stale[n][j]) + 1 for j in range(n)]
