@@ -45,6 +45,9 @@ class Tick(NamedTuple):  # one per step call
     num_steps: int | None  # from the caller, when it says
 
 
+_BRANCHES = tuple(f"branch{i}" for i in range(8))  # context names of the guidance branches, made once
+
+
 def _direction(old: tuple, new: tuple) -> int:
     for a, b in zip(old, new):
         if a != b:
@@ -66,7 +69,8 @@ class Clocks:
         if call is not None:
             name = call.name
         else:
-            name = f"branch{self._infer_branch(model, key)}"
+            branch = self._infer_branch(model, key)
+            name = _BRANCHES[branch] if branch < len(_BRANCHES) else f"branch{branch}"
         self._last_key[model] = key
         slot = (name, scope.number if scope else None)
         clock = self.clocks.get(slot)

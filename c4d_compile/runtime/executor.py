@@ -124,7 +124,8 @@ class Runtime:
         else:
             key = []
             for i in sig.timesteps:  # the one host read of the call
-                values = args[i].reshape(-1).tolist()
+                t = args[i]
+                values = t.tolist() if t.dim() == 1 else t.reshape(-1).tolist()  # (a reshape costs 2 µs)
                 if values.count(values[0]) != len(values):
                     return self._uncached(args)  # per-sample timesteps: one batch, several steps; no cache
                 key.append(values[0])
@@ -155,7 +156,7 @@ class Runtime:
                 if measured is not None:
                     signals.append(measured)
 
-        call = self.interpreter.step(info, run_prelude,
+        call = self.interpreter.step(info, run_prelude if self.prelude else None,
                                      (lambda: self._axis(key, clock, state)) if self.interpreter.by_time else None)
         kind = call.variant
         variant = self.variants[kind]
