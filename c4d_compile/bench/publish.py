@@ -27,6 +27,7 @@ from .context_parallel_report import context_parallel_table, read_runs
 from .export_report import export_table, read_export_json
 from .flux_cpu_report import flux_cpu_table, read_flux_cpu_json
 from .matrix_report import random_matrix, trained_matrix
+from .memory_report import memory_table, read_memory_json
 from .objectives_report import load_objectives, objectives_table
 from .per_call_report import per_call_table, read_per_call_json
 from .pipelines_report import pipelines_table, read_pipelines_json
@@ -55,6 +56,7 @@ BLOCKS: dict[str, Block] = {
     "matrix-trained": Block("docs/results/bench-cpu/bench.json", trained_matrix),
     "matrix-random": Block("docs/results/bench-cpu/bench.json", random_matrix),
     "matrix-full": Block("docs/results/bench-cpu/bench.json", markdown),
+    "memory": Block("docs/results/memory-cpu/memory.json", memory_table, read_memory_json),
     "objectives": Block("docs/results/objectives.json", objectives_table, load_objectives),
     "per-call": Block("docs/results/per-call-cpu/per_call.json", per_call_table, read_per_call_json),
     "pipelines": Block("docs/results/pipelines-cpu/pipelines.json", pipelines_table, read_pipelines_json),
