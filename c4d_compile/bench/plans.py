@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +35,7 @@ DEFAULT_STEPS = 50  # the reference models' step count, which budgets are stated
 @dataclass(frozen=True)
 class BenchPlan:
     models: tuple[str, ...]
-    policies: tuple[str, ...]  # c4d presets
+    policies: tuple[str, ...]  # c4d presets, each ``name`` or ``name[key=value,...]`` (a row with its own options)
     peers: tuple[str, ...]  # keys of PEERS
     repeats: int
     per_class: int  # images per digit class on the reference models
@@ -57,8 +58,9 @@ class BenchPlan:
 
     def methods(self) -> list[Method]:
         options = dict(self.overrides)
-        for name in self.policies:
-            get_policy(name, **options)  # raises UnknownPolicyError / UnknownOptionError listing the valid ones
+        for spec in self.policies:
+            name, own = preset_row(spec)
+            get_policy(name, **options, **own)  # raises UnknownPolicyError / UnknownOptionError listing the valid ones
         for name in self.peers:
             if name not in PEERS:
                 raise InvalidValueError("peer", name, f"one of {', '.join(PEERS)}")
@@ -69,7 +71,8 @@ class BenchPlan:
             return self._signal_methods(options)
         if self.budgets:
             return self._budget_methods(options)
-        return [*(C4DPreset(p, options) for p in self.policies), *(PEERS[p] for p in self.peers)]
+        rows = [preset_row(spec) for spec in self.policies]
+        return [*(C4DPreset(name, {**options, **own}) for name, own in rows), *(PEERS[p] for p in self.peers)]
 
     def _budget_methods(self, options: dict[str, Any]) -> list[Method]:
         steps = self.steps or DEFAULT_STEPS
@@ -79,11 +82,13 @@ class BenchPlan:
                 raise InvalidValueError("budget", budget, f"an integer in 2..{steps}")
             if self.auto:
                 methods += [C4DAuto(budget, effort) for effort in self.auto]
-            for name in self.policies:
-                methods.append(C4DPreset(name, {**options, "budget": budget}, tag=f"@{budget}"))
+            for spec in self.policies:
+                name, own = preset_row(spec)
+                mine = {**options, **own}
+                methods.append(C4DPreset(name, {**mine, "budget": budget}, tag=f"@{budget}"))
                 paper = paper_at_budget(name, budget, steps)
-                methods.append(C4DPreset(name, {**options, **paper}, tag=f"paper@{budget}"))
-                methods.append(C4DCalibrated(name, budget, options))
+                methods.append(C4DPreset(name, {**mine, **paper}, tag=f"paper@{budget}"))
+                methods.append(C4DCalibrated(name, budget, mine))
             if self.peers:  # with budgets, the peers are their TaylorSeer variants set to each budget
                 methods += peers_at_budget(budget)
         return methods
@@ -93,12 +98,32 @@ class BenchPlan:
         methods: list[Method] = []
         for threshold in self.thresholds:
             methods += [C4DMagnitude(name, threshold) if _records_ratios(name) else
-                        C4DPreset(name, {**options, "threshold": threshold}, tag=f"τ{threshold:g}")
-                        for name in self.policies]
+                        C4DPreset(name, {**options, **own, "threshold": threshold}, tag=f"τ{threshold:g}")
+                        for name, own in map(preset_row, self.policies)]
             if self.peers:
                 methods += peers_at_threshold(threshold)
         methods += [C4DPreset(self.fixed, {"budget": budget}, tag=f"@{budget}") for budget in self.budgets]
         return methods
+
+
+def preset_row(spec: str) -> tuple[str, dict[str, Any]]:
+    """``name`` or ``name[key=value,...]`` (the label ``C4DPreset`` gives such a row): the preset and its own
+    options, each value read as a Python literal where it is one (4, 0.1, True), else as text."""
+    name, bracket, rest = spec.partition("[")
+    if not bracket:
+        return spec, {}
+    if not rest.endswith("]"):
+        raise InvalidValueError("preset row", spec, "name or name[key=value,...]")
+    own: dict[str, Any] = {}
+    for item in filter(None, rest[:-1].split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidValueError("preset row", spec, "name or name[key=value,...]")
+        try:
+            own[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            own[key.strip()] = value.strip()
+    return name, own
 
 
 FULL = BenchPlan(

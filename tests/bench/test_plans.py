@@ -72,3 +72,17 @@ def test_signal_plan_sets_every_adaptive_preset_and_signal_peer_at_each_threshol
     assert labels[-1] == "taylorseer @10"  # the library's fixed schedule at a budget beside them
     assert sum(isinstance(m, C4DMagnitude) for m in plan.methods()) == 2  # ratios recorded per workload
     assert not {"fbcache", "teacache", "magcache"} & set(BUDGETS.policies)  # a budget would replace their rule
+
+
+def test_a_row_may_carry_its_own_options_and_is_labelled_with_them():
+    plan = QUICK.with_overrides(policies=("clusca", "clusca[anchor=order0, clusters=4]", "toca[selection=random]"),
+                                peers=())
+    rows = plan.methods()
+    assert [m.label for m in rows] == ["clusca", "clusca[anchor=order0,clusters=4]", "toca[selection=random]"]
+    assert rows[1].overrides == {"anchor": "order0", "clusters": 4}  # a number read as one
+    from c4d_compile.errors import UnknownOptionError
+
+    with pytest.raises(UnknownOptionError, match="clusters"):
+        QUICK.with_overrides(policies=("clusca[cluster=4]",)).methods()
+    with pytest.raises(InvalidValueError, match=r"name\[key=value"):
+        QUICK.with_overrides(policies=("clusca[clusters]",)).methods()
