@@ -88,6 +88,7 @@ class Skipped:
 class BenchResult:
     rows: list[BenchRow] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)  # how the run was made (``report.run_meta``), when read from a file
 
 
 def _generation(workload: Workload, prepared: Prepared):

@@ -115,7 +115,7 @@ def preset_row(spec: str) -> tuple[str, dict[str, Any]]:
     if not rest.endswith("]"):
         raise InvalidValueError("preset row", spec, "name or name[key=value,...]")
     own: dict[str, Any] = {}
-    for item in filter(None, rest[:-1].split(",")):
+    for item in filter(None, _top_level(rest[:-1])):
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise InvalidValueError("preset row", spec, "name or name[key=value,...]")
@@ -124,6 +124,20 @@ def preset_row(spec: str) -> tuple[str, dict[str, Any]]:
         except (ValueError, SyntaxError):
             own[key.strip()] = value.strip()
     return name, own
+
+
+def _top_level(text: str) -> list[str]:
+    """``text`` split at the commas outside brackets: a value may be a tuple (``codebook=((0.03,12),(1.0,3))``)."""
+    items, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif char == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    return [*items, text[start:]]
 
 
 FULL = BenchPlan(

@@ -91,7 +91,7 @@ def read_json(path: Path) -> BenchResult:
         # JSON has no infinity: a PSNR written as null is an exact run (the uncached row, or a cache that never skipped)
         row = {**row, **{k: math.inf for k in ("psnr_mean", "psnr_worst") if row[k] is None}}
         rows.append(BenchRow(**row))
-    return BenchResult(rows=rows, skipped=[Skipped(**s) for s in data["skipped"]])
+    return BenchResult(rows=rows, skipped=[Skipped(**s) for s in data["skipped"]], meta=data.get("meta", {}))
 
 
 def run_meta(argv: list[str], program: str = "c4d") -> dict:

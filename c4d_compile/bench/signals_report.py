@@ -4,8 +4,8 @@ image) and its gain over the uncached model at ceil(that compute). ``docs/signal
 
 from __future__ import annotations
 
-from .matrix import BenchResult, BenchRow
-from .report import models_of, num_text
+from .matrix import BenchResult
+from .matrix_report import fidelity_table
 
 # the rows the README selects: each adaptive preset and peer at the thresholds that tell them apart, the library's
 # fixed-schedule default at two budgets beside them
@@ -16,23 +16,8 @@ SELECTED = (
 )
 
 
-def _cells(row: BenchRow | None) -> str:
-    if row is None:
-        return "– | – | –"  # not run on that model (the run's bench.md says why)
-    gain = "–" if row.fewer_steps_db is None else f"{row.fewer_steps_db:+.1f}"
-    return (f"{num_text(row.computations, '.1f')} | {num_text(row.psnr_mean, '.1f')} / "
-            f"{num_text(row.psnr_worst, '.1f')} | {gain}")
-
-
 def selected_signals(result: BenchResult) -> str:
-    models = models_of(result, trained=True)
-    cells = {(r.method, r.model): r for r in result.rows}
-    methods = [m for m in SELECTED if any((m, model) in cells for model in models)]
-    head = " | ".join(f"{m.replace(' (trained)', '')}: computed | PSNR mean / worst | vs fewer steps" for m in models)
-    lines = [f"| row | {head} |", "|---" * (3 * len(models) + 1) + "|"]
-    for method in methods:
-        lines.append(f"| `{method}` | " + " | ".join(_cells(cells.get((method, m))) for m in models) + " |")
-    return "\n".join(lines) + "\n"
+    return fidelity_table(result, SELECTED)
 
 
 def signal_speed(result: BenchResult) -> str:

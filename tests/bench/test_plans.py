@@ -80,6 +80,9 @@ def test_a_row_may_carry_its_own_options_and_is_labelled_with_them():
     rows = plan.methods()
     assert [m.label for m in rows] == ["clusca", "clusca[anchor=order0,clusters=4]", "toca[selection=random]"]
     assert rows[1].overrides == {"anchor": "order0", "clusters": 4}  # a number read as one
+    (book,) = QUICK.with_overrides(policies=("taylorseer[codebook=((0.03,12),(1.0,3)),threshold=0.5]",),
+                                   peers=()).methods()
+    assert book.overrides == {"codebook": ((0.03, 12), (1.0, 3)), "threshold": 0.5}  # commas inside a value
     from c4d_compile.errors import UnknownOptionError
 
     with pytest.raises(UnknownOptionError, match="clusters"):
