@@ -15,7 +15,9 @@ def test_the_selected_rows_show_each_rows_own_compute_fidelity_and_gain():
     table = selected_signals(result).splitlines()
     assert table[0].count("vs fewer steps") == 3  # the three trained models, none of the random ones
     rows = {r.method: r for r in result.rows if r.model == "flux (trained)"}
-    for line in table[2:]:
+    body = [line for line in table[2:] if line.startswith("| `")]
+    assert len(body) == len([m for m in SELECTED if m in rows]) and "c4d bench" in table[-1]  # how it was made
+    for line in body:
         method = line.split("`")[1]
         assert method in SELECTED
         row = rows[method]
