@@ -10,15 +10,17 @@ from .errors import C4DError
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from .inspect_model import inspect_target
+    from .inspect_model import describe_variants, inspect_target
 
     results = inspect_target(args.model, args.policy)
-    for i, (analysis, plan) in enumerate(results):
+    for i, (analysis, plan, rewrite) in enumerate(results):
         print(f"== graph {i + 1} of {len(results)} ==")
         print(analysis.report())
         if plan is not None:
             print(f"plan for {args.policy!r}:")
             print(plan.describe())
+            print("variants:")
+            print(describe_variants(rewrite))
     return 0
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 from .compiler.passes.analyze import GraphAnalysis, analyze
+from .compiler.passes.rewrite import RewriteResult, build_variants
 from .compiler.plan import CachePlan, make_plan
 from .errors import InvalidValueError
 from .policies import get_policy
@@ -58,7 +59,15 @@ def trace_graphs(model: torch.nn.Module, inputs: dict[str, Any]) -> list[torch.f
     return [gm for gm, _ in trace(model, inputs)]
 
 
-def inspect_target(target: str, policy: str = "taylorseer-lite") -> list[tuple[GraphAnalysis, CachePlan | None]]:
+class Inspected(NamedTuple):
+    """What the passes made of one graph: the analysis, and where it is cacheable the plan and the variants."""
+
+    analysis: GraphAnalysis
+    plan: CachePlan | None
+    rewrite: RewriteResult | None
+
+
+def inspect_target(target: str, policy: str = "taylorseer-lite") -> list[Inspected]:
     model, inputs = load_target(target)
     if not isinstance(inputs, dict):
         raise InvalidValueError("factory result", type(inputs).__name__, "(model, dict of forward kwargs)")
@@ -66,5 +75,13 @@ def inspect_target(target: str, policy: str = "taylorseer-lite") -> list[tuple[G
     results = []
     for gm in trace_graphs(model, inputs):
         analysis = analyze(gm)
-        results.append((analysis, make_plan(gm, analysis, resolved) if analysis.cacheable else None))
+        plan = make_plan(gm, analysis, resolved) if analysis.cacheable else None
+        results.append(Inspected(analysis, plan, build_variants(gm, plan) if plan is not None else None))
     return results
+
+
+def describe_variants(rewrite: RewriteResult) -> str:
+    """Per variant, the nodes of the original graph it no longer runs: what a step of that kind saves."""
+    return "\n".join(f"  {kind.value}: skips {rewrite.removed_nodes[kind]} node(s) of the original graph, "
+                     f"{len(variant.inputs)} named input(s), {len(variant.outputs)} named output(s)"
+                     for kind, variant in rewrite.variants.items())

@@ -1,3 +1,5 @@
+import re
+
 from c4d_compile.cli import main
 
 
@@ -9,6 +11,9 @@ def test_inspect_prints_blocks_stream_and_plan(capsys):
     assert "glue transformer_blocks -> single_transformer_blocks: " in out
     assert "timestep input: l_kwargs_timestep_" in out
     assert "cacheable: yes" in out and "region stack" in out and "residual vs" in out
+    assert "full: skips 0 node(s)" in out  # the full step is the original graph
+    skipped = int(re.search(r"cached: skips (\d+) node", out).group(1))
+    assert skipped > 100  # the block stack is not run on a cached step
 
 
 def test_inspect_a_factory(capsys):
