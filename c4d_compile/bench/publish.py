@@ -26,7 +26,7 @@ from .compatibility_report import compatibility_table, read_compatibility_json
 from .context_parallel_report import context_parallel_table, read_runs
 from .export_report import export_table, read_export_json
 from .flux_cpu_report import flux_cpu_table, read_flux_cpu_json
-from .matrix_report import random_matrix, trained_matrix
+from .matrix_report import fidelity_table, random_matrix, trained_matrix
 from .memory_report import memory_table, read_memory_json
 from .objectives_report import load_objectives, objectives_table
 from .per_call_report import per_call_table, read_per_call_json
@@ -44,6 +44,7 @@ class Block:
 
 
 BLOCKS: dict[str, Block] = {
+    "adaptive-more": Block("docs/results/adaptive-more-cpu/bench.json", fidelity_table),
     "budgets-headline": Block("docs/results/budgets-cpu/bench.json", headline_table),
     "budgets-summary": Block("docs/results/budgets-cpu/bench.json", budget_summary),
     "budgets-presets": Block("docs/results/budgets-cpu/bench.json", preset_table),
@@ -64,6 +65,8 @@ BLOCKS: dict[str, Block] = {
     "signals-flux-bench": Block("docs/results/adaptive-flux-bench/bench.json", signal_speed),
     "signals-selected": Block("docs/results/signals-cpu/bench.json", selected_signals),
     "signals-full": Block("docs/results/signals-cpu/bench.json", markdown),
+    "tokens": Block("docs/results/tokens-cpu/bench.json", fidelity_table),
+    "tokens-flux-bench": Block("docs/results/tokens-flux-bench/bench.json", signal_speed),
 }
 
 DOCUMENTS = ("README.md", "docs/*.md")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from .matrix import BenchResult
 from .matrix_report import fidelity_table
+from .report import run_line
 
 # the rows the README selects: each adaptive preset and peer at the thresholds that tell them apart, the library's
 # fixed-schedule default at two budgets beside them
@@ -29,4 +30,6 @@ def signal_speed(result: BenchResult) -> str:
             continue
         lines.append(f"| `{row.method}` | {row.computations:.1f} of {row.steps} | "
                      f"**{row.measured_speedup:.2f}×** / {row.ideal_speedup:.2f}× | {row.ratio:.2f} |")
+    if result.meta:
+        lines += ["", f"Measured in one run, the rows alternated; {run_line(result.meta)}."]
     return "\n".join(lines) + "\n"

@@ -28,6 +28,8 @@ def test_the_selected_rows_show_each_rows_own_compute_fidelity_and_gain():
 
 def test_the_speed_table_leaves_out_the_uncached_reference_only():
     result = read_json(ROOT / "docs/results/adaptive-flux-bench/bench.json")
-    lines = signal_speed(result).splitlines()[2:]
+    table = signal_speed(result).splitlines()
+    lines = [line for line in table[2:] if line.startswith("| `")]
     assert len(lines) == sum(r.family != "uncached" for r in result.rows)
+    assert "c4d bench" in table[-1]  # the command that made it
     assert any(line.startswith("| `uncached, 6 steps`") for line in lines)  # fewer steps: the baseline to beat
