@@ -4,11 +4,10 @@ one, so the figures are exact (no run, no timing)."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .report import run_line
+from .report import read_results_json, run_line, write_results_json
 
 
 @dataclass(frozen=True)
@@ -32,15 +31,11 @@ class MemoryResults:
 
 
 def write_memory_json(results: MemoryResults, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = {**{k: v for k, v in asdict(results).items() if k != "rows"}, "rows": [asdict(r) for r in results.rows]}
-    path.write_text(json.dumps(raw, indent=1) + "\n")
+    write_results_json(results, path)
 
 
 def read_memory_json(path: Path) -> MemoryResults:
-    data = json.loads(Path(path).read_text())
-    rows = [PresetMemory(**r) for r in data.pop("rows")]
-    return MemoryResults(**data, rows=rows)
+    return read_results_json(path, MemoryResults, PresetMemory)
 
 
 _FEATURE_KINDS = ("output", "stack", "branch", "block")  # the forecast history; the rest is signal or token state

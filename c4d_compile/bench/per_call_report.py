@@ -3,11 +3,10 @@ by the variant it ran (a full step, a cached step) and for the plain compiled mo
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .report import run_line
+from .report import read_results_json, run_line, write_results_json
 
 
 @dataclass(frozen=True)
@@ -32,15 +31,11 @@ class PerCallResults:
 
 
 def write_per_call_json(results: PerCallResults, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = {**{k: v for k, v in asdict(results).items() if k != "rows"}, "rows": [asdict(r) for r in results.rows]}
-    path.write_text(json.dumps(raw, indent=1) + "\n")
+    write_results_json(results, path)
 
 
 def read_per_call_json(path: Path) -> PerCallResults:
-    data = json.loads(Path(path).read_text())
-    rows = [CallTimes(**r) for r in data.pop("rows")]
-    return PerCallResults(**data, rows=rows)
+    return read_results_json(path, PerCallResults, CallTimes)
 
 
 KINDS = {"full": "full step", "cached": "cached step", "plain": "plain compiled model (no c4d)",

@@ -3,9 +3,11 @@ signal-driven caches the signal and the decision of every step (why a threshold 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 from .matrix import BenchResult, BenchRow
 
@@ -238,3 +240,16 @@ def save_figure(fig, path: Path, dpi: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
+
+
+def write_results_json(results: Any, path: Path) -> None:
+    """A results dataclass (how it was made in ``meta``, its header fields, ``rows`` of dataclasses) as JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dataclasses.asdict(results), indent=1) + "\n")
+
+
+def read_results_json(path: Path, results_type: type, row_type: type) -> Any:
+    """What ``write_results_json`` wrote, back as ``results_type`` with ``row_type`` rows."""
+    data = json.loads(Path(path).read_text())
+    rows = [row_type(**r) for r in data.pop("rows")]
+    return results_type(**data, rows=rows)

@@ -4,6 +4,7 @@ import warnings
 
 import pytest
 import torch
+from support.cli_factories import PlainMLP
 from support.sampling import sample
 
 from c4d_compile import C4DCompileError, C4DWarning, MissingStepCountError, NotCacheableError, c4d_backend
@@ -178,15 +179,6 @@ def test_bf16_inputs_keep_bf16_caches(flux):
     assert out.dtype == torch.bfloat16
     tensors = next(iter(backend.session.states.states.values())).tensors
     assert tensors and all(t.dtype == torch.bfloat16 for t in tensors.values())
-
-
-class PlainMLP(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.GELU(), torch.nn.Linear(16, 8))
-
-    def forward(self, x, timestep):
-        return self.net(x) * torch.sin(timestep)[:, None]
 
 
 def test_graph_without_block_stack_runs_uncached_with_one_warning():
