@@ -213,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="two reference models, a few methods, one repeat")
     bench.add_argument("--models", nargs="+", help="default: dit flux dit-eps flux-bench wan (with --budgets: the "
                        "trained models)")
-    bench.add_argument("--policies", nargs="+", help="c4d presets (default: all; see `c4d policies`)")
+    bench.add_argument("--policies", nargs="+", help="c4d presets (default: all; see `c4d policies`), each optionally "
+                       "with options of its own: 'clusca[clusters=4,anchor=order0]'")
     bench.add_argument("--peers", nargs="*", help="peer caches (default: all registered; none: --peers)")
     bench.add_argument("--repeats", type=int, help="alternated timed runs per method")
     bench.add_argument("--steps", type=int, help="sampler steps (default: per model)")

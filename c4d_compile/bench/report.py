@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,8 @@ def run_meta(argv: list[str], program: str = "c4d") -> dict:
                                     text=True, cwd=Path(__file__).parent).stdout.strip())
     except (OSError, subprocess.CalledProcessError):
         commit, dirty = None, None
-    return {"command": " ".join([program, *argv]), "commit": commit, "uncommitted_changes": dirty,
+    # quoted as a shell needs it: a row's options (``clusca[clusters=4]``, a codebook's tuples) copy as they ran
+    return {"command": " ".join([program, shlex.join(argv)]).rstrip(), "commit": commit, "uncommitted_changes": dirty,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
                         "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()},

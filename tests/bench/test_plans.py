@@ -89,3 +89,12 @@ def test_a_row_may_carry_its_own_options_and_is_labelled_with_them():
         QUICK.with_overrides(policies=("clusca[cluster=4]",)).methods()
     with pytest.raises(InvalidValueError, match=r"name\[key=value"):
         QUICK.with_overrides(policies=("clusca[clusters]",)).methods()
+
+
+def test_a_run_records_its_command_as_a_shell_reads_it_back():
+    import shlex
+
+    from c4d_compile.bench.report import run_meta
+
+    argv = ["bench", "--policies", "clusca[clusters=4]", "taylorseer[codebook=((0.03,12),(1.0,3))]"]
+    assert shlex.split(run_meta(argv)["command"]) == ["c4d", *argv]
