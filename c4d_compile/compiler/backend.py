@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import torch
@@ -30,6 +30,7 @@ from ..lowering import get_lowering
 from ..policies import Policy, get_policy
 from ..runtime.contexts import call_context
 from ..runtime.executor import CallSignature, LoweredVariant, Runtime
+from ..runtime.requests import rows as request_rows
 from ..runtime.session import Session
 from ..runtime.stats import CacheStats
 from .flops import LazyFlops
@@ -319,6 +320,19 @@ class C4DBackend:
                                    "torch._dynamo.config.recompile_limit, or keep every LoRA adapter active and vary "
                                    "their weights (a weight is a graph input after it first changes)")
 
+    def begin_request(self, rid: Hashable, *, num_steps: int) -> None:
+        """A request of a serving loop: ``num_steps`` step calls per guidance context, its own state and decisions,
+        whatever batches its rows are computed in (``runtime/requests.py``)."""
+        self.session.requests.begin(rid, num_steps)
+
+    def rows(self, rows: Sequence):
+        """Calls inside are batches whose row i belongs to ``rows[i]``: a request id, or (request id, context)."""
+        return request_rows(self.session.requests, rows)
+
+    def end_request(self, rid: Hashable) -> None:
+        """Free a request's cache state (when it is done, cancelled or failed)."""
+        self.session.requests.end(rid)
+
     def invalidate(self, module: torch.nn.Module | None = None) -> None:
         """Forget every cached feature but keep the clocks: each context's next call computes in full and the
         generation goes on at its step. For weights changed in the middle of a generation (a LoRA scale, another
@@ -350,6 +364,12 @@ def _signature(gm: fx.GraphModule, analysis: GraphAnalysis) -> CallSignature:
     inputs = set(user_inputs(gm))
     latent = next(n for n in placeholders if n in inputs and (m := tensor_meta(n)) is not None
                   and m.is_floating_point() and m.dim() >= 2)
+    batch = tensor_meta(latent).shape[0]
+    dynamic = isinstance(batch, torch.SymInt)  # the batch size is an input: the rows of a batch may be split
+
+    def is_batch(size) -> bool:
+        return dynamic and isinstance(size, torch.SymInt) and size.node.expr == batch.node.expr
+
     return CallSignature(
         timesteps=tuple(t.position for t in analysis.timesteps),
         carried=analysis.timestep_elsewhere,
@@ -357,6 +377,9 @@ def _signature(gm: fx.GraphModule, analysis: GraphAnalysis) -> CallSignature:
         sized=tuple(i for i, n in enumerate(placeholders) if n in inputs and tensor_meta(n) is not None),
         sizes=tuple(i for i, n in enumerate(placeholders) if isinstance(example_value(n), torch.SymInt)),
         device=placeholders.index(latent),
+        batched=tuple(i for i, n in enumerate(placeholders) if n in inputs and (m := tensor_meta(n)) is not None
+                      and m.dim() >= 1 and is_batch(m.shape[0])),
+        batch_sizes=tuple(i for i, n in enumerate(placeholders) if is_batch(example_value(n))),
     )
 
 

@@ -21,6 +21,8 @@ import torch
 from ..policies.config import Policy
 from ..policies.schedules.base import RunFacts
 from .interpreter import StepCall, StepInterpreter, TimeAxis
+from .requests import ROWS
+from .rows import run_rows
 from .state import ContextState
 from .state_names import FORCE, SIGNAL_FULL, SIGNAL_VALUE, WEIGHTS
 from .stats import NO_SIGNAL
@@ -63,6 +65,10 @@ class CallSignature:
     sized: tuple[int, ...]  # tensor inputs whose sizes key the state
     sizes: tuple[int, ...]  # int inputs of a dynamic-shape graph (sizes that vary between calls)
     device: int  # an input on the model's device (host inputs are put there)
+    # a graph with a dynamic batch size: the inputs whose dim 0 is the batch, and the size inputs that are it (a
+    # batch of requests is split by rows: ``runtime/rows.py``)
+    batched: tuple[int, ...] = ()
+    batch_sizes: tuple[int, ...] = ()
 
 
 class Runtime:
@@ -114,6 +120,9 @@ class Runtime:
     def __call__(self, *args):
         if not self.enabled:  # the stack turned out to be split across graphs: compute, never cache
             return self._uncached(args)
+        rows = ROWS.get()
+        if rows is not None:  # a batch of requests, each row at its own step
+            return run_rows(self, args, rows)
         sig = self.signature
         session = self.session
         if sig.carried:

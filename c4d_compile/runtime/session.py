@@ -25,6 +25,7 @@ import torch
 from ..errors import InvalidValueError
 from .clock import Clocks, Tick
 from .contexts import new_generation
+from .requests import Requests
 from .state import StateTable
 from .stats import StatsRecorder
 
@@ -35,6 +36,7 @@ class Session:
         self.states = StateTable()
         self.recorder = StatsRecorder()
         self.recorders: list[Callable] = []  # called with every FULL step's feature values (calibration)
+        self.requests = Requests()  # a serving loop's requests, each row of a batch one of them
         self.step_records: list | None = None  # set to a list: (context, StepCall) of every cached call
         # the timestep of the prologue fragment of the current forward, for a stack graph without one
         self.carrier: ContextVar[tuple | None] = ContextVar(f"c4d_carried_timestep_{id(self)}", default=None)
