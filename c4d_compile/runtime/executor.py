@@ -223,9 +223,9 @@ class Runtime:
             inputs = list(inputs)
             device = args[self.signature.device].device
             if kind in self._weights_at:
-                inputs[self._weights_at[kind]] = self._on_device(call.weights, torch.float32, device)
+                inputs[self._weights_at[kind]] = self.on_device(call.weights, torch.float32, device)
             if kind in self._force_at:
-                inputs[self._force_at[kind]] = self._on_device(call.force, torch.bool, device)
+                inputs[self._force_at[kind]] = self.on_device(call.force, torch.bool, device)
             for i, name in self._from_call[kind]:
                 inputs[i] = values[name]
             for i, name, dtype in self._tokens_at[kind]:
@@ -234,7 +234,7 @@ class Runtime:
         values.update(zip(variant.outputs, outs[variant.num_outputs:]))
         return outs
 
-    def _on_device(self, value, dtype: torch.dtype, device) -> torch.Tensor:
+    def on_device(self, value, dtype: torch.dtype, device) -> torch.Tensor:
         """A host value (forecast weights, a force flag) as a device tensor, memoised: a repeated schedule moves
         each value once."""
         memo = (value, device)
@@ -244,6 +244,14 @@ class Runtime:
                 self._tensors.clear()
             tensor = self._tensors[memo] = torch.tensor(value, dtype=dtype, device=device)
         return tensor
+
+    def store(self, kind: VariantKind, tensors: dict, values: dict) -> None:
+        """Store into a state's ``tensors`` what a call that ran ``kind`` writes, from its named ``values``."""
+        self._writes[kind].apply(tensors, values)
+
+    def stored(self, tensors: dict, name: str) -> torch.Tensor | None:
+        """A state entry's value; a history slot not written yet reads as the nearest younger one."""
+        return stored_value(tensors, name, self._fallback)
 
     def _commit(self, kind: VariantKind, state: ContextState, values: dict) -> None:
         """Store the state entries a call that ran ``kind`` writes; older history slots move first."""

@@ -24,7 +24,7 @@ from ..errors import ConfigError, InvalidValueError
 from .requests import Row
 from .state import ContextState
 from .state_names import FORCE, WEIGHTS
-from .step_program import StepInfo, VariantKind, stored_value
+from .step_program import StepInfo, VariantKind
 
 if TYPE_CHECKING:
     from .executor import Runtime
@@ -86,7 +86,7 @@ def run_rows(runtime: Runtime, args: tuple, rows: tuple[Row, ...]):
         named = dict(zip(variant.outputs, outs[n:]))
         for j, i in enumerate(members):
             (request, context), (state, step, _) = rows[i], decided[i]
-            runtime._writes[kind].apply(state.tensors, {k: v[j: j + 1].clone() for k, v in named.items()})
+            runtime.store(kind, state.tensors, {k: v[j: j + 1].clone() for k, v in named.items()})
             if kind is VariantKind.FULL:
                 runtime.interpreter.keep_full(state.full_steps, step)
             session.recorder.record(session.clocks.generation, f"{request.rid}/{context}", step, kind.value,
@@ -108,9 +108,9 @@ def _run_group(runtime: Runtime, args: tuple, members: list[int], batch: int, st
     inputs = []
     for name in variant.inputs:
         if name == WEIGHTS:
-            inputs.append(runtime._on_device(weights, torch.float32, device))
+            inputs.append(runtime.on_device(weights, torch.float32, device))
         elif name == FORCE:
-            inputs.append(runtime._on_device(force, torch.bool, device))
+            inputs.append(runtime.on_device(force, torch.bool, device))
         else:
-            inputs.append(torch.cat([stored_value(s.tensors, name, runtime._fallback) for s in states]))
+            inputs.append(torch.cat([runtime.stored(s.tensors, name) for s in states]))
     return variant.fn(*sub, *inputs), variant.num_outputs

@@ -131,3 +131,44 @@ def test_a_signal_preset_and_a_static_graph_that_must_split_its_batch_are_refuse
         with pytest.raises(ConfigError, match="dynamic=True"), backend.rows(["a", "c"]):
             compiled(**inputs)  # a forecasts its second step, c computes its first
     assert backend.session.requests.get("c").steps == {}  # a refused call takes no step
+
+
+def test_random_compositions_compute_each_row_once_with_its_variant_and_never_recompile(flux, monkeypatch):
+    import random
+
+    from c4d_compile.runtime import rows as rows_module
+
+    computed: list[tuple[str, int]] = []  # per sub-batch: its variant and how many rows it computed
+    group = rows_module._run_group
+
+    def counted(runtime, args, members, *rest):
+        computed.append((rest[2].value, len(members)))
+        return group(runtime, args, members, *rest)
+
+    monkeypatch.setattr(rows_module, "_run_group", counted)
+    backend = c4d_backend("taylorseer", lowering="eager")
+    compiled = torch.compile(flux.build().eval(), backend=backend, dynamic=True)
+    base = flux.make_inputs(batch=1)
+    draw, active, begun, served = random.Random(0), {}, 0, 0
+    with torch.no_grad():
+        for _ in range(100):
+            # requests arrive as others finish; at most 3 rows, as 4 is a size of the tiny Flux's own inputs, which
+            # Dynamo's duck sizing would tie the batch to if the first batch had it
+            while len(active) < 3:
+                begun += 1
+                active[begun] = draw.randint(3, 6)
+                backend.begin_request(begun, num_steps=active[begun])
+            chosen = sorted(draw.sample(sorted(active), draw.randint(1, len(active))))  # some wait a step
+            batch = {k: v.repeat(len(chosen), *[1] * (v.dim() - 1)) if k in BATCHED else v for k, v in base.items()}
+            with backend.rows(chosen):
+                compiled(**batch)
+            served += len(chosen)
+            for rid in chosen:
+                if backend.session.requests.get(rid).steps["cond"] == active[rid]:
+                    backend.end_request(rid)
+                    del active[rid]
+    assert backend._graphs <= 2  # a hundred compositions of 1 to 3 rows: batch one specialised, one dynamic
+    kinds = [k for ctx in backend.stats().last.contexts.values() for k in ctx.kinds]
+    assert len(kinds) == served == sum(n for _, n in computed)  # every row computed once, in one sub-batch
+    for kind in ("full", "cached"):  # with the variant its own decision named
+        assert sum(n for k, n in computed if k == kind) == kinds.count(kind) > 0
