@@ -18,6 +18,7 @@ def _example(name: str):
     """``examples/<name>.py`` loaded as a module, so a test calls its ``main`` or its functions in-process."""
     loaded = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
     script = importlib.util.module_from_spec(loaded)
+    sys.modules[name] = script  # where a dataclass of the script looks its module up
     loaded.loader.exec_module(script)
     return script
 
@@ -111,3 +112,20 @@ def test_the_freqca_study_splits_along_the_tokens_only():
     grid = torch.randn(2, 3, 4, 5)  # (B, C, H, W) with the tokens on H x W
     swapped = script.low_band(grid.permute(0, 2, 3, 1), (1, 2)).permute(0, 3, 1, 2)
     assert torch.allclose(script.low_band(grid, (2, 3)), swapped, atol=1e-6)
+
+
+def test_the_serving_loop_serves_every_request_to_its_last_step_both_ways(tmp_path):
+    """examples/serve.py (the README's serving table) on four short requests: both servers finish the same stream,
+    the cached one with fewer FLOPs than the plain one, each request's state freed as it ends."""
+    from c4d_compile.bench.serve_report import read_serve_json, serve_table
+
+    script = _example("serve")
+    out = tmp_path / "serve.json"
+    assert script.main(["--requests", "4", "--steps", "5", "8", "--max-batch", "3", "--out", str(out)]) == 0
+    results = read_serve_json(out)
+    plain, cached = results.rows
+    assert (plain.server, cached.server) == ("plain", "taylorseer") and plain.requests == cached.requests == 4
+    assert plain.calls == cached.calls  # one scheduler, one stream: the same batches
+    assert plain.ideal_speedup == 1.0 < cached.ideal_speedup and cached.latency_p50_s <= cached.latency_p95_s
+    requests = script.draw_requests(4, (5, 8), 4, 0)
+    assert "images / s" in serve_table(results) and results.steps == (5, 8) and all(5 <= r.steps <= 8 for r in requests)
