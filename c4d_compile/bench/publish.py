@@ -32,6 +32,7 @@ from .objectives_report import load_objectives, objectives_table
 from .per_call_report import per_call_table, read_per_call_json
 from .pipelines_report import pipelines_table, read_pipelines_json
 from .report import markdown, read_json
+from .serve_report import read_serve_json, serve_table
 from .signals_report import selected_signals, signal_speed
 from .speed_report import speed_table
 
@@ -62,6 +63,8 @@ BLOCKS: dict[str, Block] = {
     "per-call": Block("docs/results/per-call-cpu/per_call.json", per_call_table, read_per_call_json),
     "pipelines": Block("docs/results/pipelines-cpu/pipelines.json", pipelines_table, read_pipelines_json),
     "quantized-cpu": Block("docs/results/quantized-cpu/speed.json", speed_table),
+    "serve": Block("docs/results/serve-cpu/serve.json", serve_table, read_serve_json),
+    "serve-flux-bench": Block("docs/results/serve-cpu/serve-flux-bench.json", serve_table, read_serve_json),
     "signals-flux-bench": Block("docs/results/adaptive-flux-bench/bench.json", signal_speed),
     "signals-selected": Block("docs/results/signals-cpu/bench.json", selected_signals),
     "signals-full": Block("docs/results/signals-cpu/bench.json", markdown),

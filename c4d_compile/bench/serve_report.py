@@ -51,5 +51,6 @@ def serve_table(results: ServeResults) -> str:
                      f"{speedup / r.ideal_speedup:.2f} | {r.latency_p50_s:.2f} / {r.latency_p95_s:.2f} | {r.calls} |")
     lo, hi = results.steps
     lines += ["", f"{plain.requests} requests of {lo}–{hi} steps arriving over time, at most {results.max_batch} rows "
-                  f"per batched call, tiny `{results.model}` ({results.lowering} lowering); {run_line(results.meta)}."]
+                  f"per batched call, `{results.model}` (random weights, {results.lowering} lowering, CPU); "
+                  f"{run_line(results.meta)}."]
     return "\n".join(lines) + "\n"
