@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 import torch.fx as fx
+from torch._dynamo.exc import RestartAnalysis
 
 from ..errors import (
     C4DCompileError,
@@ -102,6 +103,8 @@ class C4DBackend:
         try:
             return fn(*args), None
         except ConfigError:  # the user's configuration does not fit this model: always said, never skipped
+            raise
+        except RestartAnalysis:  # Dynamo's own signal to trace again (inductor met a scalar to make a tensor)
             raise
         except C4DError as err:
             if self.strict:

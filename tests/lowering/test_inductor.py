@@ -112,3 +112,34 @@ def test_inductor_compiles_around_an_opaque_call():
     assert inductor_backend.stats().cached_steps > 0
     for a, b in zip(inductor, eager):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_inductor_serves_a_batch_of_requests_at_a_dynamic_batch_size_like_eager():
+    """torch.compile(dynamic=True) hands inductor symbolic scalars: Dynamo's request to trace again must reach
+    Dynamo (else the graph ran uncached). Two requests of other step counts share each batch, split when their
+    steps need different variants."""
+    spec = get_tiny_model("flux")
+    batched = ("hidden_states", "encoder_hidden_states", "pooled_projections", "timestep")
+    runs = {}
+    for lowering in ("eager", "inductor"):
+        torch._dynamo.reset()
+        # the output region: one plan whatever the lowering (the dynamic trace that inductor restarts may analyse
+        # a block finer than the eager one's, and a finer plan forecasts other values)
+        backend = c4d_backend("taylorseer-lite", lowering=lowering, interval=3)
+        compiled = torch.compile(spec.build().eval(), backend=backend, dynamic=True)
+        backend.begin_request("a", num_steps=6)
+        backend.begin_request("b", num_steps=4)
+        inputs = [spec.make_inputs(batch=1, seed=s) for s in (1, 2)]
+        outs = []
+        with torch.no_grad():
+            for step in range(4):
+                times = (spec.timesteps(6)[step], spec.timesteps(4)[step])
+                parts = [{**i, "timestep": t} for i, t in zip(inputs, times)]
+                batch = {k: torch.cat([p[k] for p in parts]) if k in batched else parts[0][k] for k in parts[0]}
+                with backend.rows(["a", "b"]):
+                    outs.append(compiled(**batch)[0])
+        runs[lowering] = outs, {k: v.kinds for k, v in backend.stats().last.contexts.items()}
+    (eager, eager_kinds), (inductor, inductor_kinds) = runs["eager"], runs["inductor"]
+    assert inductor_kinds == eager_kinds and eager_kinds["b/cond"] == ["full", "cached", "cached", "full"]
+    for a, b in zip(inductor, eager):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
