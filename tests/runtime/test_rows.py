@@ -78,7 +78,7 @@ def _alone(spec, policy: str, rid: str, context: str) -> tuple[list, list]:
     return outputs, backend.stats().last.contexts[context].kinds
 
 
-@pytest.mark.parametrize("policy", ["taylorseer", "taylorseer-lite"])  # a branch and an output forecast
+@pytest.mark.parametrize("policy", ["taylorseer"])  # branch forecasts (the output region: test_inductor.py)
 def test_every_row_is_its_request_alone(flux, policy):
     served, backend, live = _served(flux, policy)
     kinds = backend.stats().last.contexts
