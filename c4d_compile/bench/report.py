@@ -4,13 +4,20 @@ signal-driven caches the signal and the decision of every step (why a threshold 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import math
+import os
+import platform
 import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 
-from .matrix import BenchResult, BenchRow
+import torch
+
+from ..policies.schedules import SignalSchedule
+from .matrix import BenchResult, BenchRow, Skipped
 
 _HEAD = ("| method | family | compiled | steps (computed) | s / gen | measured | ideal | ratio | PSNR mean / worst dB "
          "| vs fewer steps (ceil) | (interpolated) | SSIM | class acc. | Fréchet | cache MiB | compile s |")
@@ -86,8 +93,6 @@ def write_json(result: BenchResult, path: Path, meta: dict | None = None) -> Non
 
 def read_json(path: Path) -> BenchResult:
     """A result ``write_json`` wrote (an infinite PSNR comes back as infinity)."""
-    from .matrix import Skipped
-
     data = json.loads(Path(path).read_text())
     rows = []
     for row in data["rows"]:
@@ -100,13 +105,6 @@ def read_json(path: Path) -> BenchResult:
 def run_meta(argv: list[str], program: str = "c4d") -> dict:
     """What a reader needs to reproduce a result: the command (``program`` and its arguments), the commit, the
     machine, the versions, the date."""
-    import datetime
-    import os
-    import platform
-    import subprocess
-
-    import torch
-
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
                                 cwd=Path(__file__).parent).stdout.strip()
@@ -181,8 +179,6 @@ def decision_scores(trace: dict) -> list[list[float | None]]:
     """Per context, what was compared with the threshold at each call: the schedule's own score of the
     signals since the last full call (rescaled, summed when the rule accumulates). Rules that measure after
     a call (AdaCache's distance, SpeCa's error) give their raw signal."""
-    from ..policies.schedules import SignalSchedule
-
     if "accumulate" not in trace:
         return [list(ctx["signals"] or [None] * len(ctx["kinds"])) for ctx in trace["contexts"].values()]
     rule = SignalSchedule(threshold=trace["threshold"], accumulate=trace["accumulate"],

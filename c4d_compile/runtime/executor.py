@@ -155,17 +155,18 @@ class Runtime:
         grid = clock.scope.timesteps if clock.scope is not None else ()  # the sampler's, when the caller said
         info = StepInfo(step, num_steps, state.full_steps, signals, grid)  # sees the signal appended below
         measured = self._unmeasured
+        run_prelude = None
+        if self.prelude:  # made only where there is one: most plans' calls create no closure
 
-        def run_prelude():
-            nonlocal measured
-            for variant in self.prelude:
-                self._run(variant, args, state, values, None)
-            if self.prelude:
+            def run_prelude():
+                nonlocal measured
+                for variant in self.prelude:
+                    self._run(variant, args, state, values, None)
                 measured = self.plan.measure(values, state, self.reduce)  # the one extra host read of the call
                 if measured is not None:
                     signals.append(measured)
 
-        call = self.interpreter.step(info, run_prelude if self.prelude else None,
+        call = self.interpreter.step(info, run_prelude,
                                      (lambda: self._axis(key, clock, state)) if self.interpreter.by_time else None)
         kind = call.variant
         variant = self.variants[kind]

@@ -34,12 +34,12 @@ class Request:
     steps: dict[str, int] = field(default_factory=dict)  # per guidance context: the calls it has made
     states: dict[tuple, ContextState] = field(default_factory=dict)  # per (model, context)
 
-    def next_step(self, context: str) -> int:
+    def step(self, context: str) -> int:
+        """The step its next call in ``context`` is at (taken when the call goes ahead); past the count, an error."""
         step = self.steps.get(context, 0)
         if step >= self.num_steps:
             raise ConfigError(f"request {self.rid!r} has made its {self.num_steps} step calls in context {context!r}: "
                               "end it, or begin it with more steps")
-        self.steps[context] = step + 1
         return step
 
     @property

@@ -49,11 +49,11 @@ def run_rows(runtime: Runtime, args: tuple, rows: tuple[Row, ...]):
         raise InvalidValueError("rows", len(rows), f"{batch}: one request (or (request, context)) per row of the batch")
     if len({(id(request), context) for request, context in rows}) != len(rows):
         raise InvalidValueError("rows", [(r.rid, c) for r, c in rows], "each (request, context) once per batch")
-    for request, context in rows:  # every row can take its step before any takes it
-        if request.steps.get(context, 0) >= request.num_steps:
-            request.next_step(context)  # raises, saying why
     model = id(args[sig.parameter]) if sig.parameter is not None else None
-    shape = tuple(tuple(args[i].shape[1:]) for i in sig.sized)  # a row's sizes, its batch dim left out
+    # a row's sizes, the batch dim left out: found from the graph's symbolic batch size, or in a static graph (which
+    # has one: batch one) by size, so that a request's state passes between the two graphs
+    batched = sig.batched or tuple(i for i in sig.sized if args[i].dim() and args[i].shape[0] == batch)
+    shape = tuple(tuple(args[i].shape[1:] if i in batched else args[i].shape) for i in sig.sized)
     graph = runtime.plan.fingerprint["graph"]  # a state serves every graph of the model's structure (batch sizes)
     groups: dict[tuple, list[int]] = {}
     decided = []
@@ -61,7 +61,7 @@ def run_rows(runtime: Runtime, args: tuple, rows: tuple[Row, ...]):
         state = request.states.get((model, context))
         if state is None or state.shape_key != shape or state.owner != graph:
             state = ContextState(graph, shape, request.number)
-        step = request.steps.get(context, 0)
+        step = request.step(context)  # nothing is taken before every row is decided: a refused call takes nothing
         call = runtime.interpreter.step(StepInfo(step, request.num_steps, state.full_steps, state.signals), None)
         decided.append((state, step, call))
         groups.setdefault((call.variant, call.weights, call.force), []).append(i)
