@@ -370,7 +370,7 @@ def reshape_sizes(node: fx.Node, positions: dict[fx.Node, int], rows: int) -> tu
     size dims other than the token dim.)"""
     if node.op != "call_method" or node.target not in ("view", "reshape", "expand"):
         return None
-    sizes = list(node.args[1][0] if len(node.args) == 2 and isinstance(node.args[1], (tuple, list)) else node.args[1:])
+    sizes = list(node.args[1] if len(node.args) == 2 and isinstance(node.args[1], (tuple, list)) else node.args[1:])
     place = positions[node]
     if sizes[place] != -1:
         sizes[place] = rows
