@@ -20,7 +20,7 @@ STEPS = 10
 EXPORTED = {"fbcache": {"decision": "device"}, "teacache": {"decision": "device"}, "adacache": {"decision": "device"},
             "magcache": {"ratios": (1.0, 0.99, 0.98, 0.96, 0.93, 0.9, 0.85, 0.8)},
             "dbcache": {"decision": "device", "first_blocks": 1}}
-NOT_EXPORTED = {"auto", "easycache", "speca", "customcache"}  # calibration file; host signals; verification
+NOT_EXPORTED = {"auto", "easycache", "seacache", "speca", "customcache"}  # calibration file; host signals; verification
 
 
 @pytest.fixture(scope="module")

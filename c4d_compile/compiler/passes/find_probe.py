@@ -11,6 +11,8 @@ found from the graph's structure alone:
 * modulated-input (TeaCache): in the first block, the first matrix product that reads the stream; its
   stream operand is the normalised, timestep-modulated input (``(1 + scale) * norm(x) + shift`` in
   every adaLN block), whatever the model calls it.
+* spectral-input (SeaCache): that modulated input, and the timestep input whose value sets the filter's
+  noise level (the first timestep input: an embedded guidance scale comes after it in Flux-style signatures).
 * model-input (EasyCache): the model's latent input itself, the user input the main stream is computed
   from (of the output's shape where one is: the prediction has the latent's shape); the prefix is empty.
 * block-residual (AdaCache): the residual of one block on the latent stream, the middle one unless the
@@ -130,6 +132,15 @@ def _modulated_input(gm: fx.GraphModule, analysis: GraphAnalysis, schedule):
     raise NotCacheableError("no matrix product in the block stack reads the stream: no modulated input to probe")
 
 
+def _spectral_input(gm: fx.GraphModule, analysis: GraphAnalysis, schedule):
+    values, after, where = _modulated_input(gm, analysis, schedule)
+    if not analysis.timesteps:
+        raise NotCacheableError("signal 'spectral-input' reads the noise level from the timestep input, and this "
+                                "graph has none (the timestep embedding ran in an earlier graph)")
+    timestep = analysis.timesteps[0].name
+    return (*values, (timestep, None)), after, f"{where}, filtered at the noise level of {timestep}"
+
+
 def _first_latent_block(gm: fx.GraphModule, analysis: GraphAnalysis, latent: set[fx.Node]) -> int:
     nodes = list(gm.graph.nodes)
     return next(i for i, b in enumerate(analysis.stack.blocks) if any(n in latent for n in nodes[b.start : b.end + 1]))
@@ -177,6 +188,7 @@ _FINDERS = {
     Signal.MODULATED_INPUT: _modulated_input,
     Signal.MODEL_INPUT: _model_input,
     Signal.BLOCK_RESIDUAL: _block_residual,
+    Signal.SPECTRAL_INPUT: _spectral_input,
 }
 
 

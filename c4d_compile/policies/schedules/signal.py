@@ -16,6 +16,8 @@ What is probed (``signal``), found in the graph by the passes, never by names:
   the signal is the input's change since the previous call times the rate ``k`` at which the output
   changed per unit of input change between the last two full steps, over the last full output,
   ``k |x - x_prev| / |v_p|``: an estimate of the output's relative change (``compiler/signals/transformation_rate.py``).
+* ``spectral-input`` — the modulated input measured after a noise-level-dependent filter over the latent's
+  token grid (SeaCache, arXiv 2602.18993; ``compiler/signals/spectral_input.py``, options in ``spectral.py``).
 
 ``reference`` says what ``ref`` is: the probe value of the last full step (FBCache: the comparison
 is cumulative since the last compute) or of the previous call (TeaCache). With ``accumulate`` the
@@ -46,6 +48,8 @@ from ...runtime.step_program import StepInfo, VariantKind
 from ..validate import check_bool, check_int, check_number, is_number
 from .base import ScheduleBase
 from .files import check_same_graph, field_from_file, read_tagged, write_tagged
+from .spectral import DEFAULTS as SPECTRAL_DEFAULTS
+from .spectral import Noise, check_spectral, describe_spectral
 
 RESCALE_FORMAT = "c4d-signal-rescale/1"
 
@@ -69,9 +73,11 @@ class Signal(str, enum.Enum):
     MODEL_INPUT = "model-input"  # the latent input, against the output's rate of change (EasyCache)
     BLOCK_RESIDUAL = "block-residual"  # one block's residual, measured at full steps (AdaCache)
     VERIFICATION = "verification"  # the forecast's error on the last block, measured by verified drafts (SpeCa)
+    SPECTRAL_INPUT = "spectral-input"  # the modulated input after a noise-level spectral filter (SeaCache)
 
 
-PER_CALL = (Signal.FIRST_BLOCKS, Signal.MODULATED_INPUT, Signal.MODEL_INPUT)  # a PROBE measures them every call
+# a PROBE measures them every call
+PER_CALL = (Signal.FIRST_BLOCKS, Signal.MODULATED_INPUT, Signal.MODEL_INPUT, Signal.SPECTRAL_INPUT)
 
 
 class Decision(str, enum.Enum):
@@ -104,6 +110,13 @@ class SignalSchedule(ScheduleBase):
     last_steps_full: int = 0
     max_cached_in_row: int = 0  # 0: no limit
     decision: Decision = Decision.HOST
+    # spectral-input only (schedules/spectral.py): the token grid, the noise kind, the spectrum's falloff, the
+    # timestep's scale (0: found / by the grid / auto), the first reference unfiltered
+    grid: tuple[int, ...] = ()
+    noise: Noise = Noise.FLOW
+    power: float = 0.0
+    timestep_scale: float = 0.0
+    raw_first: bool = False
     source: str = field(default="", compare=False)  # the rescale file, when ``rescale`` named one
     graph: str = field(default="", compare=False)  # fingerprint of the graph that file was fitted on
     kind: ClassVar[str] = "signal"
@@ -116,6 +129,10 @@ class SignalSchedule(ScheduleBase):
                                     "measured on every call; block-residual is measured at full steps: adacache)")
         object.__setattr__(self, "reference", _parse(Reference, "reference", self.reference))
         object.__setattr__(self, "decision", _parse(Decision, "decision", self.decision))
+        spectral = check_spectral({name: getattr(self, name) for name in SPECTRAL_DEFAULTS},
+                                  self.signal is Signal.SPECTRAL_INPUT, self.decision is Decision.DEVICE)
+        for name, value in spectral.items():
+            object.__setattr__(self, name, value)
         check_int("first_blocks", self.first_blocks, 1)
         check_int("last_blocks", self.last_blocks, 0)
         check_bool("accumulate", self.accumulate)
@@ -180,6 +197,8 @@ class SignalSchedule(ScheduleBase):
         parts = [f"signal {self.signal.value}"]
         if self.signal is Signal.FIRST_BLOCKS:
             parts.append(f"F{self.first_blocks}B{self.last_blocks}")
+        if self.signal is Signal.SPECTRAL_INPUT:
+            parts.append(describe_spectral({name: getattr(self, name) for name in SPECTRAL_DEFAULTS}))
         measured = ("input change x output rate" if self.signal is Signal.MODEL_INPUT
                     else f"relative L1 vs {self.reference.value}")
         parts.append(f"{'accumulated ' if self.accumulate else ''}{measured}"
