@@ -63,6 +63,8 @@ BLOCKS: dict[str, Block] = {
     "per-call": Block("docs/results/per-call-cpu/per_call.json", per_call_table, read_per_call_json),
     "pipelines": Block("docs/results/pipelines-cpu/pipelines.json", pipelines_table, read_pipelines_json),
     "quantized-cpu": Block("docs/results/quantized-cpu/speed.json", speed_table),
+    "seacache": Block("docs/results/seacache-cpu/bench.json", fidelity_table),
+    "seacache-eps": Block("docs/results/seacache-eps-cpu/bench.json", fidelity_table),
     "serve": Block("docs/results/serve-cpu/serve.json", serve_table, read_serve_json),
     "serve-flux-bench": Block("docs/results/serve-cpu/serve-flux-bench.json", serve_table, read_serve_json),
     "signals-flux-bench": Block("docs/results/adaptive-flux-bench/bench.json", signal_speed),

@@ -62,7 +62,8 @@ TEACACHE = register(
 
 # SeaCache: TeaCache's rule on the modulated input measured after a noise-level spectral filter, no fitted
 # polynomial. The filtered signal is larger early (the filter keeps little but the mean at high noise): 0.2
-# computes about as many steps (18 to 19 of 50) on the trained reference models as teacache's 0.1 (14 to 18).
+# computes about as many steps (18 to 19 of 50) on the trained reference models as teacache's 0.1 (14 to 18),
+# and loses to it there at matching compute (docs/signals-cpu.md).
 # ``noise="vp"`` for an ε-prediction model on DDPM steps; the paper's scripts keep the first input unfiltered.
 _SEACACHE = dataclasses.replace(_TEACACHE, threshold=0.2, signal="spectral-input")
 
