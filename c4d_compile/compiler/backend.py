@@ -166,7 +166,7 @@ class C4DBackend:
         full_examples = [*example_inputs, *named]
         fn = self._lower(variant.gm, [*example_inputs, *static_fakes(named)], self.settings)
         return LoweredVariant(variant.kind, fn, variant.num_outputs, variant.inputs, variant.outputs,
-                              LazyFlops(variant.gm, full_examples))
+                              LazyFlops(variant.gm, full_examples), _shared_outputs(variant, gm))
 
     def _not_cacheable(self, gm, example_inputs, analysis: GraphAnalysis, split: bool):
         reasons = "; ".join(analysis.problems) or "no stack output reaches the graph's outputs"
@@ -323,10 +323,12 @@ class C4DBackend:
                                    "torch._dynamo.config.recompile_limit, or keep every LoRA adapter active and vary "
                                    "their weights (a weight is a graph input after it first changes)")
 
-    def begin_request(self, rid: Hashable, *, num_steps: int) -> None:
-        """A request of a serving loop: ``num_steps`` step calls per guidance context, its own state and decisions,
-        whatever batches its rows are computed in (``runtime/requests.py``)."""
-        self.session.requests.begin(rid, num_steps)
+    def begin_request(self, rid: Hashable, *, num_steps: int | None = None,
+                      timesteps: Sequence[float] | None = None) -> None:
+        """A request of a serving loop: ``num_steps`` step calls per guidance context (or the sampler's
+        ``timesteps``), its own state and decisions, whatever batches its rows are computed in
+        (``runtime/requests.py``)."""
+        self.session.requests.begin(rid, num_steps, timesteps)
 
     def rows(self, rows: Sequence):
         """Calls inside are batches whose row i belongs to ``rows[i]``: a request id, or (request id, context)."""
@@ -362,16 +364,41 @@ def _check_same_graphs(old: Policy, new: Policy, compiled_slots: list[int]) -> N
                                 "slot(s) compiled")
 
 
+def _latent(gm: fx.GraphModule) -> fx.Node:
+    """The model's latent input: the first floating-point user input of two dims or more."""
+    inputs = set(user_inputs(gm))
+    return next(n for n in gm.graph.nodes if n.op == "placeholder" and n in inputs
+                and (m := tensor_meta(n)) is not None and m.is_floating_point() and m.dim() >= 2)
+
+
+def _shared_outputs(variant: Variant, gm: fx.GraphModule) -> frozenset[str]:
+    """Named outputs without the batch as dim 0 (rotary tables, scalars): one value for every row of a batch of
+    requests. Values made by the rewrites carry no shape and are per row (signals, histories)."""
+    batch = tensor_meta(_latent(gm)).shape[0]
+    output = next(n for n in variant.gm.graph.nodes if n.op == "output")
+    shared = set()
+    for name, value in zip(variant.outputs, output.args[0][variant.num_outputs:]):
+        meta = tensor_meta(value) if isinstance(value, fx.Node) else None
+        if meta is not None and (meta.dim() == 0 or not _same_size(meta.shape[0], batch)):
+            shared.add(name)
+    return frozenset(shared)
+
+
+def _same_size(a, b) -> bool:
+    if isinstance(a, torch.SymInt) or isinstance(b, torch.SymInt):
+        return isinstance(a, torch.SymInt) and isinstance(b, torch.SymInt) and a.node.expr == b.node.expr
+    return a == b
+
+
 def _signature(gm: fx.GraphModule, analysis: GraphAnalysis) -> CallSignature:
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     inputs = set(user_inputs(gm))
-    latent = next(n for n in placeholders if n in inputs and (m := tensor_meta(n)) is not None
-                  and m.is_floating_point() and m.dim() >= 2)
+    latent = _latent(gm)
     batch = tensor_meta(latent).shape[0]
     dynamic = isinstance(batch, torch.SymInt)  # the batch size is an input: the rows of a batch may be split
 
     def is_batch(size) -> bool:
-        return dynamic and isinstance(size, torch.SymInt) and size.node.expr == batch.node.expr
+        return dynamic and _same_size(size, batch)
 
     return CallSignature(
         timesteps=tuple(t.position for t in analysis.timesteps),

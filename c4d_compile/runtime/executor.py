@@ -42,6 +42,7 @@ class LoweredVariant:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     flops: LazyFlops
+    shared: frozenset[str] = frozenset()  # named outputs without the batch as dim 0: one value for all rows
 
 
 class CallFlops:
@@ -83,13 +84,14 @@ class Runtime:
         self.enabled = True
         self.reduce = reduce  # context parallelism: sums a signal's tensor over the ranks
         # a signal measured after the variant ran (AdaCache, SpeCa, EasyCache's rate): only then is it asked
-        self._after = plan.signal is not None and plan.signal.measures_after
+        self.measures_after = plan.signal is not None and plan.signal.measures_after
         self._prelude_kinds = plan.prelude
         self.prelude = tuple(variants[kind] for kind in plan.prelude)  # run before the decision (the PROBE)
         self._unmeasured = NO_SIGNAL if plan.probe is None else None  # a call's signal until it is measured
         # call values the others read: what the prelude outputs that is not state it writes
-        self._produced = {name for v in self.prelude for name in v.outputs} - {e.name for e in plan.state}
-        self._from_call = {kind: tuple((i, name) for i, name in enumerate(v.inputs) if name in self._produced)
+        self.produced = {name for v in self.prelude for name in v.outputs} - {e.name for e in plan.state}
+        self.shared = {name for v in self.prelude for name in v.shared}  # of those, one value for a batch's rows
+        self._from_call = {kind: tuple((i, name) for i, name in enumerate(v.inputs) if name in self.produced)
                            for kind, v in variants.items()}
         self._writes = {kind: state_writes(plan.state, kind, v.outputs) for kind, v in variants.items()}
         self._fallback = {e.name: e.shifts_from for e in plan.state if e.shifts_from}  # read of a missing slot
@@ -173,7 +175,7 @@ class Runtime:
         outs = self._run(variant, args, state, values, call)
         n = variant.num_outputs
         after = None  # a signal this call's variant measured (AdaCache, SpeCa), read before its state is stored
-        if self._after:
+        if self.measures_after:
             after = self.plan.measure_after(kind, values, state, self.reduce)
         if session.step_records is not None:
             session.step_records.append((tick.context, call))
@@ -219,7 +221,7 @@ class Runtime:
         inputs = state.resolved.get(kind)  # state inputs change only when a call writes state
         if inputs is None:
             device = args[self.signature.device].device
-            inputs = state.resolved[kind] = [self._state_input(name, state, device) for name in variant.inputs]
+            inputs = state.resolved[kind] = [self.state_input(name, state, device) for name in variant.inputs]
         if kind in self._per_call:
             inputs = list(inputs)
             device = args[self.signature.device].device
@@ -246,13 +248,11 @@ class Runtime:
             tensor = self._tensors[memo] = torch.tensor(value, dtype=dtype, device=device)
         return tensor
 
-    def store(self, kind: VariantKind, tensors: dict, values: dict) -> None:
-        """Store into a state's ``tensors`` what a call that ran ``kind`` writes, from its named ``values``."""
-        self._writes[kind].apply(tensors, values)
-
-    def stored(self, tensors: dict, name: str) -> torch.Tensor | None:
-        """A state entry's value; a history slot not written yet reads as the nearest younger one."""
-        return stored_value(tensors, name, self._fallback)
+    def store_row(self, kind: VariantKind, tensors: dict, values: dict) -> None:
+        """Store into a request's state ``tensors`` what a call that ran ``kind`` writes, from its row's named
+        ``values`` (views of a batch's outputs): copied, so a row's state does not keep the whole batch alive."""
+        writes = self._writes[kind]
+        writes.apply(tensors, {source: values[source].clone() for _, source in writes.stores})
 
     def _commit(self, kind: VariantKind, state: ContextState, values: dict) -> None:
         """Store the state entries a call that ran ``kind`` writes; older history slots move first."""
@@ -262,10 +262,10 @@ class Runtime:
         state.resolved.clear()
         writes.apply(state.tensors, values)
 
-    def _state_input(self, name: str, state: ContextState, device) -> torch.Tensor | None:
+    def state_input(self, name: str, state: ContextState, device) -> torch.Tensor | None:
         """A named input from the state; a history slot not written yet reads as the nearest younger one.
-        Host inputs (the forecast weights) and the prelude's values are filled in per call."""
-        if name in self._host or name in self._produced:
+        Host inputs (the forecast weights) and the prelude's values are filled in per call (None here)."""
+        if name in self._host or name in self.produced:
             return None
         found = stored_value(state.tensors, name, self._fallback)
         if found is None and name in self._zeros:

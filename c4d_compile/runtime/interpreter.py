@@ -117,6 +117,14 @@ class StepInterpreter:
         """Whether the forecast weights depend on the timesteps (the executor passes a :class:`TimeAxis`)."""
         return self._by_time
 
+    def needs_prelude(self, info: StepInfo) -> bool:
+        """Whether the call at ``info`` runs the prelude (``step`` runs it then): its signal decides, or the
+        variant decided without it reads its values. A batch of requests runs the prelude on those rows only."""
+        if not self.prelude:
+            return False
+        kind = self._early(info) if self._early is not None else self.policy.schedule.decide(info)
+        return kind is None or kind in self._reads_prelude
+
     def step(self, info: StepInfo, run_prelude: Callable[[], None] | None,
              axis: Callable[[], TimeAxis] | None = None) -> StepCall:
         """The call at ``info``. ``run_prelude`` runs the prelude and appends the signal it measured to

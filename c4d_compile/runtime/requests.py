@@ -31,7 +31,9 @@ class Request:
     rid: Hashable
     num_steps: int
     number: int  # a generation number of its own (stats, state generations)
+    timesteps: tuple[float, ...] = ()  # the sampler's, when the loop said (a calibrated schedule resamples by them)
     steps: dict[str, int] = field(default_factory=dict)  # per guidance context: the calls it has made
+    first_keys: dict[str, tuple] = field(default_factory=dict)  # per context: its first call's timestep values
     states: dict[tuple, ContextState] = field(default_factory=dict)  # per (model, context)
 
     def step(self, context: str) -> int:
@@ -52,13 +54,21 @@ class Requests:
         self.active: dict[Hashable, Request] = {}
         self._numbers = 0
 
-    def begin(self, rid: Hashable, num_steps: int) -> Request:
+    def begin(self, rid: Hashable, num_steps: int | None = None, timesteps: Sequence[float] | None = None) -> Request:
+        if timesteps is not None:
+            timesteps = tuple(float(t) for t in timesteps)
+            if num_steps is not None and num_steps != len(timesteps):
+                raise InvalidValueError("num_steps", num_steps, f"{len(timesteps)}, the number of timesteps given "
+                                                                "(or leave it out)")
+            num_steps = len(timesteps)
         if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-            raise InvalidValueError("num_steps", num_steps, "an integer >= 1: the request's step calls per context")
+            raise InvalidValueError("num_steps", num_steps, "an integer >= 1: the request's step calls per context "
+                                                            "(or timesteps=, the sampler's)")
         if rid in self.active:
             raise ConfigError(f"request {rid!r} is already active: end it before beginning it again")
         self._numbers += 1
-        request = self.active[rid] = Request(rid, num_steps, -self._numbers)  # apart from generation numbers
+        request = Request(rid, num_steps, -self._numbers, timesteps or ())  # numbers apart from generations'
+        self.active[rid] = request
         return request
 
     def get(self, rid: Hashable) -> Request:

@@ -2,16 +2,19 @@
 need the same variant computed together.
 
 Per row: its request's step in its guidance context, that (model, context)'s state, and the step interpreter's
-answer, as a call of that request alone would get it. Rows that run the same variant with the same host inputs
-(forecast weights, force flag) form one sub-batch: their rows of every batched input are gathered, their states
-concatenated, the variant run once, its outputs scattered back in row order and each row's new state kept as its
-own. So the FLOPs of a batched call are the sum of its rows' variants', and a row's result is the one its request
-gets alone (up to the float rounding of another batch size).
+answer, as a call of that request alone would get it. A signal-driven plan first runs its PROBE on the rows whose
+decision needs it (one sub-batch) and measures each row's signal against that row's own reference. Rows that then
+run the same variant with the same host inputs (forecast weights, force flag) form one sub-batch: their rows of
+every batched input, of the probe's values and of their states are gathered, the variant run once, its outputs
+scattered back in row order and each row's new state kept as its own. So the FLOPs of a batched call are the sum
+of its rows' variants', and a row's result is the one its request gets alone (up to the float rounding of another
+batch size).
 
 Rows that need different variants split the batch, so its size must be dynamic (``torch.compile(...,
-dynamic=True)``): a static graph has the traced batch size written into its ops. Decided on the host from the
-step alone: signal-driven presets, token subsets and forecasts in the timestep are refused with a typed error
-(they keep per-row signals or time axes, not here yet).
+dynamic=True)``): a static graph has the traced batch size written into its ops. What stays one decision per
+batch is refused with a typed error: the device decision (``decision="device"`` takes it inside the graph, for the
+whole batch), token subsets (their rows are drawn per call) and a signal measured over the whole batch (SpeCa's
+verification error).
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..errors import ConfigError, InvalidValueError
-from .requests import Row
+from .interpreter import StepCall, TimeAxis
+from .requests import Request, Row
 from .state import ContextState
 from .state_names import FORCE, WEIGHTS
+from .stats import NO_SIGNAL
 from .step_program import StepInfo, VariantKind
 
 if TYPE_CHECKING:
@@ -31,72 +36,139 @@ if TYPE_CHECKING:
 
 
 def check_rows_supported(runtime: Runtime) -> None:
-    plan, sig = runtime.plan, runtime.signature
-    if plan.signal is not None or plan.tokens is not None or runtime.interpreter.by_time:
-        raise ConfigError(f"per-row batches decide each row from its step alone; {runtime.policy.name!r} needs a "
-                          "signal, token rows or a time axis per row, not supported per row yet: use a fixed-schedule "
-                          "preset (taylorseer, taylorseer-lite, foca, fora, ...)")
+    plan, sig, name = runtime.plan, runtime.signature, runtime.policy.name
+    if plan.decided_on_device:
+        raise ConfigError(f"{name!r} decides on the device, one decision for the whole batch: per-row batches "
+                          "decide each row on the host (decision='host')")
+    if plan.tokens is not None:
+        raise ConfigError(f"{name!r} recomputes token rows drawn per call, not per request: per-row batches serve "
+                          "the step, output and signal presets (taylorseer, foca, taylorseer-lite, teacache, ...)")
+    if plan.signal is not None and not plan.signal.per_row:
+        raise ConfigError(f"{name!r} measures its signal over the whole batch, not per row: per-row batches serve "
+                          "the probe-measured signals (fbcache, teacache, customcache, easycache, ...)")
     if sig.carried:
         raise ConfigError("per-row batches need the whole model in one graph (this one takes its timestep from a "
                           "graph before it)")
 
 
+class _Decided:
+    """One row of the call: its request, context, state, step, and what the interpreter answered."""
+
+    __slots__ = ("call", "context", "key", "measured", "request", "slot", "state", "step", "values")
+
+    def __init__(self, request: Request, context: str, slot: tuple, state: ContextState, step: int, key: tuple):
+        self.request, self.context, self.slot, self.state, self.step = request, context, slot, state, step
+        self.key = key  # the row's timestep values
+        self.values: dict = {}  # the row's named values of this call: views of its sub-batches' outputs
+        self.measured = NO_SIGNAL
+        self.call: StepCall | None = None
+
+
 def run_rows(runtime: Runtime, args: tuple, rows: tuple[Row, ...]):
     check_rows_supported(runtime)
-    sig, session = runtime.signature, runtime.session
+    sig, session, interpreter = runtime.signature, runtime.session, runtime.interpreter
     batch = args[sig.device].shape[0]
     if len(rows) != batch:
         raise InvalidValueError("rows", len(rows), f"{batch}: one request (or (request, context)) per row of the batch")
     if len({(id(request), context) for request, context in rows}) != len(rows):
         raise InvalidValueError("rows", [(r.rid, c) for r, c in rows], "each (request, context) once per batch")
-    model = id(args[sig.parameter]) if sig.parameter is not None else None
-    # a row's sizes, the batch dim left out: found from the graph's symbolic batch size, or in a static graph (which
-    # has one: batch one) by size, so that a request's state passes between the two graphs
-    batched = sig.batched or tuple(i for i in sig.sized if args[i].dim() and args[i].shape[0] == batch)
-    shape = tuple(tuple(args[i].shape[1:] if i in batched else args[i].shape) for i in sig.sized)
-    graph = runtime.plan.fingerprint["graph"]  # a state serves every graph of the model's structure (batch sizes)
+    decided = _rows(runtime, args, rows, batch)
+    device = args[sig.device].device
+    infos = [StepInfo(d.step, d.request.num_steps, d.state.full_steps, d.state.signals, d.request.timesteps)
+             for d in decided]
+    probed = [i for i, info in enumerate(infos) if interpreter.needs_prelude(info)]
+    for kind in runtime.plan.prelude if probed else ():  # the probe of the rows whose decision needs it
+        _run_group(runtime, args, probed, batch, [decided[i] for i in probed], kind, None, device)
     groups: dict[tuple, list[int]] = {}
-    decided = []
-    for i, (request, context) in enumerate(rows):
-        state = request.states.get((model, context))
-        if state is None or state.shape_key != shape or state.owner != graph:
-            state = ContextState(graph, shape, request.number)
-        step = request.step(context)  # nothing is taken before every row is decided: a refused call takes nothing
-        call = runtime.interpreter.step(StepInfo(step, request.num_steps, state.full_steps, state.signals), None)
-        decided.append((state, step, call))
-        groups.setdefault((call.variant, call.weights, call.force), []).append(i)
-    if len(groups) > 1 and not sig.batched:
+    for i, (d, info) in enumerate(zip(decided, infos)):
+        d.call = interpreter.step(info, (lambda d=d: _measure(runtime, d)) if i in probed else None,
+                                  (lambda d=d: _axis(d)) if interpreter.by_time else None)
+        groups.setdefault((d.call.variant, d.call.weights, d.call.force), []).append(i)
+    if (len(groups) > 1 or 0 < len(probed) < batch) and not sig.batched:
         raise ConfigError(f"this batch's rows need {len(groups)} different steps, and the graph has its batch size "
                           "written into it: compile the model with torch.compile(model, backend=backend, dynamic=True)")
-    for (request, context), (state, step, _) in zip(rows, decided):  # the call goes ahead: each row takes its step
-        request.states[(model, context)] = state
-        request.steps[context] = step + 1
+    for d in decided:  # the call goes ahead: each row takes its step (a refused call took none)
+        d.request.states[d.slot] = d.state
+        d.request.steps[d.context] = d.step + 1
+        d.request.first_keys.setdefault(d.context, d.key)
     session.cached_calls += 1
     results: list | None = None
-    device = args[sig.device].device
     for (kind, weights, force), members in groups.items():
-        outs, n = _run_group(runtime, args, members, batch, [decided[i][0] for i in members], kind, weights, force,
+        outs, n = _run_group(runtime, args, members, batch, [decided[i] for i in members], kind, (weights, force),
                              device)
         if results is None:
             results = [torch.empty((batch, *o.shape[1:]), dtype=o.dtype, device=o.device) for o in outs[:n]]
         index = torch.tensor(members, device=device)
         for result, out in zip(results, outs[:n]):
             result.index_copy_(0, index, out)
-        variant = runtime.variants[kind]
-        named = dict(zip(variant.outputs, outs[n:]))
-        for j, i in enumerate(members):
-            (request, context), (state, step, _) = rows[i], decided[i]
-            runtime.store(kind, state.tensors, {k: v[j: j + 1].clone() for k, v in named.items()})
-            if kind is VariantKind.FULL:
-                runtime.interpreter.keep_full(state.full_steps, step)
-            session.recorder.record(session.clocks.generation, f"{request.rid}/{context}", step, kind.value,
-                                    kind is VariantKind.FULL, runtime.flops[kind], runtime.flops[VariantKind.FULL])
+    for d in decided:
+        _keep(runtime, d)
     return tuple(results)
 
 
-def _run_group(runtime: Runtime, args: tuple, members: list[int], batch: int, states: list[ContextState],
-               kind: VariantKind, weights, force, device) -> tuple[tuple, int]:
-    """One variant on the rows ``members`` of the batch: their inputs gathered, their states concatenated."""
+def _rows(runtime: Runtime, args: tuple, rows: tuple[Row, ...], batch: int) -> list[_Decided]:
+    """Each row's state (a fresh one where the sizes or the graph changed), step and timestep values."""
+    sig = runtime.signature
+    model = id(args[sig.parameter]) if sig.parameter is not None else None
+    # a row's sizes, the batch dim left out: found from the graph's symbolic batch size, or in a static graph (which
+    # has one: batch one) by size, so that a request's state passes between the two graphs
+    batched = sig.batched or tuple(i for i in sig.sized if args[i].dim() and args[i].shape[0] == batch)
+    shape = tuple(tuple(args[i].shape[1:] if i in batched else args[i].shape) for i in sig.sized)
+    graph = runtime.plan.fingerprint["graph"]  # a state serves every graph of the model's structure (batch sizes)
+    # the rows' timestep values, one host read per timestep input (a forecast in the timestep reads them)
+    columns = [args[i].reshape(-1).tolist() for i in sig.timesteps]
+    columns = [c if len(c) == batch else c * batch for c in columns]
+    decided = []
+    for row, (request, context) in enumerate(rows):
+        slot = (model, context)
+        state = request.states.get(slot)
+        if state is None or state.shape_key != shape or state.owner != graph:
+            state = ContextState(graph, shape, request.number)
+        step = request.step(context)  # nothing is taken before every row is decided: a refused call takes nothing
+        decided.append(_Decided(request, context, slot, state, step, tuple(c[row] for c in columns)))
+    return decided
+
+
+def _measure(runtime: Runtime, d: _Decided) -> None:
+    """The row's signal from its probe values against its own reference (the interpreter's ``run_prelude``)."""
+    measured = runtime.plan.measure(d.values, d.state)
+    d.measured = measured
+    if measured is not None:
+        d.state.signals.append(measured)
+
+
+def _axis(d: _Decided) -> TimeAxis:
+    """The row's time axis: its timestep, its request's first one in this context, its full steps' (the timestep
+    input that moves: the first whose value differs from the first step's)."""
+    first = d.request.first_keys.get(d.context, d.key)
+    i = next((i for i, (a, b) in enumerate(zip(first, d.key)) if a != b), 0)
+    return TimeAxis(d.key[i], 0, first[i], tuple(k[i] for k in reversed(d.state.full_keys)))
+
+
+def _keep(runtime: Runtime, d: _Decided) -> None:
+    """After the call: the row's signal measured after its variant, its state written, its full step kept, the call
+    recorded."""
+    plan, call, state = runtime.plan, d.call, d.state
+    kind = call.variant
+    after = plan.measure_after(kind, d.values, state) if runtime.measures_after else None
+    for done in (*call.prelude, kind):
+        runtime.store_row(done, state.tensors, d.values)
+    if kind is VariantKind.FULL:
+        runtime.interpreter.keep_full(state.full_steps, d.step)
+        runtime.interpreter.keep_full(state.full_keys, d.key)
+        state.signals.clear()
+    if after is not None:
+        state.signals.append(after)
+    session = runtime.session
+    session.recorder.record(session.clocks.generation, f"{d.request.rid}/{d.context}", d.step, kind.value,
+                            kind is VariantKind.FULL, runtime.flops[kind], runtime.flops[VariantKind.FULL],
+                            d.measured if after is None else after)
+
+
+def _run_group(runtime: Runtime, args: tuple, members: list[int], batch: int, rows: list[_Decided],
+               kind: VariantKind, host: tuple | None, device) -> tuple[tuple, int]:
+    """One variant on the rows ``members`` of the batch: their inputs gathered, their states and probe values
+    concatenated; each row's share of its named outputs joins that row's values."""
     sig, variant = runtime.signature, runtime.variants[kind]
     sub = list(args)
     if len(members) != batch:
@@ -108,9 +180,17 @@ def _run_group(runtime: Runtime, args: tuple, members: list[int], batch: int, st
     inputs = []
     for name in variant.inputs:
         if name == WEIGHTS:
-            inputs.append(runtime.on_device(weights, torch.float32, device))
+            inputs.append(runtime.on_device(host[0], torch.float32, device))
         elif name == FORCE:
-            inputs.append(runtime.on_device(force, torch.bool, device))
+            inputs.append(runtime.on_device(host[1], torch.bool, device))
+        elif name in runtime.produced:
+            inputs.append(rows[0].values[name] if name in runtime.shared else torch.cat([d.values[name] for d in rows]))
         else:
-            inputs.append(torch.cat([runtime.stored(s.tensors, name) for s in states]))
-    return variant.fn(*sub, *inputs), variant.num_outputs
+            inputs.append(torch.cat([runtime.state_input(name, d.state, device) for d in rows]))
+    outs = variant.fn(*sub, *inputs)
+    n = variant.num_outputs
+    for name, value in zip(variant.outputs, outs[n:]):
+        shared = name in variant.shared
+        for j, d in enumerate(rows):
+            d.values[name] = value if shared else value[j: j + 1]
+    return outs, n

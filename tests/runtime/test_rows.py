@@ -1,19 +1,26 @@
 """Batches of requests (``backend.rows``): each row decided, forecast and stored as its request alone would be,
-over batches whose composition changes every step — against each request run by itself through the ordinary
-single-generation API; what a batch of requests refuses, and that ending requests frees their state."""
+over batches whose composition changes every step — against each request run by itself (its rows one at a time,
+and on Flux through the ordinary single-generation API); what a batch of requests refuses, and that ending
+requests frees their state."""
 
 from __future__ import annotations
+
+import random
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from c4d_compile import ConfigError, c4d_backend
 from c4d_compile.errors import InvalidValueError
+from c4d_compile.runtime import rows as rows_module
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 
-BATCHED = ("hidden_states", "encoder_hidden_states", "pooled_projections", "timestep")  # the tiny Flux's batch inputs
 # request -> (steps, loop step it joins at, guidance contexts); c runs cond and uncond as two rows of each batch
 REQUESTS = {"a": (6, 0, ("cond",)), "b": (4, 1, ("cond",)), "c": (5, 2, ("cond", "uncond"))}
+# a branch forecaster, an output forecaster and a signal preset; teacache's threshold set where the random tiny
+# models skip some steps and compute others
+SERVED = {"taylorseer": {}, "taylorseer-lite": {}, "teacache": {"threshold": 0.6}}
 
 
 @pytest.fixture(scope="module")
@@ -28,99 +35,140 @@ def _inputs(spec, rid: str, context: str) -> dict:
     return inputs
 
 
-def _served(spec, policy: str) -> tuple[dict, object, int]:
-    """Every request through one compiled model, its rows batched with whatever else is active at each step."""
-    backend = c4d_backend(policy, lowering="eager")
-    compiled = torch.compile(spec.build().eval(), backend=backend, dynamic=True)
-    latents = {(r, c): _inputs(spec, r, c)["hidden_states"] for r, (_, _, cs) in REQUESTS.items() for c in cs}
+def _batched_keys(spec) -> set[str]:
+    one, two = spec.make_inputs(batch=1), spec.make_inputs(batch=2)
+    return {k for k, v in two.items() if isinstance(v, torch.Tensor) and v.shape[:1] != one[k].shape[:1]}
+
+
+def _loop(spec, backend, compiled, requests: dict, prefix: str = "") -> dict:
+    """A serving loop: requests join and leave; each loop step is one batch of every active request's rows."""
+    batched = _batched_keys(spec)
+    latents = {(r, c): _inputs(spec, r, c)[spec.latent_key] for r, (_, _, cs) in requests.items() for c in cs}
     outputs: dict = {key: [] for key in latents}
-    for loop_step in range(7):  # the last request ends after step 6
+    for loop_step in range(max(start + steps for steps, start, _ in requests.values()) + 1):
         rows = []
-        for rid, (steps, start, contexts) in REQUESTS.items():
+        for rid, (steps, start, contexts) in requests.items():
             if loop_step == start:
-                backend.begin_request(rid, num_steps=steps)
+                backend.begin_request(prefix + rid, num_steps=steps)
             if start <= loop_step < start + steps:
                 rows += [(rid, c) for c in contexts]
             elif loop_step == start + steps:
-                backend.end_request(rid)
+                backend.end_request(prefix + rid)
+        if not rows:
+            continue
         parts = []
         for rid, context in rows:
-            steps, start, _ = REQUESTS[rid]
+            steps, start, _ = requests[rid]
             t = spec.timesteps(steps)[loop_step - start]
-            parts.append({**_inputs(spec, rid, context), "hidden_states": latents[(rid, context)], "timestep": t})
-        batch = {k: torch.cat([p[k] for p in parts]) if k in BATCHED else parts[0][k] for k in parts[0]}
-        with torch.no_grad(), backend.rows(rows):
+            parts.append({**_inputs(spec, rid, context), spec.latent_key: latents[(rid, context)],
+                          spec.timestep_key: t})
+        batch = {k: torch.cat([p[k] for p in parts]) if k in batched else parts[0][k] for k in parts[0]}
+        with torch.no_grad(), backend.rows([(prefix + rid, c) for rid, c in rows]):
             (out,) = compiled(**batch)
         for i, key in enumerate(rows):
             outputs[key].append(out[i: i + 1])
             latents[key] = latents[key] - 0.05 * out[i: i + 1]
-    live = backend.session.requests.state_bytes
-    for rid in list(backend.session.requests.active):
-        backend.end_request(rid)
-    return outputs, backend, live
+    return outputs
 
 
-def _alone(spec, policy: str, rid: str, context: str) -> tuple[list, list]:
-    """The request run by itself: the ordinary API, its own backend, batch one."""
+def _ordinary(spec, policy: str, rid: str) -> tuple[dict, dict]:
+    """The request run by the ordinary single-generation API: its own backend, batch one, a cache context each."""
     steps, _, contexts = REQUESTS[rid]
-    backend = c4d_backend(policy, lowering="eager", num_steps=steps)
+    backend = c4d_backend(policy, lowering="eager", num_steps=steps, **SERVED[policy])
     compiled = torch.compile(spec.build().eval(), backend=backend, dynamic=True)
-    latents = {c: _inputs(spec, rid, c)["hidden_states"] for c in contexts}
-    outputs = []
+    latents = {c: _inputs(spec, rid, c)[spec.latent_key] for c in contexts}
+    outputs: dict = {c: [] for c in contexts}
     with torch.no_grad():
         for t in spec.timesteps(steps):
             for c in contexts:
                 with backend.cache_context(c):
-                    (out,) = compiled(**{**_inputs(spec, rid, c), "hidden_states": latents[c], "timestep": t})
+                    (out,) = compiled(**{**_inputs(spec, rid, c), spec.latent_key: latents[c], spec.timestep_key: t})
                 latents[c] = latents[c] - 0.05 * out
-                if c == context:
-                    outputs.append(out)
-    return outputs, backend.stats().last.contexts[context].kinds
+                outputs[c].append(out)
+    return outputs, {c: backend.stats().last.contexts[c].kinds for c in contexts}
 
 
-@pytest.mark.parametrize("policy", ["taylorseer"])  # branch forecasts (the output region: test_inductor.py)
-def test_every_row_is_its_request_alone(flux, policy):
-    served, backend, live = _served(flux, policy)
-    kinds = backend.stats().last.contexts
-    for (rid, context), outs in served.items():
-        alone, alone_kinds = _alone(flux, policy, rid, context)
-        assert kinds[f"{rid}/{context}"].kinds == alone_kinds and "cached" in alone_kinds
-        assert len(outs) == len(alone)
-        for got, want in zip(outs, alone):  # another batch size may round the last bits otherwise
-            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
-    assert live > 0 and backend.session.requests.state_bytes == 0  # held while running, freed when ended
-    assert backend._graphs <= 2  # batches of 1, 2, 3 and 4 rows: batch one specialised, the rest one dynamic graph
+@pytest.mark.parametrize("model", ["flux", "wan", "sd3"])
+@pytest.mark.parametrize("policy", list(SERVED))
+def test_rows_of_mixed_requests_equal_each_request_served_alone(model, policy):
+    """Requests of different step counts, join times and guidance contexts batched together, against each request
+    run alone (its rows one at a time) through the same compiled model; on Flux, request c (two contexts) also
+    against the ordinary API."""
+    spec = get_tiny_model(model)
+    backend = c4d_backend(policy, lowering="eager", **SERVED[policy])
+    compiled = torch.compile(spec.build().eval(), backend=backend, dynamic=True)
+    served = _loop(spec, backend, compiled, REQUESTS)
+    live = backend.session.requests.state_bytes
+    for rid, (steps, _, contexts) in REQUESTS.items():
+        for context in contexts:
+            alone = _loop(spec, backend, compiled, {rid: (steps, 0, (context,))}, prefix="alone-")
+            for got, want in zip(served[(rid, context)], alone[(rid, context)], strict=True):
+                torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)  # other batch sizes round otherwise
+    kinds = {k: v.kinds for k, v in backend.stats().last.contexts.items()}
+    for label in [k for k in kinds if not k.startswith("alone-")]:
+        assert kinds[label] == kinds["alone-" + label]
+    assert {"full", "cached"} <= {k for ks in kinds.values() for k in ks}
+    assert backend._graphs <= 2  # batches of 1 to 4 rows: batch one specialised, the rest one dynamic graph
+    assert live == 0 and backend.session.requests.state_bytes == 0  # every request ended, its state freed
+    if model == "flux":
+        ordinary, ordinary_kinds = _ordinary(spec, policy, "c")
+        for context, outs in ordinary.items():
+            assert kinds[f"c/{context}"] == ordinary_kinds[context]
+            for got, want in zip(served[("c", context)], outs, strict=True):
+                torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 
 
-def test_a_batch_of_requests_refuses_what_it_cannot_serve(flux):
+def test_requests_hold_state_while_active_and_a_batch_refuses_what_does_not_match(flux):
     backend = c4d_backend("taylorseer", lowering="eager")
     compiled = torch.compile(flux.build().eval(), backend=backend, dynamic=True)
-    backend.begin_request("a", num_steps=1)
-    two = {k: torch.cat([v, v]) if k in BATCHED else v for k, v in flux.make_inputs(batch=1).items()}
+    backend.begin_request("a", num_steps=2)
+    one = flux.make_inputs(batch=1)
+    two = {k: torch.cat([v, v]) if k in _batched_keys(flux) else v for k, v in one.items()}
     with pytest.raises(InvalidValueError, match="active request"):
         with backend.rows(["a", "nobody"]):
             pass
     with torch.no_grad():
         with pytest.raises(InvalidValueError, match="one request .* per row"), backend.rows(["a"]):
             compiled(**two)
+        with pytest.raises(InvalidValueError, match="once per batch"), backend.rows(["a", "a"]):
+            compiled(**two)
         with backend.rows(["a", ("a", "uncond")]):
             compiled(**two)  # one step in each context
-        with pytest.raises(ConfigError, match="made its 1 step"), backend.rows(["a", ("a", "uncond")]):
+        assert backend.session.requests.state_bytes > 0
+        with backend.rows(["a", ("a", "uncond")]):
+            compiled(**two)
+        with pytest.raises(ConfigError, match="made its 2 step"), backend.rows(["a", ("a", "uncond")]):
             compiled(**two)
     backend.end_request("a")
+    assert backend.session.requests.state_bytes == 0
     with pytest.raises(InvalidValueError, match="active request"):
         backend.end_request("a")
+    with pytest.raises(InvalidValueError, match="num_steps"):
+        backend.begin_request("b", num_steps=0)
+    with pytest.raises(InvalidValueError, match="num_steps"):
+        backend.begin_request("b", num_steps=3, timesteps=[1.0, 0.5])
+    backend.begin_request("b", timesteps=[1.0, 0.5])
+    assert backend.session.requests.get("b").num_steps == 2
 
 
-def test_a_signal_preset_and_a_static_graph_that_must_split_its_batch_are_refused(flux):
+def _runtime(**plan) -> SimpleNamespace:
+    """What ``check_rows_supported`` reads of a Runtime."""
+    defaults = {"decided_on_device": False, "tokens": None, "signal": None}
+    return SimpleNamespace(plan=SimpleNamespace(**{**defaults, **plan}), signature=SimpleNamespace(carried=False),
+                           policy=SimpleNamespace(name="p"))
+
+
+def test_what_stays_one_decision_per_batch_is_refused():
+    rows_module.check_rows_supported(_runtime())  # a step-decided plan
+    rows_module.check_rows_supported(_runtime(signal=SimpleNamespace(per_row=True)))
+    for plan, match in (({"decided_on_device": True}, "decision='host'"), ({"tokens": object()}, "token rows"),
+                        ({"signal": SimpleNamespace(per_row=False)}, "whole batch")):
+        with pytest.raises(ConfigError, match=match):
+            rows_module.check_rows_supported(_runtime(**plan))
+
+
+def test_a_static_graph_serves_a_batch_that_needs_one_variant_and_refuses_one_that_must_split(flux):
     inputs = flux.make_inputs(batch=2)
-    backend = c4d_backend("fbcache", lowering="eager")
-    compiled = torch.compile(flux.build().eval(), backend=backend, dynamic=True)
-    for rid in "ab":
-        backend.begin_request(rid, num_steps=4)
-    with torch.no_grad(), pytest.raises(ConfigError, match="signal"), backend.rows(["a", "b"]):
-        compiled(**inputs)
-
     backend = c4d_backend("taylorseer", lowering="eager")
     compiled = torch.compile(flux.build().eval(), backend=backend)  # the batch size of 2 is written in
     for rid in "abc":
@@ -134,10 +182,6 @@ def test_a_signal_preset_and_a_static_graph_that_must_split_its_batch_are_refuse
 
 
 def test_random_compositions_compute_each_row_once_with_its_variant_and_never_recompile(flux, monkeypatch):
-    import random
-
-    from c4d_compile.runtime import rows as rows_module
-
     computed: list[tuple[str, int]] = []  # per sub-batch: its variant and how many rows it computed
     group = rows_module._run_group
 
@@ -146,9 +190,10 @@ def test_random_compositions_compute_each_row_once_with_its_variant_and_never_re
         return group(runtime, args, members, *rest)
 
     monkeypatch.setattr(rows_module, "_run_group", counted)
-    backend = c4d_backend("taylorseer", lowering="eager")
+    backend = c4d_backend("teacache", lowering="eager", threshold=0.6)
     compiled = torch.compile(flux.build().eval(), backend=backend, dynamic=True)
     base = flux.make_inputs(batch=1)
+    batched = _batched_keys(flux)
     draw, active, begun, served = random.Random(0), {}, 0, 0
     with torch.no_grad():
         for _ in range(100):
@@ -159,7 +204,9 @@ def test_random_compositions_compute_each_row_once_with_its_variant_and_never_re
                 active[begun] = draw.randint(3, 6)
                 backend.begin_request(begun, num_steps=active[begun])
             chosen = sorted(draw.sample(sorted(active), draw.randint(1, len(active))))  # some wait a step
-            batch = {k: v.repeat(len(chosen), *[1] * (v.dim() - 1)) if k in BATCHED else v for k, v in base.items()}
+            batch = {k: v.repeat(len(chosen), *[1] * (v.dim() - 1)) if k in batched else v for k, v in base.items()}
+            batch[flux.timestep_key] = torch.cat([flux.timesteps(active[r])[backend.session.requests.get(r).steps.get(
+                "cond", 0)] for r in chosen])
             with backend.rows(chosen):
                 compiled(**batch)
             served += len(chosen)
@@ -168,7 +215,12 @@ def test_random_compositions_compute_each_row_once_with_its_variant_and_never_re
                     backend.end_request(rid)
                     del active[rid]
     assert backend._graphs <= 2  # a hundred compositions of 1 to 3 rows: batch one specialised, one dynamic
-    kinds = [k for ctx in backend.stats().last.contexts.values() for k in ctx.kinds]
-    assert len(kinds) == served == sum(n for _, n in computed)  # every row computed once, in one sub-batch
-    for kind in ("full", "cached"):  # with the variant its own decision named
+    stats = backend.stats().last
+    kinds = [k for ctx in stats.contexts.values() for k in ctx.kinds]
+    probed = sum(n for k, n in computed if k == "probe")
+    # every row computed once, in one sub-batch, with the variant its own decision named, after the probe (FULL and
+    # CACHED continue from its values), which measured each row's signal
+    assert len(kinds) == served == sum(n for k, n in computed if k != "probe") == probed
+    for kind in ("full", "cached"):
         assert sum(n for k, n in computed if k == kind) == kinds.count(kind) > 0
+    assert sum(len(ctx.signals) for ctx in stats.contexts.values()) == served

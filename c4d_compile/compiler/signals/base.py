@@ -71,6 +71,8 @@ class SignalHandler:
     at: ClassVar[VariantKind] = VariantKind.PROBE  # the variant whose outputs carry the probed values
     measures_after: ClassVar[bool] = False  # ``after`` does something: the Runtime calls it after the variant
     on_device: ClassVar[bool] = False  # compiled into the DECIDE variant (decision='device')
+    # its measure reads values whose dim 0 is the batch: a batch of requests measures it on each row's share
+    per_row: ClassVar[bool] = True
 
     def __init__(self, rule):
         self.rule = rule

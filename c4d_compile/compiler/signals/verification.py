@@ -18,6 +18,7 @@ VERIFY_ERROR = "signal.verify"  # the VERIFY variant's output: the error of the 
 class Verification(SignalHandler):
     at = VariantKind.VERIFY
     measures_after = True
+    per_row = False  # the draft's error is summed over the whole batch in the graph
 
     def find(self, gm, analysis, policy, features):
         if policy.region is not Region.BRANCH:
