@@ -1,14 +1,16 @@
-"""A reference serving loop: requests arrive over time, a step-level scheduler batches the next step of every
-active request (up to ``--max-batch`` rows) into one call, requests join and leave between steps::
+"""A reference serving loop: requests arrive over time, the step server (``c4d_compile.serving.StepServer``)
+batches the next step of every active request (up to ``--max-batch`` rows) into one call, requests join and leave
+between steps::
 
     python examples/serve.py --out docs/results/serve-cpu/serve.json
     c4d publish                                    # renders the README's table from that file
 
-The same stream of requests (step counts, arrival times, seeds drawn from ``--seed``) is served twice, by the plain
-compiled model and by the cached one, where each row of a batch is its request (``backend.rows``): its own step,
-state and decision, the rows due a full step computed together and the forecast rows together. Reported: images per
-second over the whole stream, latency from arrival to the last step (p50 / p95), batched calls, and the counted
-FLOP ratio of what ran.
+The same stream of requests (step counts, arrival iterations, seeds drawn from ``--seed``) is served twice, by the
+plain compiled model and by the cached one, where each row of a batch is its request (``backend.rows``): its own
+step, state and decision, the rows due a full step computed together and the forecast rows together. The loop is
+driven here one iteration at a time (``server.step()``), so both servers see the same arrivals and batches.
+Reported: images per second over the whole stream, latency from arrival to the last step (p50 / p95), batched
+calls, and the counted FLOP ratio of what ran.
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ import random
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from c4d_compile import c4d_backend
 from c4d_compile.bench.report import run_meta
 from c4d_compile.bench.serve_report import ServeResults, ServeRow, serve_table, write_serve_json
+from c4d_compile.serving import StepServer
+from c4d_compile.serving.tiny import tiny_server
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 
 
@@ -35,11 +38,6 @@ class Request:
     arrival: int  # the loop iteration it arrives at
     steps: int
     seed: int
-    done: int = 0
-    latent: torch.Tensor | None = None
-    started: float = 0.0
-    finished: float = 0.0
-    inputs: dict = field(default_factory=dict)
 
 
 def draw_requests(count: int, steps: tuple[int, int], every: int, seed: int) -> list[Request]:
@@ -48,60 +46,35 @@ def draw_requests(count: int, steps: tuple[int, int], every: int, seed: int) -> 
             for i in range(count)]
 
 
-def batched_keys(spec) -> set[str]:
-    """The inputs that carry the batch: those whose first size follows it."""
-    one, two = spec.make_inputs(batch=1), spec.make_inputs(batch=2)
-    return {k for k, v in one.items() if isinstance(v, torch.Tensor) and v.dim() and two[k].shape[0] == 2 * v.shape[0]}
-
-
-def serve(compiled, spec, requests: list[Request], max_batch: int, backend=None) -> tuple[float, int]:
-    """Serve the stream; with ``backend``, every batch tells it which request each row is. Returns (seconds, calls)."""
-    keys = batched_keys(spec)
+def serve(server: StepServer, spec, requests: list[Request]) -> tuple[float, list[float], int]:
+    """Serve the stream, each request submitted at its arrival iteration. Returns (seconds, latencies, calls)."""
+    inputs = {}
     for r in requests:
-        r.inputs = spec.make_inputs(batch=1, seed=r.seed % 1000)
-        r.latent, r.done = r.inputs[spec.latent_key].clone(), 0
-    waiting, active, iteration, calls = list(requests), [], 0, 0
+        inputs[r.rid] = spec.make_inputs(batch=1, seed=r.seed % 1000)
+        del inputs[r.rid][spec.timestep_key]
+    arrived, finished = {}, {}
+    waiting, futures, iteration = sorted(requests, key=lambda r: r.arrival), [], 0
+    calls = server.calls
     start = time.perf_counter()
-    with torch.no_grad():
-        while waiting or active:
-            now = time.perf_counter() - start
-            while waiting and waiting[0].arrival <= iteration and len(active) < max_batch:
-                r = waiting.pop(0)
-                r.started = now
-                active.append(r)
-                if backend is not None:
-                    backend.begin_request(r.rid, num_steps=r.steps)
-            iteration += 1
-            if not active:
-                continue
-            grids = [spec.timesteps(r.steps) for r in active]
-            times = [g[r.done] for g, r in zip(grids, active)]
-            parts = [{**r.inputs, spec.latent_key: r.latent, spec.timestep_key: t} for r, t in zip(active, times)]
-            batch = {k: torch.cat([p[k] for p in parts]) if k in keys else parts[0][k] for k in parts[0]}
-            if backend is not None:
-                with backend.rows([r.rid for r in active]):
-                    out = compiled(**batch)
-            else:
-                out = compiled(**batch)
-            calls += 1
-            out = out[0] if isinstance(out, (tuple, list)) else out
-            for i, (r, g) in enumerate(zip(active, grids)):
-                following = g[r.done + 1] if r.done + 1 < r.steps else torch.zeros_like(g[r.done])
-                r.latent = r.latent + (following - g[r.done]).float().reshape(-1)[0] * out[i: i + 1]
-                r.done += 1
-            for r in [r for r in active if r.done == r.steps]:
-                active.remove(r)
-                r.finished = time.perf_counter() - start
-                if backend is not None:
-                    backend.end_request(r.rid)
-    return time.perf_counter() - start, calls
+    while waiting or server.pending:
+        while waiting and waiting[0].arrival <= iteration:
+            r = waiting.pop(0)
+            arrived[r.rid] = time.perf_counter()
+            future = server.submit(inputs[r.rid], [float(t) for t in spec.timesteps(r.steps)], rid=r.rid)
+            future.add_done_callback(lambda _, rid=r.rid: finished.__setitem__(rid, time.perf_counter()))
+            futures.append(future)
+        server.step()
+        iteration += 1
+    seconds = time.perf_counter() - start
+    for future in futures:
+        future.result()  # a request that failed fails the run
+    return seconds, sorted(finished[rid] - arrived[rid] for rid in arrived), server.calls - calls
 
 
-def row(server: str, requests: list[Request], seconds: float, calls: int, ideal: float) -> ServeRow:
-    latencies = sorted(r.finished - r.started for r in requests)
+def row(name: str, count: int, seconds: float, latencies: list[float], calls: int, ideal: float) -> ServeRow:
     p95 = latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))]
-    return ServeRow(server, len(requests), round(seconds, 3), round(len(requests) / seconds, 3),
-                    round(statistics.median(latencies), 3), round(p95, 3), calls, round(ideal, 3))
+    return ServeRow(name, count, round(seconds, 3), round(count / seconds, 3), round(statistics.median(latencies), 3),
+                    round(p95, 3), calls, round(ideal, 3))
 
 
 def main(argv: list[str]) -> int:
@@ -122,19 +95,18 @@ def main(argv: list[str]) -> int:
     meta = run_meta(argv, program="python examples/serve.py")
     spec = get_tiny_model(args.model)
     results = ServeResults(meta, args.model, args.lowering, args.max_batch, tuple(args.steps))
-    plain = torch.compile(spec.build().eval(), backend=args.lowering, dynamic=True)
-    backend = c4d_backend(args.policy, lowering=args.lowering)
-    cached = torch.compile(spec.build().eval(), backend=backend, dynamic=True)
-    warm = draw_requests(3, (3, 4), 1, args.seed + 1)  # compile both at batch one and at a dynamic batch
-    serve(plain, spec, warm, args.max_batch)
-    serve(cached, spec, warm, args.max_batch, backend)
-    backend.reset(stats=True)
-    for server, compiled, own in (("plain", plain, None), (args.policy, cached, backend)):
+    servers = {"plain": tiny_server(args.model, None, lowering=args.lowering, max_batch=args.max_batch),
+               args.policy: tiny_server(args.model, args.policy, lowering=args.lowering, max_batch=args.max_batch)}
+    for server in servers.values():  # compile at batch one and at a dynamic batch size
+        serve(server, spec, draw_requests(3, (3, 4), 1, args.seed + 1))
+    cached = servers[args.policy].backend
+    cached.reset(stats=True)
+    for name, server in servers.items():
         requests = draw_requests(args.requests, tuple(args.steps), args.arrive_every, args.seed)
-        seconds, calls = serve(compiled, spec, requests, args.max_batch, own)
-        ideal = backend.stats().ideal_speedup if own is not None else 1.0
-        results.rows.append(row(server, requests, seconds, calls, ideal))
-        print(f"{server}: {results.rows[-1]}", file=sys.stderr)
+        seconds, latencies, calls = serve(server, spec, requests)
+        ideal = cached.stats().ideal_speedup if server.backend is not None else 1.0
+        results.rows.append(row(name, len(requests), seconds, latencies, calls, ideal))
+        print(f"{name}: {results.rows[-1]}", file=sys.stderr)
     write_serve_json(results, args.out)
     print(serve_table(results))
     return 0

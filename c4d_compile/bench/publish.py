@@ -32,7 +32,7 @@ from .objectives_report import load_objectives, objectives_table
 from .per_call_report import per_call_table, read_per_call_json
 from .pipelines_report import pipelines_table, read_pipelines_json
 from .report import markdown, read_json
-from .serve_report import read_serve_json, serve_table
+from .serve_report import load_table, read_load_json, read_serve_json, serve_table
 from .signals_report import selected_signals, signal_speed
 from .speed_report import speed_table
 
@@ -66,6 +66,7 @@ BLOCKS: dict[str, Block] = {
     "seacache": Block("docs/results/seacache-cpu/bench.json", fidelity_table),
     "seacache-eps": Block("docs/results/seacache-eps-cpu/bench.json", fidelity_table),
     "serve": Block("docs/results/serve-cpu/serve.json", serve_table, read_serve_json),
+    "serve-load": Block("docs/results/serve-cpu/load.json", load_table, read_load_json),
     "serve-flux-bench": Block("docs/results/serve-cpu/serve-flux-bench.json", serve_table, read_serve_json),
     "signals-flux-bench": Block("docs/results/adaptive-flux-bench/bench.json", signal_speed),
     "signals-selected": Block("docs/results/signals-cpu/bench.json", selected_signals),

@@ -1,8 +1,10 @@
-"""The serving loop's results (``examples/serve.py``): throughput and latency of a stream of requests served in
-batches, cached (each row of a batch at its own request's step) against the plain compiled model."""
+"""The serving loop's results: throughput and latency of a stream of requests served in batches, cached (each row
+of a batch at its own request's step) against the plain compiled model (``examples/serve.py``), and the bounded
+load test over HTTP (``examples/serve_load.py``)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,4 +55,45 @@ def serve_table(results: ServeResults) -> str:
     lines += ["", f"{plain.requests} requests of {lo}–{hi} steps arriving over time, at most {results.max_batch} rows "
                   f"per batched call, `{results.model}` (random weights, {results.lowering} lowering, CPU); "
                   f"{run_line(results.meta)}."]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class LoadResults:
+    meta: dict
+    policy: str
+    answered: int  # requests sent and answered before the time cap
+    completed: int  # well-formed requests served to their last step, each then run alone
+    mismatched: int  # of those, how many differ from their solo run beyond 1e-5 (relative to its scale)
+    max_abs_difference: float
+    cancelled: int  # requests cancelled mid-way
+    malformed: int
+    statuses: dict  # per kind of request (ok / cancel / malformed): the HTTP statuses it got
+    seconds: float
+    calls: int  # batched calls of the load
+    rows: int  # rows they computed
+    live_state_bytes: int  # cache state held when the load was over
+    pending: int  # requests still waiting or running then
+    rss_before_mib: float  # resident memory after warm-up
+    rss_after_mib: float  # and after the whole load
+
+
+def write_load_json(results: LoadResults, path: Path) -> None:
+    write_results_json(results, path)
+
+
+def read_load_json(path: Path) -> LoadResults:
+    return LoadResults(**json.loads(Path(path).read_text()))
+
+
+def load_table(r: LoadResults) -> str:
+    statuses = "; ".join(f"{kind}: {', '.join(map(str, codes)) or '–'}" for kind, codes in r.statuses.items())
+    lines = ["| requests answered | completed = solo run | cancelled | malformed | HTTP statuses | rows / batched call "
+             "| live state after | RSS after warm-up → after |",
+             "|---|---|---|---|---|---|---|---|",
+             f"| {r.answered} in {r.seconds:.0f} s | {r.completed - r.mismatched} of {r.completed} (max abs diff "
+             f"{r.max_abs_difference:.1e}) | {r.cancelled} | {r.malformed} | {statuses} | {r.rows / r.calls:.1f} | "
+             f"{r.live_state_bytes} B, {r.pending} pending | {r.rss_before_mib:.0f} → {r.rss_after_mib:.0f} MiB |",
+             "", f"`{r.policy}` on the tiny Flux (random weights, eager, CPU) over HTTP on loopback; "
+                 f"{run_line(r.meta)}."]
     return "\n".join(lines) + "\n"
