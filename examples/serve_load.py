@@ -8,13 +8,15 @@ few malformed; then every completed request is run again alone and compared::
 Checked and reported: completed requests equal to their solo runs (max abs difference), malformed requests answered
 with their typed error (400, or 500 for one that fails in its own batch) while the others complete, cancelled
 ones answered 409, live cache state after the run (must be 0 bytes), and the process's resident memory after
-warm-up and after the whole run. The tiny Flux of ``c4d_compile.zoo`` (random weights), whose prompt length
-varies through ``encoder_hidden_states`` and ``txt_ids``.
+warm-up and after each round of ``--requests`` (growth that stops is warm-up; growth that goes on, a leak).
+The tiny Flux of ``c4d_compile.zoo`` (random weights), whose prompt length varies through
+``encoder_hidden_states`` and ``txt_ids``.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import random
 import sys
@@ -22,6 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -82,10 +85,46 @@ def post(port: int, path: str, payload) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
+@dataclass(frozen=True)
+class Planned:
+    rid: str
+    seed: int
+    kind: str  # ok, cancel or malformed
+    steps: int
+    text_len: int
+    gap: float  # seconds before the next one is sent
+
+
+def client(port: int, item: Planned, outcomes: dict) -> None:
+    """One request over its own connection, as its kind says: sent whole, cancelled mid-way, or malformed."""
+    if item.kind == "malformed":
+        outcomes[item.rid] = post(port, "/generate", malformed(MALFORMED[item.seed % len(MALFORMED)], item.rid))
+    elif item.kind == "cancel":  # long enough to be cancelled while it runs
+        with ThreadPoolExecutor(1) as one:
+            pending = one.submit(post, port, "/generate", body(item.rid, request_inputs(item.seed, item.text_len), 200))
+            time.sleep(0.05)
+            post(port, "/cancel", {"id": item.rid})
+            outcomes[item.rid] = pending.result()
+    else:
+        outcomes[item.rid] = post(port, "/generate", body(item.rid, request_inputs(item.seed, item.text_len),
+                                                          item.steps))
+
+
+def run_round(port: int, items: list[Planned], outcomes: dict, clients: int, deadline: float) -> None:
+    """Send ``items`` at their arrival times from ``clients`` concurrent connections; none after ``deadline``."""
+    with ThreadPoolExecutor(clients) as pool:
+        for item in items:
+            if time.perf_counter() > deadline:
+                break
+            pool.submit(client, port, item, outcomes)
+            time.sleep(item.gap)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--policy", default="teacache")
-    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--requests", type=int, default=500, help="per round")
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--max-seconds", type=float, default=600.0, help="no request is sent after this")
     parser.add_argument("--steps", type=int, nargs=2, default=(3, 10), metavar=("MIN", "MAX"))
     parser.add_argument("--clients", type=int, default=24, help="concurrent connections")
@@ -111,59 +150,44 @@ def main(argv: list[str]) -> int:
         list(pool.map(lambda i: post(port, "/generate", body(f"warm-b{i}", request_inputs(i, 8), 3)), range(3)))
     rss_before = rss_mib()
     draw = random.Random(args.seed)
-    plan = []
-    for i in range(args.requests):
-        roll = draw.random()
-        kind = "malformed" if roll < args.malformed else "cancel" if roll < args.malformed + args.cancel else "ok"
-        plan.append((f"r{i}", kind, draw.randint(*args.steps), draw.choice((8, 11, 13)), draw.expovariate(1.0)))
-    outcomes: dict[str, tuple[int, dict]] = {}
+    plan, outcomes, rss_rounds = [], {}, []
     start = time.perf_counter()
-
-    def client(item) -> None:
-        rid, kind, steps, text_len, _ = item
-        if kind == "malformed":
-            outcomes[rid] = post(port, "/generate", malformed(MALFORMED[int(rid[1:]) % len(MALFORMED)], rid))
-        elif kind == "cancel":  # long enough to be cancelled while it runs
-            with ThreadPoolExecutor(1) as one:
-                pending = one.submit(post, port, "/generate", body(rid, request_inputs(int(rid[1:]), text_len), 200))
-                time.sleep(0.05)
-                post(port, "/cancel", {"id": rid})
-                outcomes[rid] = pending.result()
-        else:
-            outcomes[rid] = post(port, "/generate", body(rid, request_inputs(int(rid[1:]), text_len), steps))
-
-    with ThreadPoolExecutor(args.clients) as pool:
-        for item in plan:
-            if time.perf_counter() - start > args.max_seconds:
-                break
-            pool.submit(client, item)
-            time.sleep(item[4] * args.arrive_ms / 1000)
+    for round_ in range(args.rounds):  # RSS after each: growth that stops is warm-up, growth that goes on a leak
+        items = []
+        for i in range(args.requests):
+            roll = draw.random()
+            kind = "malformed" if roll < args.malformed else "cancel" if roll < args.malformed + args.cancel else "ok"
+            items.append(Planned(f"r{round_}-{i}", i, kind, draw.randint(*args.steps), draw.choice((8, 11, 13)),
+                                 draw.expovariate(1.0) * args.arrive_ms / 1000))
+        run_round(port, items, outcomes, args.clients, start + args.max_seconds)
+        plan += items
+        gc.collect()
+        rss_rounds.append(round(rss_mib(), 1))
     seconds = time.perf_counter() - start
     httpd.shutdown()
     live_bytes, pending, calls, rows = server.state_bytes, server.pending, server.calls, server.rows
-    rss_after = rss_mib()
     worst, completed, mismatched = 0.0, 0, 0
-    for rid, kind, steps, text_len, _ in plan:  # each completed request alone, through the same server
-        status, reply = outcomes.get(rid, (None, None))
-        if kind != "ok" or status != 200:
+    for item in plan:  # each completed request alone, through the same server
+        status, reply = outcomes.get(item.rid, (None, None))
+        if item.kind != "ok" or status != 200:
             continue
-        solo = server.submit(request_inputs(int(rid[1:]), text_len), [float(t) for t in SPEC.timesteps(steps)])
-        difference = float((torch.tensor(reply["output"]) - solo.result()).abs().max())
+        solo = server.submit(request_inputs(item.seed, item.text_len), [float(t) for t in SPEC.timesteps(item.steps)])
+        alone = solo.result()
+        difference = float((torch.tensor(reply["output"]) - alone).abs().max())
         worst, completed = max(worst, difference), completed + 1
-        mismatched += difference > 1e-5 * max(1.0, float(solo.result().abs().max()))
+        mismatched += difference > 1e-5 * max(1.0, float(alone.abs().max()))
     server.stop()
-    statuses = {kind: sorted({outcomes[rid][0] for rid, k, *_ in plan if k == kind and rid in outcomes})
+    answered = [item for item in plan if item.rid in outcomes]
+    statuses = {kind: sorted({outcomes[i.rid][0] for i in answered if i.kind == kind})
                 for kind in ("ok", "cancel", "malformed")}
-    results = LoadResults(meta, args.policy, len(outcomes), completed, mismatched, worst,
-                          sum(k == "cancel" for rid, k, *_ in plan if rid in outcomes),
-                          sum(k == "malformed" for rid, k, *_ in plan if rid in outcomes), statuses,
-                          round(seconds, 1), calls, rows, live_bytes, pending, round(rss_before, 1),
-                          round(rss_after, 1))
+    results = LoadResults(meta, args.policy, len(answered), completed, mismatched, worst,
+                          sum(i.kind == "cancel" for i in answered), sum(i.kind == "malformed" for i in answered),
+                          statuses, round(seconds, 1), calls, rows, live_bytes, pending, round(rss_before, 1),
+                          rss_rounds)
     write_load_json(results, args.out)
     print(load_table(results))
     ok = mismatched == 0 and live_bytes == 0 and pending == 0 and statuses["ok"] == [200]
     return 0 if ok else 1
-
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))

@@ -129,3 +129,18 @@ def test_the_serving_loop_serves_every_request_to_its_last_step_both_ways(tmp_pa
     assert plain.ideal_speedup == 1.0 < cached.ideal_speedup and cached.latency_p50_s <= cached.latency_p95_s
     requests = script.draw_requests(4, (5, 8), 4, 0)
     assert "images / s" in serve_table(results) and results.steps == (5, 8) and all(5 <= r.steps <= 8 for r in requests)
+
+
+def test_the_load_test_checks_every_request_and_reports_state_and_memory(tmp_path):
+    """examples/serve_load.py (the README's load table) on a dozen requests: it passes only when every completed
+    request equals its solo run and no state is left; its table says so."""
+    from c4d_compile.bench.serve_report import load_table, read_load_json
+
+    script = _example("serve_load")
+    out = tmp_path / "load.json"
+    assert script.main(["--requests", "12", "--rounds", "1", "--steps", "3", "4", "--malformed", "0.2",
+                        "--out", str(out)]) == 0
+    results = read_load_json(out)
+    assert results.answered == 12 and results.mismatched == 0 and results.completed >= 1
+    assert results.live_state_bytes == 0 and results.pending == 0 and len(results.rss_rounds_mib) == 1
+    assert "completed = solo run" in load_table(results)

@@ -75,7 +75,7 @@ class LoadResults:
     live_state_bytes: int  # cache state held when the load was over
     pending: int  # requests still waiting or running then
     rss_before_mib: float  # resident memory after warm-up
-    rss_after_mib: float  # and after the whole load
+    rss_rounds_mib: list  # and after each round of the load
 
 
 def write_load_json(results: LoadResults, path: Path) -> None:
@@ -89,11 +89,12 @@ def read_load_json(path: Path) -> LoadResults:
 def load_table(r: LoadResults) -> str:
     statuses = "; ".join(f"{kind}: {', '.join(map(str, codes)) or '–'}" for kind, codes in r.statuses.items())
     lines = ["| requests answered | completed = solo run | cancelled | malformed | HTTP statuses | rows / batched call "
-             "| live state after | RSS after warm-up → after |",
+             "| live state after | RSS after warm-up → each round |",
              "|---|---|---|---|---|---|---|---|",
              f"| {r.answered} in {r.seconds:.0f} s | {r.completed - r.mismatched} of {r.completed} (max abs diff "
              f"{r.max_abs_difference:.1e}) | {r.cancelled} | {r.malformed} | {statuses} | {r.rows / r.calls:.1f} | "
-             f"{r.live_state_bytes} B, {r.pending} pending | {r.rss_before_mib:.0f} → {r.rss_after_mib:.0f} MiB |",
+             f"{r.live_state_bytes} B, {r.pending} pending | "
+             f"{' → '.join(f'{m:.0f}' for m in (r.rss_before_mib, *r.rss_rounds_mib))} MiB |",
              "", f"`{r.policy}` on the tiny Flux (random weights, eager, CPU) over HTTP on loopback; "
                  f"{run_line(r.meta)}."]
     return "\n".join(lines) + "\n"

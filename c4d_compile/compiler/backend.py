@@ -324,11 +324,18 @@ class C4DBackend:
                                    "their weights (a weight is a graph input after it first changes)")
 
     def begin_request(self, rid: Hashable, *, num_steps: int | None = None,
-                      timesteps: Sequence[float] | None = None) -> None:
+                      timesteps: Sequence[float] | None = None, **overrides: Any) -> None:
         """A request of a serving loop: ``num_steps`` step calls per guidance context (or the sampler's
         ``timesteps``), its own state and decisions, whatever batches its rows are computed in
-        (``runtime/requests.py``)."""
-        self.session.requests.begin(rid, num_steps, timesteps)
+        (``runtime/requests.py``). ``overrides``: its own policy options where they leave the compiled graphs as
+        they are — another fixed schedule (``budget=``, ``interval=``, ``full_steps=``), ``order=`` within the
+        history compiled, ``variable=``, a signal's host-side rule (``threshold=``, ``max_cached_in_row=``, ...);
+        anything else is a ``ConfigError`` naming it."""
+        policy = None
+        if overrides:
+            policy = self.policy.with_overrides(**overrides)
+            _check_same_graphs(self.policy, policy, [r.plan.num_slots for r in self.runtimes], per_request=True)
+        self.session.requests.begin(rid, num_steps, timesteps, policy)
 
     def rows(self, rows: Sequence):
         """Calls inside are batches whose row i belongs to ``rows[i]``: a request id, or (request id, context)."""
@@ -349,14 +356,19 @@ class C4DBackend:
         return f"C4DBackend(policy={self.policy.name!r}, settings={self.settings}, options={self.policy.options()})"
 
 
-def _check_same_graphs(old: Policy, new: Policy, compiled_slots: list[int]) -> None:
-    """``retarget``'s rule: the new policy must be served by the graphs compiled for the old one."""
+def _check_same_graphs(old: Policy, new: Policy, compiled_slots: list[int], per_request: bool = False) -> None:
+    """The new policy must be served by the graphs compiled for the old one: ``retarget``'s rule, and a request's
+    (``per_request``), which may also change what a signal schedule decides on the host alone."""
     changed = [name for name, a, b in (("region", old.region, new.region), ("token subsets", old.tokens, new.tokens))
                if a != b]
-    if any(p.schedule.signal is not None for p in (old, new)):
+    if per_request:
+        if old.schedule.compiled_part() != new.schedule.compiled_part():
+            changed.append("the schedule's compiled part (its signal, probe or device decision)")
+    elif any(p.schedule.signal is not None for p in (old, new)):
         changed.append("a signal-driven schedule (its probe is compiled in)")
     if changed:
-        raise ConfigError(f"retarget keeps the compiled graphs; these change them: {', '.join(changed)} (compile "
+        what = "a request's options keep" if per_request else "retarget keeps"
+        raise ConfigError(f"{what} the compiled graphs; these change them: {', '.join(changed)} (compile "
                           "with a new backend instead)")
     slots = min(compiled_slots, default=new.forecaster.num_slots)
     if new.forecaster.num_slots > slots:

@@ -19,9 +19,15 @@ import contextlib
 from collections.abc import Hashable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, InvalidValueError
+from ..policies.config import Policy
+from .interpreter import StepInterpreter
 from .state import ContextState
+
+if TYPE_CHECKING:
+    from .executor import Runtime
 
 DEFAULT_CONTEXT = "cond"
 
@@ -34,6 +40,17 @@ class Request:
     timesteps: tuple[float, ...] = ()  # the sampler's, when the loop said (a calibrated schedule resamples by them)
     steps: dict[str, int] = field(default_factory=dict)  # per guidance context: the calls it has made
     first_keys: dict[str, tuple] = field(default_factory=dict)  # per context: its first call's timestep values
+    policy: Policy | None = None  # its own options (None: the backend's policy)
+    interpreters: dict[int, StepInterpreter] = field(default_factory=dict)  # its policy's, per Runtime (graph)
+
+    def interpreter(self, runtime: Runtime) -> StepInterpreter:
+        """What decides this request's calls through ``runtime``: the graph's own, or one for its policy."""
+        if self.policy is None:
+            return runtime.interpreter
+        found = self.interpreters.get(id(runtime))
+        if found is None:
+            found = self.interpreters[id(runtime)] = StepInterpreter(self.policy, runtime.plan, runtime.variants)
+        return found
     states: dict[tuple, ContextState] = field(default_factory=dict)  # per (model, context)
 
     def step(self, context: str) -> int:
@@ -54,7 +71,8 @@ class Requests:
         self.active: dict[Hashable, Request] = {}
         self._numbers = 0
 
-    def begin(self, rid: Hashable, num_steps: int | None = None, timesteps: Sequence[float] | None = None) -> Request:
+    def begin(self, rid: Hashable, num_steps: int | None = None, timesteps: Sequence[float] | None = None,
+              policy: Policy | None = None) -> Request:
         if timesteps is not None:
             timesteps = tuple(float(t) for t in timesteps)
             if num_steps is not None and num_steps != len(timesteps):
@@ -67,7 +85,7 @@ class Requests:
         if rid in self.active:
             raise ConfigError(f"request {rid!r} is already active: end it before beginning it again")
         self._numbers += 1
-        request = Request(rid, num_steps, -self._numbers, timesteps or ())  # numbers apart from generations'
+        request = Request(rid, num_steps, -self._numbers, timesteps or (), policy=policy)  # numbers apart
         self.active[rid] = request
         return request
 

@@ -66,7 +66,7 @@ class _Decided:
 
 def run_rows(runtime: Runtime, args: tuple, rows: tuple[Row, ...]):
     check_rows_supported(runtime)
-    sig, session, interpreter = runtime.signature, runtime.session, runtime.interpreter
+    sig, session = runtime.signature, runtime.session
     batch = args[sig.device].shape[0]
     if len(rows) != batch:
         raise InvalidValueError("rows", len(rows), f"{batch}: one request (or (request, context)) per row of the batch")
@@ -76,12 +76,14 @@ def run_rows(runtime: Runtime, args: tuple, rows: tuple[Row, ...]):
     device = args[sig.device].device
     infos = [StepInfo(d.step, d.request.num_steps, d.state.full_steps, d.state.signals, d.request.timesteps)
              for d in decided]
-    probed = [i for i, info in enumerate(infos) if interpreter.needs_prelude(info)]
+    interpreters = [d.request.interpreter(runtime) for d in decided]  # the backend's, or a request's own policy's
+    probed = [i for i, (info, interpreter) in enumerate(zip(infos, interpreters)) if interpreter.needs_prelude(info)]
+    probing = set(probed)
     for kind in runtime.plan.prelude if probed else ():  # the probe of the rows whose decision needs it
         _run_group(runtime, args, probed, batch, [decided[i] for i in probed], kind, None, device)
     groups: dict[tuple, list[int]] = {}
-    for i, (d, info) in enumerate(zip(decided, infos)):
-        d.call = interpreter.step(info, (lambda d=d: _measure(runtime, d)) if i in probed else None,
+    for i, (d, info, interpreter) in enumerate(zip(decided, infos, interpreters)):
+        d.call = interpreter.step(info, (lambda d=d: _measure(runtime, d)) if i in probing else None,
                                   (lambda d=d: _axis(d)) if interpreter.by_time else None)
         groups.setdefault((d.call.variant, d.call.weights, d.call.force), []).append(i)
     if (len(groups) > 1 or 0 < len(probed) < batch) and not sig.batched:

@@ -224,3 +224,46 @@ def test_random_compositions_compute_each_row_once_with_its_variant_and_never_re
     for kind in ("full", "cached"):
         assert sum(n for k, n in computed if k == kind) == kinds.count(kind) > 0
     assert sum(len(ctx.signals) for ctx in stats.contexts.values()) == served
+
+
+def test_a_request_takes_its_own_options_where_they_keep_the_compiled_graphs(flux):
+    """Two requests batched together, one with its own threshold: each decided by its own rule, each equal to the
+    same request served alone; options that would change the graphs are refused when the request begins."""
+    backend = c4d_backend("teacache", lowering="eager", threshold=0.6)
+    compiled = torch.compile(flux.build().eval(), backend=backend, dynamic=True)
+    batched = _batched_keys(flux)
+    grid = flux.timesteps(5)
+
+    def run(requests: dict[str, dict]) -> dict:
+        for rid, options in requests.items():
+            backend.begin_request(rid, num_steps=5, **options)
+        latents = {rid: _inputs(flux, "a", "cond")[flux.latent_key] for rid in requests}
+        outs: dict = {rid: [] for rid in requests}
+        for t in grid:
+            parts = [{**_inputs(flux, "a", "cond"), flux.latent_key: latents[rid], flux.timestep_key: t}
+                     for rid in requests]
+            batch = {k: torch.cat([p[k] for p in parts]) if k in batched else parts[0][k] for k in parts[0]}
+            with torch.no_grad(), backend.rows(list(requests)):
+                (out,) = compiled(**batch)
+            for i, rid in enumerate(requests):
+                outs[rid].append(out[i: i + 1])
+                latents[rid] = latents[rid] - 0.05 * out[i: i + 1]
+        for rid in requests:
+            backend.end_request(rid)
+        return outs
+
+    together = run({"exact": {"threshold": 0.0}, "cached": {}})
+    alone = {**run({"exact-alone": {"threshold": 0.0}}), **run({"cached-alone": {}})}
+    kinds = {k: v.kinds for k, v in backend.stats().last.contexts.items()}
+    assert kinds["exact/cond"] == kinds["exact-alone/cond"] == ["full"] * 5
+    assert kinds["cached/cond"] == kinds["cached-alone/cond"] and "cached" in kinds["cached/cond"]
+    for rid in ("exact", "cached"):
+        for got, want in zip(together[rid], alone[f"{rid}-alone"], strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    for options, match in (({"region": "output"}, "region"), ({"first_blocks": 2}, "compiled part"),
+                           ({"decision": "device"}, "compiled part")):
+        with pytest.raises(ConfigError, match=match):
+            backend.begin_request("refused", num_steps=5, **options)
+    with pytest.raises(ConfigError, match="unknown policy option"):
+        backend.begin_request("refused", num_steps=5, thershold=0.1)
+    assert "refused" not in backend.session.requests.active

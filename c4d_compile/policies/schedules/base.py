@@ -77,6 +77,12 @@ class ScheduleBase:
     def early(self, info: StepInfo) -> VariantKind | None:
         return None
 
+    def compiled_part(self) -> object:
+        """What the compiled graphs and the plan take from this schedule: two schedules with equal parts serve
+        the same graphs (a request's own threshold or budget, ``backend.begin_request``). A schedule deciding from
+        the step alone gives the graphs nothing; one with a signal, by default, all of itself."""
+        return self if self.signal is not None else None
+
     def forced(self, info: StepInfo) -> bool:
         return False
 

@@ -39,7 +39,7 @@ a host input, and ``torch.cond`` runs one continuation — the host reads nothin
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -149,6 +149,15 @@ class SignalSchedule(ScheduleBase):
 
     def check_plan(self, fingerprint: dict) -> None:
         check_same_graph(self, fingerprint, "rescale polynomial")
+
+    # read by the host's decision alone (``decide``): a request may set its own; the device decision compiles them
+    HOST_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"threshold", "accumulate", "rescale", "warmup", "last_steps_full", "max_cached_in_row"})
+
+    def compiled_part(self) -> object:
+        if self.decision is Decision.DEVICE:
+            return self
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.compare and f.name not in self.HOST_FIELDS}
 
     @property
     def without_step_count(self) -> str | None:  # only the forced last steps need the step count
