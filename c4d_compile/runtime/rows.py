@@ -13,8 +13,8 @@ batch size).
 Rows that need different variants split the batch, so its size must be dynamic (``torch.compile(...,
 dynamic=True)``): a static graph has the traced batch size written into its ops. What stays one decision per
 batch is refused with a typed error: the device decision (``decision="device"`` takes it inside the graph, for the
-whole batch), token subsets (their rows are drawn per call) and a signal measured over the whole batch (SpeCa's
-verification error).
+whole batch), token subsets (they pick their rows for the whole batch) and a signal measured over the whole
+batch (SpeCa's verification error).
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ def check_rows_supported(runtime: Runtime) -> None:
         raise ConfigError(f"{name!r} decides on the device, one decision for the whole batch: per-row batches "
                           "decide each row on the host (decision='host')")
     if plan.tokens is not None:
-        raise ConfigError(f"{name!r} recomputes token rows drawn per call, not per request: per-row batches serve "
-                          "the step, output and signal presets (taylorseer, foca, taylorseer-lite, teacache, ...)")
+        raise ConfigError(f"{name!r} picks the token rows it recomputes for the whole batch (clusters and scores "
+                          "are taken over every row, random rows drawn once per call): per-row batches serve the step, "
+                          "output and signal presets (taylorseer, foca, taylorseer-lite, teacache, ...)")
     if plan.signal is not None and not plan.signal.per_row:
         raise ConfigError(f"{name!r} measures its signal over the whole batch, not per row: per-row batches serve "
                           "the probe-measured signals (fbcache, teacache, customcache, easycache, ...)")
