@@ -11,15 +11,15 @@ Tensors travel as nested lists and take the template's dtype and device.
 
 from __future__ import annotations
 
-from concurrent.futures import CancelledError, Future
+from concurrent.futures import CancelledError
 
 import torch
 
 from ..errors import C4DError, InvalidValueError
-from .server import StepServer
+from .server import RequestFuture, StepServer
 
 
-def submit_json(server: StepServer, body) -> Future:
+def submit_json(server: StepServer, body) -> RequestFuture:
     """Check and queue a JSON request (a typed error when it is malformed)."""
     if not isinstance(body, dict):
         raise InvalidValueError("request", type(body).__name__, 'an object {"inputs": ..., "timesteps": ...}')
@@ -38,7 +38,7 @@ def submit_json(server: StepServer, body) -> Future:
     return server.submit(tensors, body.get("timesteps") or (), body.get("id"))
 
 
-def answer(future: Future, latent: torch.Tensor) -> tuple[int, dict]:
+def answer(future: RequestFuture, latent: torch.Tensor) -> tuple[int, dict]:
     return 200, {"id": future.rid, "shape": list(latent.shape), "output": latent.tolist()}
 
 

@@ -21,7 +21,7 @@ import math
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -39,6 +39,14 @@ def euler_flow(latent: torch.Tensor, output: torch.Tensor, t: float, t_next: flo
     return latent + (t_next - t) / scale * output
 
 
+class RequestFuture(Future):
+    """The future of one request: its final latent, or the error that ended it; ``rid`` names it for ``cancel``."""
+
+    def __init__(self, rid: Hashable):
+        super().__init__()
+        self.rid = rid
+
+
 @dataclass
 class Served:
     """One request on the server."""
@@ -47,7 +55,7 @@ class Served:
     inputs: dict
     timesteps: tuple[float, ...]
     size: tuple  # what a batch must share with it
-    future: Future = field(default_factory=Future)
+    future: RequestFuture
     done: int = 0
     cancelled: bool = False
 
@@ -82,18 +90,17 @@ class StepServer:
         self.rows = 0  # rows they computed (rows / calls: how full the batches were)
 
     # -- the caller's side -----------------------------------------------------------------------
-    def submit(self, inputs: Mapping, timesteps: Sequence[float], rid: Hashable | None = None) -> Future:
-        """Queue a request; its future gets the final latent (batch one), or the error that ended it. The future's
-        ``rid`` names it for ``cancel``."""
-        served = Served(next(self._ids) if rid is None else rid, dict(inputs), self._check_timesteps(timesteps), ())
-        served.size = self._check_inputs(served.inputs)
+    def submit(self, inputs: Mapping, timesteps: Sequence[float], rid: Hashable | None = None) -> RequestFuture:
+        """Queue a request; its future gets the final latent (batch one), or the error that ended it."""
+        rid = next(self._ids) if rid is None else rid
+        inputs = dict(inputs)
+        served = Served(rid, inputs, self._check_timesteps(timesteps), self._check_inputs(inputs), RequestFuture(rid))
         served.inputs[self.latent_key] = served.inputs[self.latent_key].clone()
         with self._lock:
             if any(s.rid == served.rid for s in (*self._waiting, *self._active)):
                 raise InvalidValueError("rid", served.rid, "an id no waiting or active request has")
             self._waiting.append(served)
             self._wake.notify()
-        served.future.rid = served.rid
         return served.future
 
     def cancel(self, rid: Hashable) -> bool:
