@@ -15,7 +15,8 @@ are arithmetic on recorded outputs. On the trained flux reference model (Euler, 
   each segment's end, the summed per-segment final error;
 * **what each search gives**: the even spread, the exact search for the feature error, the exact search for the
   summed per-segment final error (a dynamic programme over pairs of full steps, exact for that additive objective),
-  and the local search on the measured final error that ``policy="auto"`` runs (``calibration/refine.py``).
+  the exact search for LeMiCa's lexicographic minimax of the same per-segment errors, and the local search on the
+  measured final error that ``policy="auto"`` runs (``calibration/refine.py``).
 """
 
 from __future__ import annotations
@@ -150,6 +151,31 @@ def best_additive(costs: dict, steps: int, budget: int, span: int) -> tuple[int,
     return min(finals)[1]
 
 
+def best_minimax(costs: dict, steps: int, budget: int, span: int) -> tuple[int, ...]:
+    """LeMiCa's search (arXiv 2511.00090): the schedule whose per-segment final errors, sorted worst first, are
+    lexicographically smallest — the worst segment as good as it can be, then the next. Exact as a dynamic
+    programme over (previous full step, full step): adding one more segment's cost to two sorted vectors keeps
+    their lexicographic order, so each state keeps only its smallest vector."""
+
+    def joined(vector: tuple, cost: float) -> tuple:
+        return tuple(sorted((*vector, cost), reverse=True))
+
+    best = {(None, 0): ((), (0,))}
+    for _ in range(budget - 1):
+        nxt = {}
+        for (p, i), (vector, path) in best.items():
+            for j in range(i + 1, min(steps - 1, i + span) + 1):
+                cost = 0.0 if j == i + 1 else costs.get((p, i, j))
+                if cost is not None:
+                    candidate = (joined(vector, cost), (*path, j))
+                    if (i, j) not in nxt or candidate < nxt[(i, j)]:
+                        nxt[(i, j)] = candidate
+        best = nxt
+    finals = [(joined(vector, 0.0 if i == steps - 1 else costs.get((p, i, steps), float("inf"))), path)
+              for (p, i), (vector, path) in best.items()]
+    return min(finals)[1]
+
+
 def best_feature(traj: Trajectory, budget: int) -> tuple[int, ...]:
     """The library's exact search for the forecast error of the recorded outputs (``calibration/search.py``)."""
     from c4d_compile.calibration.record import Trajectory as Recorded
@@ -191,7 +217,9 @@ def main() -> None:
     for budget in args.budgets:
         schedules = {"spread": spread_evenly(budget, args.steps),
                      "exact search, feature error": best_feature(calib, budget),
-                     "exact search, summed segment final error": best_additive(costs, args.steps, budget, args.span)}
+                     "exact search, summed segment final error": best_additive(costs, args.steps, budget, args.span),
+                     "exact search, minimax segment final error (LeMiCa)": best_minimax(costs, args.steps, budget,
+                                                                                        args.span)}
         start = schedules["spread"]
         schedules["local search, measured final error"] = refine(calib.error, start, args.steps, 80).full_steps
         searches = {name: {"full_steps": list(s), "predicted_additive": additive(costs, s, args.steps),

@@ -144,3 +144,29 @@ def test_the_load_test_checks_every_request_and_reports_state_and_memory(tmp_pat
     assert results.answered == 12 and results.mismatched == 0 and results.completed >= 1
     assert results.live_state_bytes == 0 and results.pending == 0 and len(results.rss_rounds_mib) == 1
     assert "completed = solo run" in load_table(results)
+
+
+def test_the_objective_searches_are_exact_against_brute_force():
+    """examples/final_error_objectives.py's two dynamic programmes over per-segment costs — the summed cost
+    (DPCache's path error) and the worst-first sorted costs (LeMiCa's lexicographic minimax) — give what
+    enumerating every schedule gives, on random costs of a 9-step grid."""
+    import itertools
+    import random
+
+    script = _example("final_error_objectives")
+    steps, budget, draw = 9, 4, random.Random(2)
+    costs = {}
+    for i in range(steps):
+        for p in [None] if i == 0 else range(i):
+            for j in range(i + 2, steps + 1):
+                costs[(p, i, j)] = draw.random()
+
+    def per_segment(schedule):
+        return [costs[seg] for seg in script.segments(schedule, steps)]
+
+    every = [(0, *rest) for rest in itertools.combinations(range(1, steps), budget - 1)]
+    assert per_segment(script.best_additive(costs, steps, budget, steps)) == per_segment(
+        min(every, key=lambda s: sum(per_segment(s))))
+    minimax = script.best_minimax(costs, steps, budget, steps)
+    assert sorted(per_segment(minimax), reverse=True) == min(sorted(per_segment(s), reverse=True) for s in every)
+    assert minimax != script.best_additive(costs, steps, budget, steps)  # the two objectives disagree here
