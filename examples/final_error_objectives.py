@@ -12,7 +12,7 @@ are arithmetic on recorded outputs. On the trained flux reference model (Euler, 
   the final error of the run that caches them all;
 * **ranking**: over random schedules of the budget, the rank correlation of each objective with the measured final
   error — the forecast error of the output (what ``c4d calibrate`` with a preset minimises), the latent error at
-  each segment's end, the summed per-segment final error;
+  each segment's end, the summed per-segment final error, the worst segment's;
 * **what each search gives**: the even spread, the exact search for the feature error, the exact search for the
   summed per-segment final error (a dynamic programme over pairs of full steps, exact for that additive objective),
   the exact search for LeMiCa's lexicographic minimax of the same per-segment errors, and the local search on the
@@ -122,6 +122,12 @@ def additive(costs: dict, full_steps, steps: int) -> float | None:
     return None if None in parts else sum(parts)
 
 
+def worst_segment(costs: dict, full_steps, steps: int) -> float | None:
+    """The largest per-segment final error (what LeMiCa's minimax puts first)."""
+    parts = [costs.get(seg) for seg in segments(full_steps, steps)]
+    return None if None in parts else max(parts, default=0.0)
+
+
 def feature_error(traj: Trajectory, full_steps) -> float:
     total = 0.0
     for p, i, j in segments(full_steps, traj.steps):
@@ -229,10 +235,10 @@ def main() -> None:
             s = (0, *sorted(rng.sample(range(1, args.steps), budget - 1)))
             if additive(costs, s, args.steps) is not None:
                 pool.add(s)
-        rows = [(calib.error(s), feature_error(calib, s), latent_error(calib, s), additive(costs, s, args.steps))
-                for s in sorted(pool)]
+        rows = [(calib.error(s), feature_error(calib, s), latent_error(calib, s), additive(costs, s, args.steps),
+                 worst_segment(costs, s, args.steps)) for s in sorted(pool)]
         measured = [r[0] for r in rows]
-        names = ("feature error", "segment-end latent error", "summed segment final error")
+        names = ("feature error", "segment-end latent error", "summed segment final error", "worst segment final error")
         ranks = {name: float(spearmanr(measured, [r[k] for r in rows]).correlation) for k, name in enumerate(names, 1)}
         result["budgets"][str(budget)] = {"searches": searches, "rank_correlation": ranks,
                                           "random_schedules": len(rows)}
