@@ -49,6 +49,10 @@ class Request:
             return runtime.interpreter
         found = self.interpreters.get(id(runtime))
         if found is None:
+            slots = runtime.plan.num_slots
+            if self.policy.forecaster.num_slots > slots:  # a graph compiled after the request began
+                raise InvalidValueError("forecaster", self.policy.forecaster, f"a forecaster reading at most the "
+                                        f"{slots} history slot(s) this graph was compiled with (request {self.rid!r})")
             found = self.interpreters[id(runtime)] = StepInterpreter(self.policy, runtime.plan, runtime.variants)
         return found
     states: dict[tuple, ContextState] = field(default_factory=dict)  # per (model, context)
