@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import random
 import sys
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +28,7 @@ import torch
 
 from c4d_compile.bench.report import run_meta
 from c4d_compile.bench.serve_report import LoadResults, load_table, write_load_json
-from c4d_compile.serving.http import serve_http
+from c4d_compile.serving.http import post, serve_http
 from c4d_compile.serving.tiny import tiny_server
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 
@@ -73,16 +70,6 @@ def malformed(kind: str, rid: str) -> dict | bytes:
     else:  # well formed, but its image ids do not match its tokens: its batch fails, no other
         good["inputs"]["img_ids"] = [[0.0, 0.0, 0.0]] * 9
     return good
-
-
-def post(port: int, path: str, payload) -> tuple[int, dict]:
-    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data, {"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=600) as reply:
-            return reply.status, json.loads(reply.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 @dataclass(frozen=True)

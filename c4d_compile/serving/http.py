@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.error
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .protocol import answer, failure, submit_json
@@ -51,3 +53,15 @@ def serve_http(server: StepServer, port: int = 0, timeout: float = 600.0) -> Thr
     httpd.daemon_threads = True
     threading.Thread(target=httpd.serve_forever, name="c4d-http", daemon=True).start()
     return httpd
+
+
+def post(port: int, path: str, body: dict | bytes, timeout: float = 600.0) -> tuple[int, dict]:
+    """A client's call: POST ``body`` (JSON, or bytes as they are) to the server on 127.0.0.1:``port``; the status
+    and the decoded answer, errors included."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data, {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())

@@ -5,12 +5,9 @@ without disturbing the others, and no cache state is left when the server is idl
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 
 import pytest
@@ -19,7 +16,7 @@ import torch
 from c4d_compile import c4d_backend
 from c4d_compile.errors import InvalidValueError
 from c4d_compile.serving import RequestFailedError, StepServer
-from c4d_compile.serving.http import serve_http
+from c4d_compile.serving.http import post, serve_http
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 
 SPEC = get_tiny_model("flux")
@@ -103,16 +100,6 @@ def test_a_bounded_load_completes_each_request_as_its_solo_run(server):
     assert {"full", "cached"} <= {k for c in served_kinds.values() for k in c.kinds}
 
 
-def _post(port: int, path: str, body) -> tuple[int, dict]:
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data, {"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=120) as reply:
-            return reply.status, json.loads(reply.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
 def test_over_http_on_loopback_requests_are_served_refused_and_cancelled(server):
     def body(rid: str, steps: int) -> dict:
         inputs = {k: v.tolist() if isinstance(v, torch.Tensor) else v for k, v in _request(int(rid[1:]), 8).items()}
@@ -123,15 +110,15 @@ def test_over_http_on_loopback_requests_are_served_refused_and_cancelled(server)
     port = httpd.server_address[1]
     try:
         with ThreadPoolExecutor(3) as pool:
-            replies = list(pool.map(lambda rid: _post(port, "/generate", body(rid, 4)), ["h1", "h2", "h3"]))
-            slow = pool.submit(_post, port, "/generate", body("h4", 200))
+            replies = list(pool.map(lambda rid: post(port, "/generate", body(rid, 4)), ["h1", "h2", "h3"]))
+            slow = pool.submit(post, port, "/generate", body("h4", 200))
             while not server.cancel("h4"):  # cancel it once it is queued
                 time.sleep(0.01)
             assert slow.result() == (409, {"error": "Cancelled", "id": "h4"})
-        assert _post(port, "/generate", b"{not json")[0] == 400
-        status, reply = _post(port, "/generate", {"inputs": {"hidden_states": [[0.0]]}, "timesteps": [1.0]})
+        assert post(port, "/generate", b"{not json")[0] == 400
+        status, reply = post(port, "/generate", {"inputs": {"hidden_states": [[0.0]]}, "timesteps": [1.0]})
         assert status == 400 and reply["error"] == "InvalidValueError" and "inputs" in reply["message"]
-        assert _post(port, "/nowhere", {})[0] == 404
+        assert post(port, "/nowhere", {})[0] == 404
     finally:
         httpd.shutdown()
         server.stop()
