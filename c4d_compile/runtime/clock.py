@@ -66,12 +66,25 @@ class Clocks:
 
     def observe(self, model: object, key: tuple) -> Tick:
         call, scope = CALL_CONTEXT.get(), self.generation_var.get()
+        last = self._last_key.get(model)
+        self._last_key[model] = key
         if call is not None:
             name = call.name
         else:
-            branch = self._infer_branch(model, key)
+            # the guidance branch of a call that names none: the i-th call with the same timestep is branch i,
+            # modulo the number of branches the generation's first step had (learned when the timestep first
+            # moves), so a sampler that evaluates one timestep twice (Heun: t0, t1, t1, t2, ...) stays in its
+            # branches instead of opening new ones (inline: this runs on every call)
+            if key == last:
+                repeat = self._branch.get(model, -1) + 1
+            else:
+                repeat = 0
+                if last is not None and model not in self._width:
+                    self._width[model] = self._branch.get(model, 0) + 1
+            self._branch[model] = repeat
+            width = self._width.get(model)
+            branch = repeat % width if width else repeat
             name = _BRANCHES[branch] if branch < len(_BRANCHES) else f"branch{branch}"
-        self._last_key[model] = key
         slot = (name, scope.number if scope else None)
         clock = self.clocks.get(slot)
         if clock is None or clock.scope is not scope:
@@ -93,23 +106,12 @@ class Clocks:
         num_steps = (call.num_steps if call else None) or (scope.num_steps if scope else None)
         return Tick(name, clock, num_steps)
 
-    def _infer_branch(self, model: object, key: tuple) -> int:
-        """The guidance branch of a call that names none: the i-th call with the same timestep is branch i,
-        modulo the number of branches the generation's first step had (learned when the timestep first
-        moves), so a sampler that evaluates one timestep twice (Heun: t0, t1, t1, t2, ...) stays in its
-        branches instead of opening new ones."""
-        last = self._last_key.get(model)
-        repeat = self._branch.get(model, -1) + 1 if key == last else 0
-        if key != last and last is not None and model not in self._width:
-            self._width[model] = self._branch.get(model, 0) + 1
-        self._branch[model] = repeat
-        width = self._width.get(model)
-        return repeat % width if width else repeat
-
     def _advance(self, slot: tuple, clock: Clock, key: tuple) -> Clock:
         """The next call of a clock is its next step, unless its timestep moved backwards: a new generation."""
-        if clock.last_key is not None and key != clock.last_key:
-            moved = _direction(clock.last_key, key)
+        last = clock.last_key
+        if last is not None and key != last:
+            # the first timestep that differs says which way; keys of one length compare as tuples do
+            moved = (1 if key > last else -1) if len(key) == len(last) else _direction(last, key)
             if clock.direction and moved != clock.direction:
                 self._width.clear()  # the new generation learns its branch counts again
                 return self._begin(slot, clock.scope, 0, key)

@@ -67,6 +67,7 @@ class NeedsSignalError(RuntimeError):
 
 
 NO_TOKENS: Mapping[str, tuple] = {}
+_READS_NOTHING = (False, False, ())  # a kind without a variant of its own here reads no host input
 
 
 class StepInterpreter:
@@ -83,18 +84,21 @@ class StepInterpreter:
         produced = {name for kind in plan.prelude for name in variants[kind].outputs} - {e.name for e in plan.state}
         inputs = {kind: tuple(v.inputs) for kind, v in variants.items()}
         self._reads_prelude = {kind for kind, names in inputs.items() if any(name in produced for name in names)}
-        self._reads_weights = {kind for kind, names in inputs.items() if WEIGHTS in names}
-        self._reads_force = {kind for kind, names in inputs.items() if FORCE in names}
         # token subsets: which cached calls are partial, and the draws of the rows each partial call recomputes
         self._picker = None
         if VariantKind.PARTIAL in inputs:
             self._picker = TokenPicker(plan.tokens.host_inputs(), policy.tokens.token_seed)
         picked = self._picker.inputs if self._picker is not None else {}
-        self._tokens = {kind: tuple(name for name in names if name in picked) for kind, names in inputs.items()}
         self.host_inputs = frozenset({WEIGHTS, FORCE, *picked})
+        # per kind, the host inputs it reads (weights, force, token names): one lookup per call
+        self._reads = {kind: (WEIGHTS in names, FORCE in names, tuple(name for name in names if name in picked))
+                       for kind, names in inputs.items()}
+        # the forecast's history in the full steps: the last num_slots, newest first (one slice, made once)
+        self._history = slice(None, -plan.num_slots - 1 if plan.num_slots else None, -1)
         # full steps kept per context: the forecast's history, and the two last ones a schedule may space by
         self.kept = max(plan.num_slots, 2)
         self._weights: dict[tuple, tuple[float, ...]] = {}
+        self._calls: dict[tuple, StepCall] = {}  # the answers that depend on the step and history alone
         self.use(policy)
 
     @property
@@ -108,14 +112,12 @@ class StepInterpreter:
         belong to the old forecaster and schedule."""
         self.policy = policy
         self._weights.clear()
+        self._calls.clear()
         self._early = policy.schedule.early if self.prelude else None
         self._refine = policy.tokens.refine if self._picker is not None else None
-        self._by_time = policy.variable is not Variable.STEP
-
-    @property
-    def by_time(self) -> bool:
-        """Whether the forecast weights depend on the timesteps (the executor passes a :class:`TimeAxis`)."""
-        return self._by_time
+        # whether the forecast weights depend on the timesteps (the executor passes a :class:`TimeAxis`); an
+        # attribute, not a property: every call reads it
+        self.by_time = policy.variable is not Variable.STEP
 
     def needs_prelude(self, info: StepInfo) -> bool:
         """Whether the call at ``info`` runs the prelude (``step`` runs it then): its signal decides, or the
@@ -143,16 +145,27 @@ class StepInterpreter:
                 kind = schedule.decide(info)  # info.signals holds the signal the prelude measured
         if self._refine is not None:
             kind = self._refine(kind, info)
+        reads_weights, reads_force, token_names = self._reads.get(kind, _READS_NOTHING)
         weights, history, time = None, (), None
-        if kind in self._reads_weights:
-            history = tuple(reversed(info.full_steps[-self.plan.num_slots:]))
-            time_axis = axis() if self._by_time else None
+        if reads_weights:
+            history = tuple(info.full_steps[self._history])
+            time_axis = axis() if self.by_time else None
+            if not reads_force and not token_names:  # the whole answer follows from these: made once per run
+                memo = (kind, info.step, history, time_axis, ran)
+                found = self._calls.get(memo)
+                if found is None:
+                    if len(self._calls) > 4096:  # timestep-dependent answers of many generations: stay bounded
+                        self._calls.clear()
+                    weights = self.weights(info.step, history, time_axis)
+                    time = time_axis.time if time_axis is not None else None
+                    found = self._calls[memo] = StepCall(kind, weights, history, ran, None, NO_TOKENS, time)
+                return found
             weights = self.weights(info.step, history, time_axis)
             time = time_axis.time if time_axis is not None else None
-        force = schedule.forced(info) if kind in self._reads_force else None
+        force = schedule.forced(info) if reads_force else None
         tokens = NO_TOKENS
-        if self._tokens.get(kind):
-            tokens = {name: tuple(self._picker.make(name, "cpu").tolist()) for name in self._tokens[kind]}
+        if token_names:
+            tokens = {name: tuple(self._picker.make(name, "cpu").tolist()) for name in token_names}
         return StepCall(kind, weights, history, ran, force, tokens, time)
 
     def weights(self, step: int, history: tuple[int, ...], axis: TimeAxis | None) -> tuple[float, ...]:

@@ -155,7 +155,10 @@ class StatsRecorder:
     def record(self, generation: int, context: str, step: int, kind: str, full: bool, flops, full_flops,
                signal: float | None | object = NO_SIGNAL) -> None:
         """One call; ``signal`` only from a plan that probes (``None`` there: nothing to compare with yet)."""
-        self._append((_HOST, generation, context, step, kind, full, flops, full_flops, signal))
+        pending = self._pending  # (what _append does, without its frame: every cached call comes here)
+        pending.append((_HOST, generation, context, step, kind, full, flops, full_flops, signal))
+        if len(pending) >= 4096:
+            self.flush()
 
     def record_pending(self, generation: int, context: str, step: int, full, signal, full_flops,
                        cached_flops) -> None:

@@ -14,6 +14,8 @@ from ...runtime.step_program import StepInfo, VariantKind
 from ..validate import check_bool, check_int
 from .base import MissingStepCountError, ScheduleBase
 
+_FULL, _CACHED = VariantKind.FULL, VariantKind.CACHED  # read once: decide runs every call (a member costs ~0.2 µs)
+
 
 @dataclass(frozen=True)
 class IntervalSchedule(ScheduleBase):
@@ -39,7 +41,7 @@ class IntervalSchedule(ScheduleBase):
 
     def decide(self, info: StepInfo) -> VariantKind:
         last = info.full_steps[-1] if info.full_steps else None
-        return VariantKind.FULL if self.is_full(info.step, last, info.num_steps) else VariantKind.CACHED
+        return _FULL if self.is_full(info.step, last, info.num_steps) else _CACHED
 
     def planned(self, num_steps: int) -> tuple[int, ...]:
         full: list[int] = []
