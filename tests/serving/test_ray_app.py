@@ -27,7 +27,7 @@ def _body(rid: int, steps: int) -> dict:
 
 
 def test_a_ray_serve_replica_batches_requests_and_answers_each_as_alone():
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 1024**2)
     try:
         build = functools.partial(tiny_server, "flux", "taylorseer", max_batch=4)
         handle = serve.run(cached_deployment(build), name="c4d", route_prefix=None)
