@@ -30,14 +30,14 @@ from ..errors import (
 from ..lowering import get_lowering
 from ..policies import Policy, get_policy
 from ..runtime.contexts import call_context
-from ..runtime.executor import CallSignature, LoweredVariant, Runtime
+from ..runtime.executor import LoweredVariant, Runtime
 from ..runtime.requests import rows as request_rows
 from ..runtime.session import Session
 from ..runtime.stats import CacheStats
+from .call_signature import call_signature, shared_outputs
 from .flops import LazyFlops
 from .passes.analyze import GraphAnalysis, analyze
 from .passes.check_collectives import check_collectives, is_parallel, sum_over_ranks
-from .passes.graph_utils import example_value, is_parameter_input, tensor_meta, user_inputs
 from .passes.rewrite import RewriteResult, build_variants
 from .passes.variants import Variant
 from .plan import CachePlan, make_plan
@@ -150,7 +150,7 @@ class C4DBackend:
             return self._give_up(gm, example_inputs, failed)
         # under context parallelism every rank decides from the signal of all the tokens
         reduce = sum_over_ranks if is_parallel(sequences) else None
-        runtime = Runtime(self.session, self.policy, plan, lowered, _signature(gm, analysis), reduce)
+        runtime = Runtime(self.session, self.policy, plan, lowered, call_signature(gm, analysis), reduce)
         self.runtimes.append(runtime)
         for name in analysis.stack.lists:
             self._lists_seen.setdefault(name, []).append(runtime)
@@ -166,7 +166,7 @@ class C4DBackend:
         full_examples = [*example_inputs, *named]
         fn = self._lower(variant.gm, [*example_inputs, *static_fakes(named)], self.settings)
         return LoweredVariant(variant.kind, fn, variant.num_outputs, variant.inputs, variant.outputs,
-                              LazyFlops(variant.gm, full_examples), _shared_outputs(variant, gm))
+                              LazyFlops(variant.gm, full_examples), shared_outputs(variant, gm))
 
     def _not_cacheable(self, gm, example_inputs, analysis: GraphAnalysis, split: bool):
         reasons = "; ".join(analysis.problems) or "no stack output reaches the graph's outputs"
@@ -374,55 +374,6 @@ def _check_same_graphs(old: Policy, new: Policy, compiled_slots: list[int], per_
     if new.forecaster.num_slots > slots:
         raise InvalidValueError("forecaster", new.forecaster, f"a forecaster reading at most the {slots} history "
                                 "slot(s) compiled")
-
-
-def _latent(gm: fx.GraphModule) -> fx.Node:
-    """The model's latent input: the first floating-point user input of two dims or more."""
-    inputs = set(user_inputs(gm))
-    return next(n for n in gm.graph.nodes if n.op == "placeholder" and n in inputs
-                and (m := tensor_meta(n)) is not None and m.is_floating_point() and m.dim() >= 2)
-
-
-def _shared_outputs(variant: Variant, gm: fx.GraphModule) -> frozenset[str]:
-    """Named outputs without the batch as dim 0 (rotary tables, scalars): one value for every row of a batch of
-    requests. Values made by the rewrites carry no shape and are per row (signals, histories)."""
-    batch = tensor_meta(_latent(gm)).shape[0]
-    output = next(n for n in variant.gm.graph.nodes if n.op == "output")
-    shared = set()
-    for name, value in zip(variant.outputs, output.args[0][variant.num_outputs:]):
-        meta = tensor_meta(value) if isinstance(value, fx.Node) else None
-        if meta is not None and (meta.dim() == 0 or not _same_size(meta.shape[0], batch)):
-            shared.add(name)
-    return frozenset(shared)
-
-
-def _same_size(a, b) -> bool:
-    if isinstance(a, torch.SymInt) or isinstance(b, torch.SymInt):
-        return isinstance(a, torch.SymInt) and isinstance(b, torch.SymInt) and a.node.expr == b.node.expr
-    return a == b
-
-
-def _signature(gm: fx.GraphModule, analysis: GraphAnalysis) -> CallSignature:
-    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
-    inputs = set(user_inputs(gm))
-    latent = _latent(gm)
-    batch = tensor_meta(latent).shape[0]
-    dynamic = isinstance(batch, torch.SymInt)  # the batch size is an input: the rows of a batch may be split
-
-    def is_batch(size) -> bool:
-        return dynamic and _same_size(size, batch)
-
-    return CallSignature(
-        timesteps=tuple(t.position for t in analysis.timesteps),
-        carried=analysis.timestep_elsewhere,
-        parameter=next((i for i, n in enumerate(placeholders) if is_parameter_input(n)), None),
-        sized=tuple(i for i, n in enumerate(placeholders) if n in inputs and tensor_meta(n) is not None),
-        sizes=tuple(i for i, n in enumerate(placeholders) if isinstance(example_value(n), torch.SymInt)),
-        device=placeholders.index(latent),
-        batched=tuple(i for i, n in enumerate(placeholders) if n in inputs and (m := tensor_meta(n)) is not None
-                      and m.dim() >= 1 and is_batch(m.shape[0])),
-        batch_sizes=tuple(i for i, n in enumerate(placeholders) if is_batch(example_value(n))),
-    )
 
 
 def c4d_backend(policy: str | Policy, *, settings: Settings | None = None, **options: Any) -> C4DBackend:

@@ -26,7 +26,7 @@ from .rows import run_rows
 from .state import ContextState
 from .state_names import FORCE, SIGNAL_FULL, SIGNAL_VALUE, WEIGHTS
 from .stats import NO_SIGNAL
-from .step_program import StepInfo, VariantKind, state_writes, stored_value
+from .step_program import StateWrites, StepInfo, VariantKind, state_writes, stored_value
 
 if TYPE_CHECKING:  # the compiler's products, read here (the runtime never imports the compiler)
     from ..compiler.flops import LazyFlops
@@ -82,21 +82,25 @@ class _KindCall:
     __slots__ = ("force_at", "from_call", "full_flops", "flops", "is_full", "num_outputs", "outputs", "per_call",
                  "tokens_at", "value", "variant", "weights_at", "writes")
 
-    def __init__(self, runtime: Runtime, kind: VariantKind, variant: LoweredVariant):
+    def __init__(self, kind: VariantKind, variant: LoweredVariant, produced: set[str], token_dtypes: dict,
+                 writes: StateWrites, flops: dict):
         self.variant = variant
         self.num_outputs = variant.num_outputs
         self.outputs = variant.outputs
         self.value = kind.value  # the stats' name of the kind (an enum's .value costs ~0.3 µs)
         self.is_full = kind is _FULL
-        self.writes = runtime._writes[kind] if runtime._writes[kind].stores else None  # None: stores nothing
-        self.flops = runtime.flops.get(kind)
-        self.full_flops = runtime.flops.get(_FULL)
+        self.writes = writes if writes.stores else None  # None: stores nothing
+        self.flops = flops.get(kind)
+        self.full_flops = flops.get(_FULL)
         # which compiled inputs are filled per call: host inputs, the prelude's values, token rows
-        self.weights_at = runtime._weights_at.get(kind)
-        self.force_at = runtime._force_at.get(kind)
-        self.from_call = runtime._from_call[kind]
-        self.tokens_at = runtime._tokens_at[kind]
-        self.per_call = kind in runtime._per_call
+        inputs = variant.inputs
+        self.weights_at = inputs.index(WEIGHTS) if WEIGHTS in inputs else None
+        self.force_at = inputs.index(FORCE) if FORCE in inputs else None
+        self.from_call = tuple((i, name) for i, name in enumerate(inputs) if name in produced)
+        self.tokens_at = tuple((i, name, token_dtypes[name]) for i, name in enumerate(inputs) if name in token_dtypes)
+        # the others reuse the state's resolved input list as it is
+        self.per_call = (self.weights_at is not None or self.force_at is not None or bool(self.from_call)
+                         or bool(self.tokens_at))
 
 
 class Runtime:
@@ -118,28 +122,18 @@ class Runtime:
         # call values the others read: what the prelude outputs that is not state it writes
         self.produced = {name for v in self.prelude for name in v.outputs} - {e.name for e in plan.state}
         self.shared = {name for v in self.prelude for name in v.shared}  # of those, one value for a batch's rows
-        self._from_call = {kind: tuple((i, name) for i, name in enumerate(v.inputs) if name in self.produced)
-                           for kind, v in variants.items()}
         self._writes = {kind: state_writes(plan.state, kind, v.outputs) for kind, v in variants.items()}
         self._fallback = {e.name: e.shifts_from for e in plan.state if e.shifts_from}  # read of a missing slot
-        # which compiled input of each kind takes each host input the interpreter hands the call
         self.interpreter = StepInterpreter(policy, plan, variants)
         self._host = self.interpreter.host_inputs
-        self._weights_at = {kind: v.inputs.index(WEIGHTS) for kind, v in variants.items() if WEIGHTS in v.inputs}
-        self._force_at = {kind: v.inputs.index(FORCE) for kind, v in variants.items() if FORCE in v.inputs}
-        tokens = self.interpreter.token_inputs
-        self._tokens_at = {kind: tuple((i, name, tokens[name][1]) for i, name in enumerate(v.inputs) if name in tokens)
-                           for kind, v in variants.items()}
         self._tensors: dict[tuple, torch.Tensor] = {}  # host values on the device, memoised (weights, force)
         self._zeros = {e.name: e for e in plan.state if e.initial_zeros}  # state read as zeros before its first write
-        # kinds whose inputs are partly filled per call (host inputs, the probe's values): the others reuse a list
-        self._per_call = {kind for kind in variants
-                          if kind in self._weights_at or kind in self._force_at or self._from_call[kind]
-                          or self._tokens_at[kind]}
         # FLOPs of a call that ends in each kind (the prelude counted in), and of an uncached call
         self.flops = {kind: CallFlops((*self.prelude, v)) for kind, v in variants.items()
                       if kind not in plan.prelude and kind is not VariantKind.DECIDE}
-        self._calls = {kind: _KindCall(self, kind, v) for kind, v in variants.items()}
+        token_dtypes = {name: dtype for name, (_, dtype) in self.interpreter.token_inputs.items()}
+        self._calls = {kind: _KindCall(kind, v, self.produced, token_dtypes, self._writes[kind], self.flops)
+                       for kind, v in variants.items()}
 
     def use(self, policy: Policy) -> None:
         """Serve the same compiled variants with another policy of the same compiled shape (``backend.retarget``):

@@ -23,7 +23,7 @@ from contextvars import ContextVar
 import torch
 
 from ..errors import InvalidValueError
-from .clock import Clocks, Tick
+from .clock import Clocks
 from .contexts import new_generation
 from .requests import Requests
 from .state import StateTable
@@ -49,11 +49,6 @@ class Session:
         self._model_names: list[tuple[weakref.ref, str]] = []  # (a module, the name its contexts carry)
 
     # -- per call (the Runtime) ------------------------------------------------------------------
-    def observe(self, model: object, key: tuple) -> Tick:
-        """A cached graph was called at timestep ``key`` by ``model``: its context and step."""
-        self.cached_calls += 1
-        return self.clocks.observe(model, key)
-
     def uncached(self) -> None:
         """A graph without a cache was called."""
         self.uncached_calls += 1

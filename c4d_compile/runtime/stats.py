@@ -157,7 +157,7 @@ class StatsRecorder:
         """One call; ``signal`` only from a plan that probes (``None`` there: nothing to compare with yet)."""
         pending = self._pending  # (what _append does, without its frame: every cached call comes here)
         pending.append((_HOST, generation, context, step, kind, full, flops, full_flops, signal))
-        if len(pending) >= 4096:
+        if len(pending) >= _MAX_PENDING:
             self.flush()
 
     def record_pending(self, generation: int, context: str, step: int, full, signal, full_flops,
@@ -170,7 +170,7 @@ class StatsRecorder:
 
     def _append(self, call: tuple) -> None:
         self._pending.append(call)
-        if len(self._pending) >= 4096:  # stay bounded in a long loop that never reads its stats
+        if len(self._pending) >= _MAX_PENDING:
             self.flush()
 
     def flush(self) -> None:
@@ -204,3 +204,4 @@ class StatsRecorder:
 
 _HOST, _DEVICE, _UNCACHED = "host", "device", "uncached"  # how a pending call was recorded
 _UNCACHED_CALL = (_UNCACHED,)
+_MAX_PENDING = 4096  # calls kept unsummed: bounded in a long loop that never reads its stats

@@ -1,0 +1,58 @@
+"""Where the Runtime finds what it needs among a compiled graph's inputs and outputs: the timesteps, the model's
+identity, the sizes that key its state, the device, and — in a graph whose batch size is dynamic — which inputs
+and outputs carry the batch, so a batch of requests can be split by rows (``runtime/rows.py``). Read from the
+traced graph's shapes once per compile, never per call.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.fx as fx
+
+from ..runtime.executor import CallSignature
+from .passes.analyze import GraphAnalysis
+from .passes.graph_utils import example_value, is_parameter_input, same_shape, tensor_meta, user_inputs
+from .passes.variants import Variant
+
+
+def latent_input(gm: fx.GraphModule) -> fx.Node:
+    """The model's latent input: the first floating-point user input of two dims or more."""
+    inputs = set(user_inputs(gm))
+    return next(n for n in gm.graph.nodes if n.op == "placeholder" and n in inputs
+                and (m := tensor_meta(n)) is not None and m.is_floating_point() and m.dim() >= 2)
+
+
+def call_signature(gm: fx.GraphModule, analysis: GraphAnalysis) -> CallSignature:
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    inputs = set(user_inputs(gm))
+    latent = latent_input(gm)
+    batch = tensor_meta(latent).shape[0]
+    dynamic = isinstance(batch, torch.SymInt)  # the batch size is an input: the rows of a batch may be split
+
+    def is_batch(size) -> bool:
+        return dynamic and isinstance(size, torch.SymInt) and same_shape((size,), (batch,))
+
+    return CallSignature(
+        timesteps=tuple(t.position for t in analysis.timesteps),
+        carried=analysis.timestep_elsewhere,
+        parameter=next((i for i, n in enumerate(placeholders) if is_parameter_input(n)), None),
+        sized=tuple(i for i, n in enumerate(placeholders) if n in inputs and tensor_meta(n) is not None),
+        sizes=tuple(i for i, n in enumerate(placeholders) if isinstance(example_value(n), torch.SymInt)),
+        device=placeholders.index(latent),
+        batched=tuple(i for i, n in enumerate(placeholders) if n in inputs and (m := tensor_meta(n)) is not None
+                      and m.dim() >= 1 and is_batch(m.shape[0])),
+        batch_sizes=tuple(i for i, n in enumerate(placeholders) if is_batch(example_value(n))),
+    )
+
+
+def shared_outputs(variant: Variant, gm: fx.GraphModule) -> frozenset[str]:
+    """Named outputs without the batch as dim 0 (rotary tables, scalars): one value for every row of a batch of
+    requests. Values made by the rewrites carry no shape and are per row (signals, histories)."""
+    batch = tensor_meta(latent_input(gm)).shape[0]
+    output = next(n for n in variant.gm.graph.nodes if n.op == "output")
+    shared = set()
+    for name, value in zip(variant.outputs, output.args[0][variant.num_outputs:]):
+        meta = tensor_meta(value) if isinstance(value, fx.Node) else None
+        if meta is not None and (meta.dim() == 0 or not same_shape((meta.shape[0],), (batch,))):
+            shared.add(name)
+    return frozenset(shared)
