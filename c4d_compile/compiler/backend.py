@@ -150,7 +150,8 @@ class C4DBackend:
             return self._give_up(gm, example_inputs, failed)
         # under context parallelism every rank decides from the signal of all the tokens
         reduce = sum_over_ranks if is_parallel(sequences) else None
-        runtime = Runtime(self.session, self.policy, plan, lowered, call_signature(gm, analysis), reduce)
+        signature = call_signature(gm, analysis, [f.name for f in plan.features])
+        runtime = Runtime(self.session, self.policy, plan, lowered, signature, reduce)
         self.runtimes.append(runtime)
         for name in analysis.stack.lists:
             self._lists_seen.setdefault(name, []).append(runtime)

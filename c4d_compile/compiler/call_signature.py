@@ -6,24 +6,30 @@ traced graph's shapes once per compile, never per call.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.fx as fx
 
 from ..runtime.executor import CallSignature
 from .passes.analyze import GraphAnalysis
-from .passes.graph_utils import example_value, is_parameter_input, same_shape, tensor_meta, user_inputs
+from .passes.graph_utils import (
+    batch_first,
+    example_value,
+    is_parameter_input,
+    latent_input,
+    same_shape,
+    tensor_meta,
+    user_inputs,
+)
 from .passes.variants import Variant
 
 
-def latent_input(gm: fx.GraphModule) -> fx.Node:
-    """The model's latent input: the first floating-point user input of two dims or more."""
-    inputs = set(user_inputs(gm))
-    return next(n for n in gm.graph.nodes if n.op == "placeholder" and n in inputs
-                and (m := tensor_meta(n)) is not None and m.is_floating_point() and m.dim() >= 2)
-
-
-def call_signature(gm: fx.GraphModule, analysis: GraphAnalysis) -> CallSignature:
+def call_signature(gm: fx.GraphModule, analysis: GraphAnalysis, features: Sequence[str] = ()) -> CallSignature:
+    """``features``: the names of the cached features (``CachePlan.features``), whose layout decides whether the
+    forecast weights are an input per row."""
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    by_name = {n.name: n for n in gm.graph.nodes}
     inputs = set(user_inputs(gm))
     latent = latent_input(gm)
     batch = tensor_meta(latent).shape[0]
@@ -42,6 +48,7 @@ def call_signature(gm: fx.GraphModule, analysis: GraphAnalysis) -> CallSignature
         batched=tuple(i for i, n in enumerate(placeholders) if n in inputs and (m := tensor_meta(n)) is not None
                       and m.dim() >= 1 and is_batch(m.shape[0])),
         batch_sizes=tuple(i for i, n in enumerate(placeholders) if is_batch(example_value(n))),
+        row_weights=bool(features) and all(batch_first(by_name[name], gm) for name in features),
     )
 
 

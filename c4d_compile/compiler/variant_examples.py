@@ -11,7 +11,7 @@ from torch._guards import TracingContext
 from torch._subclasses.fake_tensor import FakeTensor
 
 from ..runtime.state_names import FORCE, WEIGHTS, history_names
-from .passes.graph_utils import tensor_meta
+from .passes.graph_utils import latent_input, tensor_meta
 from .passes.variants import Variant
 from .plan import CachePlan
 
@@ -32,7 +32,7 @@ def named_examples(variant: Variant, plan: CachePlan, gm: fx.GraphModule, exampl
         # the value's own strides: a probe hands its continuation views (transposes), and inductor checks strides
         return torch.empty_strided(meta.shape, meta.stride(), dtype=meta.dtype, device=where).zero_()
 
-    examples = {WEIGHTS: torch.ones(plan.num_slots, device=device), FORCE: torch.tensor(False, device=device)}
+    examples = {WEIGHTS: _weights_example(gm, plan.num_slots, device), FORCE: torch.tensor(False, device=device)}
     if plan.tokens is not None:  # what the host draws for a partial call: a draw of its own
         generator = torch.Generator().manual_seed(0)
         examples.update({name: draw.draw(generator).to(device) for name, draw in plan.tokens.host_inputs().items()})
@@ -44,6 +44,15 @@ def named_examples(variant: Variant, plan: CachePlan, gm: fx.GraphModule, exampl
         if entry.name not in examples:
             examples[entry.name] = torch.zeros(entry.shape, dtype=entry.dtype, device=device)
     return [examples[name] if name in examples else like(by_name[name]) for name in variant.inputs]
+
+
+def _weights_example(gm: fx.GraphModule, num_slots: int, device) -> torch.Tensor:
+    """The forecast weights, ``[batch, slots]``: a row per batch row (``rewrite_cached.py``). In a graph whose
+    batch size is dynamic, the batch is Dynamo's symbol, so every batch size the graph serves is one compile."""
+    latent = tensor_meta(latent_input(gm))
+    if isinstance(latent.shape[0], torch.SymInt):
+        return latent.new_ones((latent.shape[0], num_slots), dtype=torch.float32)
+    return torch.ones(latent.shape[0], num_slots, device=device)
 
 
 def static_fakes(examples: list) -> list:

@@ -73,6 +73,9 @@ class ExportedModel:
         self._inputs = {x.name: x for x in plan.inputs}
         self._host = {x.name: _NUMPY[x.dtype] for x in plan.host_inputs}
         self._reads = {kind: [i.name for i in session.get_inputs()] for kind, session in sessions.items()}
+        # the forecast weights are a row per batch row (the same row for every row here): the rows each file takes
+        self._weight_rows = {kind: _rows_of(i.shape) for kind, session in sessions.items()
+                             for i in session.get_inputs() if i.name == WEIGHTS}
         for kind, session in sessions.items():  # the files say what plan.json says they take
             variant = plan.variants[kind]
             expected = {*self._inputs, *variant.inputs}
@@ -135,7 +138,8 @@ class ExportedModel:
             elif name in values:
                 feeds[name] = values[name]
             elif name == WEIGHTS:
-                feeds[name] = np.asarray(entry.weights, dtype=np.float32)
+                row = np.asarray(entry.weights, dtype=np.float32)
+                feeds[name] = np.ascontiguousarray(np.broadcast_to(row, (self._weight_rows[kind], row.size)))
             elif name == FORCE:
                 feeds[name] = np.asarray(entry.force)
             elif name in entry.tokens:
@@ -203,3 +207,8 @@ class ExportedModel:
         kinds = ", ".join(self.sessions)
         return f"ExportedModel(policy={self.plan.policy.get('name')!r}, steps={self.plan.num_steps}, variants={kinds})"
 
+
+def _rows_of(shape: list) -> int:
+    """The rows of a ``[rows, slots]`` input as the file declares them: its size, or one where it is symbolic (one
+    row broadcasts over the batch)."""
+    return shape[0] if len(shape) == 2 and isinstance(shape[0], int) else 1

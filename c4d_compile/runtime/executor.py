@@ -73,6 +73,9 @@ class CallSignature:
     # batch of requests is split by rows: ``runtime/rows.py``)
     batched: tuple[int, ...] = ()
     batch_sizes: tuple[int, ...] = ()
+    # every cached feature has the batch as dim 0, so the forecast weights are an input per row (``[batch,
+    # slots]``): rows a forecast at different distances from their full steps still run as one sub-batch
+    row_weights: bool = False
 
 
 class _KindCall:
@@ -254,9 +257,10 @@ class Runtime:
             inputs = list(inputs)
             device = args[self.signature.device].device
             if does.weights_at is not None:  # on_device's memo read here: a cached call of a run always finds it
-                tensor = self._tensors.get((call.weights, device))
+                batch = args[self.signature.device].shape[0]  # a row of weights per batch row
+                tensor = self._tensors.get((call.weights, device, batch))
                 inputs[does.weights_at] = tensor if tensor is not None else self.on_device(call.weights, torch.float32,
-                                                                                           device)
+                                                                                           device, batch)
             if does.force_at is not None:
                 inputs[does.force_at] = self.on_device(call.force, torch.bool, device)
             for i, name in does.from_call:
@@ -268,15 +272,16 @@ class Runtime:
             values.update(zip(does.outputs, outs[does.num_outputs:]))
         return outs
 
-    def on_device(self, value, dtype: torch.dtype, device) -> torch.Tensor:
+    def on_device(self, value, dtype: torch.dtype, device, rows: int | None = None) -> torch.Tensor:
         """A host value (forecast weights, a force flag) as a device tensor, memoised: a repeated schedule moves
-        each value once."""
-        memo = (value, device)
+        each value once. ``rows``: the value is one row of a ``[rows, ...]`` input (the forecast weights)."""
+        memo = (value, device) if rows is None else (value, device, rows)
         tensor = self._tensors.get(memo)
         if tensor is None:
             if len(self._tensors) > 4096:  # timestep-dependent weights of many generations: stay bounded
                 self._tensors.clear()
-            tensor = self._tensors[memo] = torch.tensor(value, dtype=dtype, device=device)
+            tensor = torch.tensor(value if rows is None else [value] * rows, dtype=dtype, device=device)
+            self._tensors[memo] = tensor
         return tensor
 
     def store_row(self, kind: VariantKind, tensors: dict, values: dict) -> None:

@@ -4,8 +4,9 @@ need the same variant computed together.
 Per row: its request's step in its guidance context, that (model, context)'s state, and the step interpreter's
 answer, as a call of that request alone would get it. A signal-driven plan first runs its PROBE on the rows whose
 decision needs it (one sub-batch) and measures each row's signal against that row's own reference. Rows that then
-run the same variant with the same host inputs (forecast weights, force flag) form one sub-batch: their rows of
-every batched input, of the probe's values and of their states are gathered, the variant run once, its outputs
+run the same variant (with the same force flag) form one sub-batch: their rows of every batched input, of the
+probe's values, of their states and of the forecast weights (a row each: rows forecast at their own distances from
+their full steps) are gathered, the variant run once, its outputs
 scattered back in row order and each row's new state kept as its own. So the FLOPs of a batched call are the sum
 of its rows' variants', and a row's result is the one its request gets alone (up to the float rounding of another
 batch size).
@@ -86,7 +87,10 @@ def run_rows(runtime: Runtime, args: tuple, rows: tuple[Row, ...]):
     for i, (d, info, interpreter) in enumerate(zip(decided, infos, interpreters)):
         d.call = interpreter.step(info, (lambda d=d: _measure(runtime, d)) if i in probing else None,
                                   (lambda d=d: _axis(d)) if interpreter.by_time else None)
-        groups.setdefault((d.call.variant, d.call.weights, d.call.force), []).append(i)
+        # rows that forecast at different distances from their full steps share a sub-batch where the weights are
+        # an input per row; otherwise (a feature without the batch as dim 0) the weights split it too
+        weights = None if sig.row_weights else d.call.weights
+        groups.setdefault((d.call.variant, weights, d.call.force), []).append(i)
     if (len(groups) > 1 or 0 < len(probed) < batch) and not sig.batched:
         raise ConfigError(f"this batch's rows need {len(groups)} different steps, and the graph has its batch size "
                           "written into it: compile the model with torch.compile(model, backend=backend, dynamic=True)")
@@ -96,9 +100,8 @@ def run_rows(runtime: Runtime, args: tuple, rows: tuple[Row, ...]):
         d.request.first_keys.setdefault(d.context, d.key)
     session.cached_calls += 1
     results: list | None = None
-    for (kind, weights, force), members in groups.items():
-        outs, n = _run_group(runtime, args, members, batch, [decided[i] for i in members], kind, (weights, force),
-                             device)
+    for (kind, _, force), members in groups.items():
+        outs, n = _run_group(runtime, args, members, batch, [decided[i] for i in members], kind, force, device)
         if results is None:
             results = [torch.empty((batch, *o.shape[1:]), dtype=o.dtype, device=o.device) for o in outs[:n]]
         index = torch.tensor(members, device=device)
@@ -168,10 +171,17 @@ def _keep(runtime: Runtime, d: _Decided) -> None:
                             d.measured if after is None else after)
 
 
+def _weights(runtime: Runtime, weights: list[tuple], device) -> torch.Tensor:
+    """The forecast weights input of a sub-batch, a row per row: memoised where every row has the same."""
+    if weights.count(weights[0]) == len(weights):
+        return runtime.on_device(weights[0], torch.float32, device, len(weights))
+    return torch.tensor(weights, dtype=torch.float32, device=device)
+
+
 def _run_group(runtime: Runtime, args: tuple, members: list[int], batch: int, rows: list[_Decided],
-               kind: VariantKind, host: tuple | None, device) -> tuple[tuple, int]:
-    """One variant on the rows ``members`` of the batch: their inputs gathered, their states and probe values
-    concatenated; each row's share of its named outputs joins that row's values."""
+               kind: VariantKind, force: bool | None, device) -> tuple[tuple, int]:
+    """One variant on the rows ``members`` of the batch: their inputs gathered, their states, probe values and
+    forecast weights concatenated; each row's share of its named outputs joins that row's values."""
     sig, variant = runtime.signature, runtime.variants[kind]
     sub = list(args)
     if len(members) != batch:
@@ -183,9 +193,9 @@ def _run_group(runtime: Runtime, args: tuple, members: list[int], batch: int, ro
     inputs = []
     for name in variant.inputs:
         if name == WEIGHTS:
-            inputs.append(runtime.on_device(host[0], torch.float32, device))
+            inputs.append(_weights(runtime, [d.call.weights for d in rows], device))
         elif name == FORCE:
-            inputs.append(runtime.on_device(host[1], torch.bool, device))
+            inputs.append(runtime.on_device(force, torch.bool, device))
         elif name in runtime.produced:
             inputs.append(rows[0].values[name] if name in runtime.shared else torch.cat([d.values[name] for d in rows]))
         else:

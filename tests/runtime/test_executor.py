@@ -31,7 +31,7 @@ class Variants:
 
     def cached(self, x, t, history, weights):
         self.log.append(("cached", (history, weights)))
-        return (history * weights[0] + 100,)
+        return (history * weights[:, 0:1] + 100,)
 
     def lowered(self) -> dict:
         flops = SimpleNamespace(value=1)
@@ -60,7 +60,7 @@ def test_a_cached_call_reads_what_the_last_full_call_stored_with_the_host_weight
     assert [kind for kind, _ in variants.log] == ["full", "cached", "full", "cached"]
     assert [float(o[0, 0]) for o in outs] == [2.0, 102.0, 6.0, 106.0]  # step 1 forecasts step 0's 2, step 3 step 2's 6
     (history, weights) = variants.log[1][1]
-    assert torch.equal(weights, torch.tensor([1.0])) and float(history[0, 0]) == 2.0
+    assert torch.equal(weights, torch.tensor([[1.0]])) and float(history[0, 0]) == 2.0  # a row per batch row
     assert variants.log[3][1][1] is weights  # the host value moved to the device once, then reused
     assert [call.variant for _, call in runtime.session.step_records] == [VariantKind.FULL, VariantKind.CACHED] * 2
 

@@ -181,6 +181,49 @@ def test_a_static_graph_serves_a_batch_that_needs_one_variant_and_refuses_one_th
     assert backend.session.requests.get("c").steps == {}  # a refused call takes no step
 
 
+def test_rows_forecasting_at_different_distances_from_their_full_steps_share_one_sub_batch(flux, monkeypatch):
+    """The forecast weights are an input per row: rows whose requests joined at different steps (so their weights
+    differ) run CACHED as one sub-batch, each with its own weights, each equal to its request served alone."""
+    groups: list[tuple] = []  # per sub-batch: the batched call's arguments (kept: one object per call), its variant
+    group = rows_module._run_group  # and its rows' weights
+
+    def logged(runtime, args, members, batch, rows, kind, *rest):
+        groups.append((args, kind.value, [d.call.weights if d.call is not None else None for d in rows]))
+        return group(runtime, args, members, batch, rows, kind, *rest)
+
+    monkeypatch.setattr(rows_module, "_run_group", logged)
+    backend = c4d_backend("taylorseer", lowering="eager", num_steps=8, full_steps=(0, 1, 4, 7))
+    compiled = torch.compile(flux.build().eval(), backend=backend, dynamic=True)
+    requests = {"a": (8, 0, ("cond",)), "b": (8, 1, ("cond",)), "c": (8, 2, ("cond",))}
+    served = _loop(flux, backend, compiled, requests)
+    assert any(kind == "cached" and len(set(weights)) > 1 for _, kind, weights in groups)  # the case tested
+    calls: dict[int, list[str]] = {}
+    for args, kind, _ in groups:
+        calls.setdefault(id(args), []).append(kind)
+    assert all(len(kinds) == len(set(kinds)) for kinds in calls.values())  # one sub-batch per variant in a call
+    for rid, (steps, _, contexts) in requests.items():
+        alone = _loop(flux, backend, compiled, {rid: (steps, 0, contexts)}, prefix="alone-")
+        for got, want in zip(served[(rid, "cond")], alone[(rid, "cond")], strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_row_computed_in_a_sub_batch_of_its_solo_shape_is_bit_exact(flux):
+    """Two requests of two guidance rows each, one step apart on a schedule that computes every other step: at every
+    call one request's rows go through FULL and the other's through CACHED, each a sub-batch of two rows — the shape
+    each request's own calls have alone — so the eager lowering gives the same bits."""
+    backend = c4d_backend("taylorseer", lowering="eager", num_steps=6, full_steps=(0, 2, 4))
+    compiled = torch.compile(flux.build().eval(), backend=backend, dynamic=True)
+    requests = {"a": (6, 0, ("cond", "uncond")), "b": (6, 1, ("cond", "uncond"))}
+    served = _loop(flux, backend, compiled, requests)
+    for rid, (steps, _, contexts) in requests.items():
+        alone = _loop(flux, backend, compiled, {rid: (steps, 0, contexts)}, prefix="alone-")
+        for context in contexts:
+            for got, want in zip(served[(rid, context)], alone[(rid, context)], strict=True):
+                assert torch.equal(got, want)
+    kinds = backend.stats().last.contexts
+    assert kinds["a/cond"].kinds == kinds["b/cond"].kinds == ["full", "cached"] * 3
+
+
 def test_random_compositions_compute_each_row_once_with_its_variant_and_never_recompile(flux, monkeypatch):
     computed: list[tuple[str, int]] = []  # per sub-batch: its variant and how many rows it computed
     group = rows_module._run_group

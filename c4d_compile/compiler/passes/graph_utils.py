@@ -98,6 +98,25 @@ def same_shape(a, b) -> bool:
     return len(a) == len(b) and all(statically_known_true(x == y) for x, y in zip(a, b))
 
 
+def latent_input(gm: fx.GraphModule) -> fx.Node:
+    """The model's latent input: the first floating-point user input of two dims or more. Its dim 0 is the batch."""
+    inputs = set(user_inputs(gm))
+    return next(n for n in gm.graph.nodes if n.op == "placeholder" and n in inputs
+                and (m := tensor_meta(n)) is not None and m.is_floating_point() and m.dim() >= 2)
+
+
+def batch_first(node: fx.Node, gm: fx.GraphModule) -> bool:
+    """Whether ``node``'s value has the batch as dim 0 (the latent's dim 0) in every call the graph serves."""
+    meta = tensor_meta(node)
+    if meta is None or meta.dim() == 0:
+        return False
+    try:
+        latent = latent_input(gm)
+    except StopIteration:  # no latent among the inputs: nothing says which size is the batch
+        return False
+    return same_shape((meta.shape[0],), (tensor_meta(latent).shape[0],))
+
+
 def model_outputs(graph: fx.Graph) -> tuple[fx.Node, list]:
     """The output node and the values it returns (one value or a tuple of them)."""
     out = next(n for n in graph.nodes if n.op == "output")

@@ -42,7 +42,7 @@ def _branch(variant: Variant, model_count: int, operands: list[str], reused: lis
     val_map = {p: nodes[f"model.{i}"] for i, p in enumerate(own[:model_count])}
     for p, name in zip(own[model_count:], variant.inputs):
         if name == WEIGHTS:  # reuse: weight 1 on the only slot
-            val_map[p] = graph.call_method("new_full", (nodes[reused[0]], (1,), 1.0), {"dtype": torch.float32})
+            val_map[p] = graph.call_method("new_full", (nodes[reused[0]], (1, 1), 1.0), {"dtype": torch.float32})
         else:
             val_map[p] = nodes[name]
     outs = graph.graph_copy(variant.gm.graph, val_map)

@@ -78,10 +78,10 @@ def _anchored(graph: fx.Graph, fresh: fx.Node, history: list[fx.Node], weights: 
     h_0)`` on the chosen rows. Later steps then extrapolate from the fresh rows, not from the full step."""
     tracer = fx.proxy.GraphAppendingTracer(graph)
     rows = [fx.Proxy(graph.call_function(torch.index_select, (h, dim, index)), tracer).float() for h in history]
-    w = fx.Proxy(weights, tracer)
-    forecast = rows[0] * w[0]
+    w = fx.Proxy(weights, tracer).reshape(-1, len(history))  # [rows, slots]: every row the same here (row 0's)
+    forecast = rows[0] * w[0, 0]
     for j in range(1, len(rows)):
-        forecast = forecast + rows[j] * w[j]
+        forecast = forecast + rows[j] * w[0, j]
     fresh = fx.Proxy(fresh, tracer)
     return (fresh.float() - (forecast - rows[0])).type_as(fresh).node
 

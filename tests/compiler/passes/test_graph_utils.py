@@ -15,11 +15,13 @@ from torch._dynamo.source import ConstantSource
 from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
 from c4d_compile.compiler.passes.graph_utils import (
+    batch_first,
     example_value,
     is_matmul,
     is_module_state,
     is_parameter_input,
     is_write,
+    latent_input,
     model_outputs,
     module_path,
     normalize_module_path,
@@ -143,3 +145,18 @@ def test_the_model_outputs_are_a_list_whether_the_graph_returns_one_value_or_sev
     x = graph.placeholder("x")
     out = graph.output((x, x))
     assert model_outputs(graph) == (out, [x, x])
+
+
+class Transposing(torch.nn.Module):
+    def forward(self, ids, x):
+        return x.transpose(0, 1) * 2, x.sum(0), x * ids.sum()
+
+
+def test_the_latent_is_the_first_float_input_of_two_dims_and_batch_first_values_have_its_dim_0():
+    """What the forecast weights' rows line up with (``rewrite_cached.py``): the latent's dim 0, the batch; a
+    value whose dim 0 is another size (transposed, reduced over the batch) is not batch-first."""
+    ((gm, _),) = trace(Transposing(), {"ids": torch.ones(2, 7, dtype=torch.long), "x": torch.randn(3, 5, 4)})
+    assert tensor_meta(latent_input(gm)).shape == (3, 5, 4)  # the integer ids come first and are not the latent
+    calls = [n for n in gm.graph.nodes if n.op in ("call_function", "call_method")]
+    by_shape = {tuple(tensor_meta(n).shape): batch_first(n, gm) for n in calls if tensor_meta(n) is not None}
+    assert by_shape[(5, 3, 4)] is False and by_shape[(5, 4)] is False and by_shape[(3, 5, 4)] is True

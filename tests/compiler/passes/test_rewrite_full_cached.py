@@ -81,6 +81,27 @@ def test_the_output_region_forecasts_the_output_and_computes_nothing_else():
 
 
 @torch.no_grad()
+def test_the_weights_are_a_row_per_batch_row_and_one_row_serves_every_row():
+    """A batch of requests forecasts each row at its own distance from its full steps: weights ``[batch, slots]``
+    weigh each row's history with its own row; ``[1, slots]`` and ``[slots]`` weigh every row the same."""
+    _, _, examples, plan, variants = _variants("taylorseer-lite")
+    cached = variants[VariantKind.CACHED]
+    (feature,) = plan.features
+    assert feature.shape[0] == 2  # the batch
+    history = [torch.full(feature.shape, float(j + 1)) for j in range(plan.num_slots)]
+
+    def run(weights):
+        named = {**{f"{feature.name}@{j}": h for j, h in enumerate(history)}, "weights": weights}
+        return cached.gm(*examples, *(named[name] for name in cached.inputs))[0]
+
+    out = run(torch.tensor([[3.0, -3.0, 1.0], [1.0, 0.0, 0.0]]))
+    torch.testing.assert_close(out[0], torch.full(feature.shape[1:], 3.0 - 6.0 + 3.0))
+    torch.testing.assert_close(out[1], torch.full(feature.shape[1:], 1.0))
+    torch.testing.assert_close(run(torch.tensor([[1.0, 0.5, 0.0]])), torch.full(feature.shape, 2.0))
+    torch.testing.assert_close(run(torch.tensor([1.0, 0.5, 0.0])), torch.full(feature.shape, 2.0))
+
+
+@torch.no_grad()
 def test_full_computes_what_the_original_graph_computes():
     """The case where a rewrite must change nothing: FULL keeps every node of the graph in order and adds only
     what feeds the new state outputs (a contiguous copy of each), so an always-full schedule is the uncached
