@@ -10,7 +10,11 @@ from support.ranks import run_ranks
 from support.sampling import loop
 
 from c4d_compile import c4d_backend
+from c4d_compile.calibration import AutoCalibration, calibrate
+from c4d_compile.calibration.candidates import Candidate, Effort
 from c4d_compile.compiler.passes.check_collectives import collective_sequence
+from c4d_compile.policies import Region
+from c4d_compile.policies.forecasters import FoCa, Taylor
 from c4d_compile.zoo.context_parallel import enable_cpu_context_parallel
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 
@@ -51,12 +55,25 @@ def _single_process(preset: str, model_name: str = "flux", fullgraph: bool = Tru
     return loop(torch.compile(spec.build(), backend=backend, fullgraph=fullgraph), spec, STEPS), backend
 
 
+def _auto_schedule(tmp_path) -> AutoCalibration:
+    """``policy="auto"`` calibrated in one process (two candidates, a short search), as a user would before
+    serving with context parallelism."""
+    spec = get_tiny_model("flux")
+    effort = Effort("small", (Candidate(Region.OUTPUT, Taylor(order=1)), Candidate(Region.BRANCH, FoCa())),
+                    searched=0, refined=1, evaluations=4)
+    calibration = calibrate(spec.build(), lambda call: torch.stack(loop(call, spec, STEPS)), "auto", budget=4,
+                            out=tmp_path / "auto.json", effort=effort, progress=False)
+    torch._dynamo.reset()
+    return calibration
+
+
 def test_two_ranks_cache_alike_and_like_one_process(tmp_path):
+    auto = _auto_schedule(tmp_path)
     runs = [(None, {}), ("taylorseer", {"interval": 1}), ("taylorseer", {}), ("taylorseer-lite", {}),
             ("fbcache", {"threshold": 0.6}), ("speca", {"threshold": 0.5, "warmup": 2}),
-            ("fbcache", {"threshold": 0.6, "decision": "device"})]
+            ("fbcache", {"threshold": 0.6, "decision": "device"}), ("auto", {"schedule": str(auto.path)})]
     ranks = run_ranks(_generations, 2, tmp_path, runs)
-    (plain, every, cached, lite, *signal_driven, device), other = ranks[0], ranks[1]
+    (plain, every, cached, lite, *signal_driven, device, chosen), other = ranks[0], ranks[1]
     assert all(torch.equal(a, b) for a, b in zip(every["outs"], plain["outs"]))  # interval 1: bit-exact with CP
     for mine, theirs in zip(ranks[0], other):  # every rank holds the gathered output, bit for bit the same
         assert all(torch.equal(a, b) for a, b in zip(mine["outs"], theirs["outs"]))
@@ -77,11 +94,11 @@ def test_two_ranks_cache_alike_and_like_one_process(tmp_path):
     assert cached["placements"] == {"shard"} and lite["placements"] == {"gathered"}
 
     # the device path adds the sums over the ranks inside its graph: the decisions of the host path, on every rank
-    assert device["kinds"] == other[-1]["kinds"] == signal_driven[0]["kinds"]
+    assert device["kinds"] == other[-2]["kinds"] == signal_driven[0]["kinds"]
     assert any("all_reduce" in c for c in device["sequences"]["decide"])
     for a, b in zip(device["outs"], signal_driven[0]["outs"]):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-    for mine, theirs in zip(signal_driven, other[4:-1]):  # each rank measures its shard; the sums are added first
+    for mine, theirs in zip(signal_driven, other[4:-2]):  # each rank measures its shard; the sums are added first
         assert mine["kinds"] == theirs["kinds"] and mine["signals"] == theirs["signals"]
         assert len(set(mine["kinds"])) > 1, mine["signals"]  # the signal makes decisions either way
     torch._dynamo.reset()  # summed over the ranks, the signal is the one of all the tokens: one process's
@@ -90,6 +107,15 @@ def test_two_ranks_cache_alike_and_like_one_process(tmp_path):
     assert single.kinds == signal_driven[0]["kinds"]
     torch.testing.assert_close(torch.tensor(single.signals[1:]), torch.tensor(signal_driven[0]["signals"][1:]),
                                rtol=1e-5, atol=0)
+
+    # what auto chose in one process runs under context parallelism unchanged: its full steps, as one process runs it
+    torch._dynamo.reset()
+    single, backend = _single_process("auto", schedule=str(auto.path))
+    computed = [i for i, kind in enumerate(chosen["kinds"]) if kind == "full"]
+    assert computed == list(auto.full_steps) and len(computed) < STEPS
+    assert chosen["kinds"] == backend.stats().last.contexts["branch0"].kinds
+    for a, b in zip(chosen["outs"], single):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_wan_shards_its_tokens_in_the_first_block_and_caches_like_one_process(tmp_path):

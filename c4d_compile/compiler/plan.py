@@ -7,6 +7,7 @@ import hashlib
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 import torch.fx as fx
 
 from ..errors import ConfigError, NotCacheableError
@@ -15,10 +16,11 @@ from ..runtime.state_names import history_names, refreshed_name
 from ..runtime.step_program import StateTensor, VariantKind
 from .features import REGION_FEATURES, CachedFeature
 from .passes.analyze import GraphAnalysis
+from .passes.check_collectives import exchange_group
 from .passes.dead_code import is_collective
 from .passes.find_probe import ProbeSite
 from .passes.find_token_local import TokenLocality
-from .passes.graph_utils import example_value, size_hint, tensor_meta
+from .passes.graph_utils import is_parameter_input, size_hint, tensor_meta
 from .signals import SignalHandler, handler_for
 from .tokens import TokenHandler, bind_tokens
 
@@ -157,19 +159,37 @@ class CachePlan:
         return "\n".join(lines)
 
 
-_SIZES = (torch.SymInt, torch.SymFloat, torch.SymBool, int, float, bool)
-
-
 def graph_fingerprint(gm: fx.GraphModule, features: tuple[CachedFeature, ...]) -> dict:
-    """What a calibrated schedule is checked against: the graph's structure and the cached shapes, but
-    not the batch size (a schedule searched on a few images holds for a batch of many). The size symbols a
-    dynamic-shape graph adds (Dynamo recompiles dynamically when the batch changes) are not structure."""
-    ops = "\n".join(f"{n.op}:{getattr(n.target, '__name__', n.target)}" for n in gm.graph.nodes
-                    if not isinstance(example_value(n), _SIZES))
-    return {
-        "graph": hashlib.sha256(ops.encode()).hexdigest()[:16],
+    """What a calibrated schedule is checked against: the model and the cached shapes. The model is its
+    parameters' shapes and dtypes and its other tensor inputs' ranks and dtypes (buffers among them), each as a
+    sorted list — not the graph's ops or the order and names of its inputs, which context parallelism changes
+    (collectives and the reshapes around them, inputs renamed through its hooks) while a schedule calibrated in
+    one process holds on every rank. Not the batch size either (a schedule searched on a few images holds for a
+    batch of many). Under context parallelism, ``shards`` says which features each rank holds a shard of, and
+    over how many ranks, so their sizes compare with the whole ones (``policies/schedules/calibrated.py``)."""
+    parts = []
+    for node in gm.graph.nodes:
+        meta = tensor_meta(node) if node.op == "placeholder" else None
+        if meta is None:
+            continue
+        weight = is_parameter_input(node)  # told by its value, not its name (hooks rename it)
+        parts.append(f"{'weight' if weight else 'input'} {str(meta.dtype).replace('torch.', '')} "
+                     f"{[size_hint(d) for d in meta.shape] if weight else meta.dim()}")
+    fingerprint = {
+        "graph": hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()[:16],
         "features": [[f.kind, list(f.shape[1:]), str(f.dtype).replace("torch.", "")] for f in features],
     }
+    shards = [i for i, f in enumerate(features) if f.placement == "shard"]
+    if shards:
+        fingerprint["shards"] = {"world": _exchange_size(gm), "features": shards}
+    return fingerprint
+
+
+def _exchange_size(gm: fx.GraphModule) -> int:
+    """How many ranks the graph's collectives exchange tokens between (its process group's size)."""
+    name = exchange_group(gm)
+    group = dist.distributed_c10d._resolve_process_group(name) if name is not None else None
+    return group.size() if group is not None else dist.get_world_size()
 
 
 def _check_device_decision(policy: Policy, plan: CachePlan) -> None:

@@ -242,8 +242,9 @@ class Runtime:
         cached features' sizes this call computed — a dynamic-shape graph serves other sizes than it was compiled at,
         and ``backend.retarget`` hands a schedule to graphs compiled before it, so the plan's own check
         (``check_plan``, at compile time) cannot see them."""
+        fingerprint = self.plan.fingerprint
         self.policy.schedule.check_run(RunFacts(num_steps, tuple(grid), tuple(tuple(f.shape[1:]) for f in features),
-                                                self.plan.fingerprint.get("graph", "")))
+                                                fingerprint.get("graph", ""), fingerprint.get("shards")))
 
     def _run(self, does: _KindCall, args, state: ContextState, values: dict, call: StepCall | None):
         """Run ``does``'s variant with its named inputs (the state's, the call's values, ``call``'s host inputs); its

@@ -33,6 +33,7 @@ class RunFacts(NamedTuple):
     timesteps: tuple[float, ...]  # the sampler's timesteps of this generation, when the caller gave them
     shapes: tuple[tuple[int, ...], ...]  # of each cached feature as this call computed it, batch dim excluded
     graph: str = ""  # the fingerprint of the graph that serves it (``plan.graph_fingerprint``)
+    shards: dict | None = None  # under context parallelism: the features this rank holds a shard of (the same)
 
 
 class Schedule(Protocol):

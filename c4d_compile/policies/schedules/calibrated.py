@@ -154,7 +154,7 @@ class CalibratedSchedule(StepSetSchedule):
             self.check_plan({"graph": run.graph, "features": self.data["fingerprint"].get("features")})
         self._check_steps(run.num_steps)
         recorded = [tuple(f[1]) for f in self.data["fingerprint"].get("features", [])]
-        if run.shapes and recorded and list(run.shapes) != recorded:
+        if run.shapes and recorded and not _same_sizes(recorded, run.shapes, self.data["fingerprint"], run.shards):
             i = next((i for i, (a, b) in enumerate(zip(recorded, run.shapes)) if a != b), 0)
             raise CalibrationFileError(
                 f"{self.path} was calibrated on cached features of shape {list(recorded[i])} (feature {i}, batch dim "
@@ -186,8 +186,9 @@ class CalibratedSchedule(StepSetSchedule):
         if recorded.get("graph") != fingerprint.get("graph"):
             raise CalibrationFileError(f"{self.path} was calibrated for another model (graph {recorded.get('graph')}, "
                                        f"this one {fingerprint.get('graph')}): calibrate again ({_AGAIN})")
-        if recorded.get("features") != fingerprint.get("features"):
-            mine, theirs = fingerprint.get("features") or [], recorded.get("features") or []
+        mine, theirs = fingerprint.get("features") or [], recorded.get("features") or []
+        if [f[::2] for f in mine] != [f[::2] for f in theirs] or not _same_sizes(
+                [f[1] for f in theirs], [f[1] for f in mine], recorded, fingerprint.get("shards")):
             i = next((i for i, (a, b) in enumerate(zip(theirs, mine)) if a != b), min(len(mine), len(theirs)))
             shape = lambda features: features[i][1] if i < len(features) else None  # noqa: E731
             raise CalibrationFileError(
@@ -198,3 +199,26 @@ class CalibratedSchedule(StepSetSchedule):
 
     def describe(self) -> str:
         return f"calibrated {list(self.full_steps)} from {self.path}"
+
+
+def _same_sizes(recorded: list, mine: list, recorded_fingerprint: dict, my_shards: dict | None) -> bool:
+    """Whether the cached features' sizes (batch dim excluded) are the recorded ones, where a feature held as a
+    shard under context parallelism (``shards`` in a fingerprint: the features and the world size) counts its one
+    split dim whole: a schedule calibrated in one process holds on every rank, and the other way round."""
+    if len(recorded) != len(mine):
+        return False
+
+    def world(shards: dict | None, i: int) -> int:
+        return shards["world"] if shards and i in shards["features"] else 1
+
+    for i, (a, b) in enumerate(zip(recorded, mine)):
+        a, b = list(a), list(b)
+        if a == b:
+            continue
+        split = [d for d in range(len(a)) if a[d] != b[d]] if len(a) == len(b) else []
+        if len(split) != 1:
+            return False
+        d = split[0]
+        if a[d] * world(recorded_fingerprint.get("shards"), i) != b[d] * world(my_shards, i):
+            return False
+    return True

@@ -112,3 +112,20 @@ def test_a_fitted_policy_without_its_file_refuses_every_use_saying_how_to_calibr
         with pytest.raises(CalibrationRequiredError, match="c4d calibrate MODEL --policy auto"):
             use()
     assert "schedule='file.json'" in placeholder.describe()
+
+
+def test_a_shard_under_context_parallelism_counts_its_split_dim_whole(schedule, tmp_path):
+    """Calibrated in one process, run on 2 ranks that each hold half the tokens of feature 0 (``shards`` in the
+    plan's fingerprint), and the other way round; a shard that is not the whole split over the ranks is refused."""
+    shards = {"world": 2, "features": [0]}
+    schedule.check_plan({"graph": "g1", "features": [["stack", [5, 4], "float32"]], "shards": shards})
+    schedule.check_run(RunFacts(8, tuple(GRID), ((5, 4),), "g1", shards))
+    for shard, world in (((5, 2), 2), ((5, 4), 4), ((3, 4), 2)):
+        with pytest.raises(CalibrationFileError, match="features of shape"):
+            schedule.check_run(RunFacts(8, tuple(GRID), (shard,), "g1", {"world": world, "features": [0]}))
+    with pytest.raises(CalibrationFileError, match="features of shape"):
+        schedule.check_run(RunFacts(8, tuple(GRID), ((5, 4),), "g1"))  # half the tokens in one process
+    on_ranks = CalibratedSchedule(write_calibration(tmp_path / "ranks.json", _data(fingerprint={
+        "graph": "g1", "features": [["stack", [5, 4], "float32"]], "shards": shards})))
+    on_ranks.check_plan({"graph": "g1", "features": FEATURES})
+    on_ranks.check_run(RunFacts(8, tuple(GRID), ((5, 8),), "g1"))
