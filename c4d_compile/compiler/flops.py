@@ -75,6 +75,12 @@ def _op_name(op) -> str:
 
 
 def _fake(mode: FakeTensorMode, x):
+    if isinstance(x, FakeTensor) and any(isinstance(d, torch.SymInt) for d in (*x.shape, *x.stride())):
+        # a dynamic graph's symbolic example, counted at its example sizes: made afresh from them, as a symbolic
+        # size another mode made (the per-row forecast weights') may not turn static in this one
+        with unset_fake_temporarily():
+            x = torch.empty_strided([size_hint(d) for d in x.shape], [size_hint(d) for d in x.stride()],
+                                    dtype=x.dtype, device=x.device)
     if isinstance(x, torch.Tensor):
         fake = mode.from_tensor(x, static_shapes=True)
         if x.dim() == 0 and not isinstance(x, FakeTensor):
