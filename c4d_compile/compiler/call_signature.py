@@ -48,7 +48,7 @@ def call_signature(gm: fx.GraphModule, analysis: GraphAnalysis, features: Sequen
         batched=tuple(i for i, n in enumerate(placeholders) if n in inputs and (m := tensor_meta(n)) is not None
                       and m.dim() >= 1 and is_batch(m.shape[0])),
         batch_sizes=tuple(i for i, n in enumerate(placeholders) if is_batch(example_value(n))),
-        row_weights=bool(features) and all(batch_first(by_name[name], gm) for name in features),
+        row_weights=bool(features) and all(batch_first(by_name[name], batch) for name in features),
     )
 
 

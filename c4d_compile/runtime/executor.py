@@ -256,9 +256,10 @@ class Runtime:
             inputs = state.resolved[variant.kind] = [self.state_input(name, state, device) for name in variant.inputs]
         if does.per_call:
             inputs = list(inputs)
-            device = args[self.signature.device].device
+            latent = args[self.signature.device]
+            device = latent.device
             if does.weights_at is not None:  # on_device's memo read here: a cached call of a run always finds it
-                batch = args[self.signature.device].shape[0]  # a row of weights per batch row
+                batch = latent.shape[0]  # a row of weights per batch row
                 tensor = self._tensors.get((call.weights, device, batch))
                 inputs[does.weights_at] = tensor if tensor is not None else self.on_device(call.weights, torch.float32,
                                                                                            device, batch)

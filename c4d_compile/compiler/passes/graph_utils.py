@@ -105,16 +105,18 @@ def latent_input(gm: fx.GraphModule) -> fx.Node:
                 and (m := tensor_meta(n)) is not None and m.is_floating_point() and m.dim() >= 2)
 
 
-def batch_first(node: fx.Node, gm: fx.GraphModule) -> bool:
-    """Whether ``node``'s value has the batch as dim 0 (the latent's dim 0) in every call the graph serves."""
-    meta = tensor_meta(node)
-    if meta is None or meta.dim() == 0:
-        return False
+def batch_size(gm: fx.GraphModule):
+    """The graph's batch size (its latent's dim 0: an int, or Dynamo's symbol), or None without a latent input."""
     try:
-        latent = latent_input(gm)
+        return tensor_meta(latent_input(gm)).shape[0]
     except StopIteration:  # no latent among the inputs: nothing says which size is the batch
-        return False
-    return same_shape((meta.shape[0],), (tensor_meta(latent).shape[0],))
+        return None
+
+
+def batch_first(node: fx.Node, batch) -> bool:
+    """Whether ``node``'s value has ``batch`` (``batch_size(gm)``) as dim 0 in every call the graph serves."""
+    meta = tensor_meta(node)
+    return batch is not None and meta is not None and meta.dim() > 0 and same_shape((meta.shape[0],), (batch,))
 
 
 def model_outputs(graph: fx.Graph) -> tuple[fx.Node, list]:

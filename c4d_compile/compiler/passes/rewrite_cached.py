@@ -26,7 +26,7 @@ from ...runtime.state_names import WEIGHTS, history_names, refreshed_name
 from ...runtime.step_program import VariantKind
 from ..plan import CachePlan
 from .dead_code import eliminate_dead_code
-from .graph_utils import batch_first, model_outputs, tensor_meta
+from .graph_utils import batch_first, batch_size, model_outputs, tensor_meta
 from .variants import Variant, add_named_inputs
 
 
@@ -84,10 +84,11 @@ def _slot_weights(graph: fx.Graph, gm: fx.GraphModule, weights: fx.Node, num_slo
     The weight nodes are made once, before the graph's first op, and shared by the features of one rank."""
     tracer = fx.proxy.GraphAppendingTracer(graph)
     first = next(n for n in graph.nodes if n.op != "placeholder")
+    batch = batch_size(gm)
     made: dict[int | None, list[fx.Node]] = {}
 
     def weight_of(feature: fx.Node) -> list[fx.Node]:
-        rank = tensor_meta(feature).dim() if batch_first(feature, gm) else None
+        rank = tensor_meta(feature).dim() if batch_first(feature, batch) else None
         if rank not in made:
             with graph.inserting_before(first):
                 table = fx.Proxy(weights, tracer).reshape(-1, num_slots)

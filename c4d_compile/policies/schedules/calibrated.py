@@ -187,7 +187,8 @@ class CalibratedSchedule(StepSetSchedule):
             raise CalibrationFileError(f"{self.path} was calibrated for another model (graph {recorded.get('graph')}, "
                                        f"this one {fingerprint.get('graph')}): calibrate again ({_AGAIN})")
         mine, theirs = fingerprint.get("features") or [], recorded.get("features") or []
-        if [f[::2] for f in mine] != [f[::2] for f in theirs] or not _same_sizes(
+        kinds_and_dtypes = lambda features: [(f[0], f[2]) for f in features]  # noqa: E731 (sizes: _same_sizes)
+        if kinds_and_dtypes(mine) != kinds_and_dtypes(theirs) or not _same_sizes(
                 [f[1] for f in theirs], [f[1] for f in mine], recorded, fingerprint.get("shards")):
             i = next((i for i, (a, b) in enumerate(zip(theirs, mine)) if a != b), min(len(mine), len(theirs)))
             shape = lambda features: features[i][1] if i < len(features) else None  # noqa: E731

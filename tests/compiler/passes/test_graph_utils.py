@@ -16,6 +16,7 @@ from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
 from c4d_compile.compiler.passes.graph_utils import (
     batch_first,
+    batch_size,
     example_value,
     is_matmul,
     is_module_state,
@@ -158,5 +159,6 @@ def test_the_latent_is_the_first_float_input_of_two_dims_and_batch_first_values_
     ((gm, _),) = trace(Transposing(), {"ids": torch.ones(2, 7, dtype=torch.long), "x": torch.randn(3, 5, 4)})
     assert tensor_meta(latent_input(gm)).shape == (3, 5, 4)  # the integer ids come first and are not the latent
     calls = [n for n in gm.graph.nodes if n.op in ("call_function", "call_method")]
-    by_shape = {tuple(tensor_meta(n).shape): batch_first(n, gm) for n in calls if tensor_meta(n) is not None}
+    batch = batch_size(gm)
+    by_shape = {tuple(tensor_meta(n).shape): batch_first(n, batch) for n in calls if tensor_meta(n) is not None}
     assert by_shape[(5, 3, 4)] is False and by_shape[(5, 4)] is False and by_shape[(3, 5, 4)] is True
