@@ -81,7 +81,15 @@ def inspect_target(target: str, policy: str = "taylorseer-lite") -> list[Inspect
 
 
 def describe_variants(rewrite: RewriteResult) -> str:
-    """Per variant, the nodes of the original graph it no longer runs: what a step of that kind saves."""
-    return "\n".join(f"  {kind.value}: skips {rewrite.removed_nodes[kind]} node(s) of the original graph, "
-                     f"{len(variant.inputs)} named input(s), {len(variant.outputs)} named output(s)"
-                     for kind, variant in rewrite.variants.items())
+    """Per variant, the nodes of the original graph it no longer runs (what a step of that kind saves) and the
+    projections it computes only in part."""
+    lines = []
+    for kind, variant in rewrite.variants.items():
+        line = (f"  {kind.value}: skips {rewrite.removed_nodes[kind]} node(s) of the original graph, "
+                f"{len(variant.inputs)} named input(s), {len(variant.outputs)} named output(s)")
+        narrowed = rewrite.narrowed[kind]
+        if narrowed.projections:
+            line += (f"; narrows {narrowed.projections} projection(s) to the {narrowed.rows_kept} of "
+                     f"{narrowed.rows_total} output rows it reads")
+        lines.append(line)
+    return "\n".join(lines)

@@ -1,7 +1,8 @@
 """The variants of a plan: one rewrite pass per variant kind, in one registry.
 
 A new kind of step is a new rewrite pass registered in ``REWRITES``; the PROBE of a signal-driven plan is made
-by cutting the others after the probe (``rewrite_probe.py``), which also builds DECIDE from them.
+by cutting the others after the probe (``rewrite_probe.py``), which also builds DECIDE from them. Every variant's
+projections are then narrowed to the output rows it still reads (``narrow_projections.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch.fx as fx
 
 from ...runtime.step_program import VariantKind
 from ..plan import CachePlan
+from .narrow_projections import NarrowResult, narrow_projections
 from .rewrite_cached import build_cached
 from .rewrite_full import build_full
 from .rewrite_partial import build_partial
@@ -30,6 +32,7 @@ REWRITES: dict[VariantKind, Callable[[fx.GraphModule, CachePlan], Variant]] = {
 class RewriteResult:
     variants: dict[VariantKind, Variant]
     removed_nodes: dict[VariantKind, int]  # nodes of the original graph a variant no longer runs
+    narrowed: dict[VariantKind, NarrowResult]  # projections a variant computes only in part
 
 
 def build_variants(gm: fx.GraphModule, plan: CachePlan) -> RewriteResult:
@@ -39,4 +42,5 @@ def build_variants(gm: fx.GraphModule, plan: CachePlan) -> RewriteResult:
         variants = split_at_probe(gm, plan, variants)
     original = {n.name for n in gm.graph.nodes if n.op not in ("placeholder", "output")}
     removed = {kind: len(original - {n.name for n in v.gm.graph.nodes}) for kind, v in variants.items()}
-    return RewriteResult(variants, removed)
+    narrowed = {kind: narrow_projections(v.gm) for kind, v in variants.items()}  # after: a narrowed node is not removed
+    return RewriteResult(variants, removed, narrowed)
