@@ -137,7 +137,7 @@ class C4DBackend:
             self._warn(note, f"c4d: {note}")
         self.session.recorder.total.planned_bytes_per_context = plan.state_bytes
         self._warn_coarsened(analysis)
-        rewrite, failed = self._stage("rewrite", build_variants, gm, plan)
+        rewrite, failed = self._stage("rewrite", build_variants, gm, plan, self.settings.narrow_projections)
         if failed:
             return self._give_up(gm, example_inputs, failed)
         # every rank must skip the same collectives at the same steps: the same variants and the same policy

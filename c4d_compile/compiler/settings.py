@@ -42,11 +42,15 @@ class Settings:
     # A graph break inside the blocks (which leaves nothing to cache): call the submodule class that holds it
     # as one opaque op (it runs eagerly, uncompiled) and retrace the forward as one graph. See split_stack.
     opaque_calls: bool = True
+    # A projection a variant reads only in part (the modulation of an adaLN block whose gates alone a cached step
+    # reads) computes only the rows read. See compiler/passes/narrow_projections.py; off: every variant computes
+    # its projections whole, as the model does.
+    narrow_projections: bool = True
 
     def __post_init__(self) -> None:
         if self.lowering not in LOWERINGS:
             raise InvalidValueError("lowering", self.lowering, f"one of {sorted(LOWERINGS)}")
-        for name in ("strict", "capture_data_dependent", "opaque_calls"):
+        for name in ("strict", "capture_data_dependent", "opaque_calls", "narrow_projections"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidValueError(name, getattr(self, name), "True or False")
         modes = (None, *NPU_MODES) if self.lowering == "npu" else INDUCTOR_MODES

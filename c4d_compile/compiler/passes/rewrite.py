@@ -35,12 +35,14 @@ class RewriteResult:
     narrowed: dict[VariantKind, NarrowResult]  # projections a variant computes only in part
 
 
-def build_variants(gm: fx.GraphModule, plan: CachePlan) -> RewriteResult:
-    """Run the rewrite pass of every variant kind the plan needs; with a probe, cut them after it."""
+def build_variants(gm: fx.GraphModule, plan: CachePlan, narrow: bool = True) -> RewriteResult:
+    """Run the rewrite pass of every variant kind the plan needs; with a probe, cut them after it; then, with
+    ``narrow``, narrow each variant's projections to the rows it reads."""
     variants = {kind: REWRITES[kind](gm, plan) for kind in plan.variant_kinds if kind in REWRITES}
     if VariantKind.PROBE in plan.variant_kinds:
         variants = split_at_probe(gm, plan, variants)
     original = {n.name for n in gm.graph.nodes if n.op not in ("placeholder", "output")}
     removed = {kind: len(original - {n.name for n in v.gm.graph.nodes}) for kind, v in variants.items()}
-    narrowed = {kind: narrow_projections(v.gm) for kind, v in variants.items()}  # after: a narrowed node is not removed
+    # counted after the removed nodes: a narrowed projection is still run, in part
+    narrowed = {kind: narrow_projections(v.gm) if narrow else NarrowResult() for kind, v in variants.items()}
     return RewriteResult(variants, removed, narrowed)

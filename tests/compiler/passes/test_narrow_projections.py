@@ -5,15 +5,18 @@ variant of the tiny Flux computes only the gates of its adaLN modulations, FULL 
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from support.variants import ROUNDING, capture_graph
 
-from c4d_compile import get_policy
+from c4d_compile import c4d_backend, get_policy
+from c4d_compile.bench.speed import generate
 from c4d_compile.compiler.passes.analyze import analyze
 from c4d_compile.compiler.passes.narrow_projections import narrow_projections
 from c4d_compile.compiler.passes.rewrite import build_variants
 from c4d_compile.compiler.plan import make_plan
+from c4d_compile.errors import InvalidValueError
 from c4d_compile.runtime.step_program import VariantKind
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 
@@ -102,3 +105,22 @@ def test_a_piece_split_again_is_followed():
     out, result, linears = _narrowed(module, c, x)
     assert (result.projections, result.rows_kept, result.rows_total, len(linears)) == (1, 16, 48, 2)
     torch.testing.assert_close(out, module(c, x), **ROUNDING)
+
+
+def test_the_backend_narrows_unless_told_not_to():
+    """The same generation with and without ``narrow_projections``: the same outputs (to the rounding), fewer
+    FLOPs counted per cached step with it; a value that is not a bool is refused."""
+    spec = get_tiny_model("flux")
+    model, inputs = spec.build(), spec.make_inputs()
+    runs = {}
+    for narrow in (True, False):
+        torch._dynamo.reset()
+        backend = c4d_backend("taylorseer", lowering="eager", num_steps=6, narrow_projections=narrow)
+        runs[narrow] = (generate(torch.compile(model, backend=backend), spec, inputs, 6), backend)
+    (narrowed, on), (whole, off) = runs[True], runs[False]
+    torch.testing.assert_close(narrowed, whole, **ROUNDING)
+    assert on.rewrite.narrowed[VariantKind.CACHED].projections > 0
+    assert off.rewrite.narrowed[VariantKind.CACHED].projections == 0
+    assert on.stats().ideal_speedup > off.stats().ideal_speedup
+    with pytest.raises(InvalidValueError, match="narrow_projections"):
+        c4d_backend("taylorseer", narrow_projections="yes")
