@@ -21,6 +21,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from ..compiler.settings import Settings
 from ..errors import InvalidValueError
 from ..policies import get_policy, list_policies
 from ..policies.schedules import MagnitudeSchedule
@@ -60,7 +61,11 @@ class BenchPlan:
         options = dict(self.overrides)
         for spec in self.policies:
             name, own = preset_row(spec)
-            get_policy(name, **options, **own)  # raises UnknownPolicyError / UnknownOptionError listing the valid ones
+            # a row may set how it compiles too (``taylorseer[narrow_projections=False]``): c4d_backend routes those
+            compiling = {k: v for k, v in {**options, **own}.items() if k in Settings.names()}
+            Settings(**compiling)  # raises InvalidValueError naming the valid values
+            # raises UnknownPolicyError / UnknownOptionError listing the valid ones
+            get_policy(name, **{k: v for k, v in {**options, **own}.items() if k not in compiling})
         for name in self.peers:
             if name not in PEERS:
                 raise InvalidValueError("peer", name, f"one of {', '.join(PEERS)}")

@@ -89,6 +89,10 @@ def test_a_row_may_carry_its_own_options_and_is_labelled_with_them():
         QUICK.with_overrides(policies=("clusca[cluster=4]",)).methods()
     with pytest.raises(InvalidValueError, match=r"name\[key=value"):
         QUICK.with_overrides(policies=("clusca[clusters]",)).methods()
+    (whole,) = QUICK.with_overrides(policies=("taylorseer[narrow_projections=False]",), peers=()).methods()
+    assert whole.overrides == {"narrow_projections": False}  # how it compiles: a setting, routed by c4d_backend
+    with pytest.raises(InvalidValueError, match="narrow_projections"):
+        QUICK.with_overrides(policies=("taylorseer[narrow_projections=2]",)).methods()
 
 
 def test_a_run_records_its_command_as_a_shell_reads_it_back():
