@@ -1,24 +1,25 @@
 """Narrow a projection to the output rows its users still read.
 
 Why: a cached step skips a block's branches but keeps what the residual stream needs from the block, and in the
-adaLN-Zero blocks of Flux, SD3, HunyuanVideo or Qwen-Image that includes the gates: each block projects the
-conditioning once, ``linear(silu(temb), W, b).chunk(6, dim=-1)`` (shift, scale and gate of each branch), and a
-CACHED variant reads only the two gates. After dead-code elimination the chunks nobody reads are gone, but the
-``linear`` still multiplies every row of ``W``. At batch 1 that product is bound by reading the weight, so the
-cached step pays for all six chunks: the modulation weights are about a quarter of FLUX.1-dev's parameters, and
-on the CPU flux-bench config (2 threads, inductor) narrowing them took ``taylorseer``'s CACHED call from 6.6 to
-4.5 ms.
+adaLN-Zero blocks of Flux, SD3, DiT, HunyuanVideo, Qwen-Image or CogVideoX that includes the gates: each block
+projects the conditioning once, ``linear(silu(temb), W, b).chunk(6, dim=-1)`` (shift, scale and gate of each
+branch), and a CACHED variant reads only the two gates. After dead-code elimination the chunks nobody reads are
+gone, but the ``linear`` still multiplies every row of ``W``. At batch 1 that product is bound by reading the
+weight, so the cached step pays for all six chunks: the modulation weights are about a quarter of FLUX.1-dev's
+parameters, and on the CPU flux-bench config (2 threads, inductor) narrowing them took ``taylorseer``'s CACHED
+call from 6.6 to 4.5 ms.
 
 The rewrite: a ``linear`` whose only users split its last dim (``chunk`` / ``split``, method or function) into
 pieces read by constant ``getitem`` — a piece may be split again (Qwen-Image halves its modulation, then splits
 each half in three) — with some rows unread, becomes one ``linear`` per run of adjacent read rows over
 ``W.narrow(0, start, rows)`` (and the bias's), each read piece a ``narrow`` of its run's output (none where the
-piece is the whole run). A row range of a row-major weight is a view: nothing is copied. Every output
-element is the same dot product as before; a gemm of fewer rows may take another kernel, so the last bit may move
-(on the CPU at Flux's sizes it does not: equal to the bit).
+piece is the whole run). A row range of a row-major weight is a view: nothing is copied. Every output element is
+the same dot product as before; a gemm of fewer rows may take another kernel, so the last bit may move (on the CPU
+at Flux's sizes it does not: equal to the bit).
 
-Does nothing where every piece is read (a FULL variant), where the split is not on the last dim, or where the
-output or the weight has a size that is not static (a dynamic-shape graph's symbol), and only for a plain weight:
+Not for Wan, PixArt or LTX-Video: each block adds a learned table to one projection made outside the blocks and
+splits the sum (one projection per model, not per block). Does nothing where every piece is read (a FULL variant),
+where a split is not on the last dim, or where the weight's row count is not static, and only for a plain weight:
 a tensor subclass (a quantized weight) may not support ``narrow``.
 """
 

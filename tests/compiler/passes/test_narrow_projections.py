@@ -1,7 +1,7 @@
 """The projection narrowing pass: a ``linear`` split on its last dim with some pieces unread computes only the rows
 that are read, equal to the full product's (to its rounding: a gemm of fewer rows may take another kernel); where
 every piece is read, or the split is not of the kind it knows, nothing changes. And on a real block: a CACHED
-variant of the tiny Flux computes only the gates of its adaLN modulations, FULL all of them."""
+variant of the tiny Flux or Qwen-Image computes only the gates of its adaLN modulations, FULL all of them."""
 
 from __future__ import annotations
 
@@ -86,16 +86,19 @@ def test_nothing_changes_where_every_piece_is_read_or_the_split_is_elsewhere():
         torch.testing.assert_close(out, module(c, x), **ROUNDING)
 
 
-def test_a_cached_flux_step_computes_only_the_gates():
-    spec = get_tiny_model("flux")
+@pytest.mark.parametrize("name", ["flux", "qwenimage"])
+def test_a_cached_step_of_a_real_block_computes_only_the_gates(name):
+    """Flux: 2 of 6 pieces in a double-stream block (the gates), 1 of 3 in a single-stream one; Qwen-Image: the
+    modulation halved, each half split in three, the gate of each half read."""
+    spec = get_tiny_model(name)
     model, inputs = spec.build(), spec.make_inputs()
     gm, _ = capture_graph(model, **inputs)
     plan = make_plan(gm, analyze(gm), get_policy("taylorseer", num_steps=8))
     rewrite = build_variants(gm, plan)
     assert rewrite.narrowed[VariantKind.FULL].projections == 0
     cached = rewrite.narrowed[VariantKind.CACHED]
-    # every block's modulation: 2 of 6 pieces in a double-stream block (the gates), 1 of 3 in a single-stream one
     assert cached.projections > 0 and 3 * cached.rows_kept == cached.rows_total
+    assert build_variants(gm, plan, narrow=False).narrowed[VariantKind.CACHED].projections == 0
 
 
 def test_a_piece_split_again_is_followed():
