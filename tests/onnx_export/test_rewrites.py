@@ -82,12 +82,3 @@ def test_nothing_to_bridge_is_a_copy():
     rewritten, counts = bridge_exporter_gaps(gm, [None] * len(examples))
     assert counts == {} and rewritten is not gm
     assert [n.format_node() for n in rewritten.graph.nodes] == [n.format_node() for n in gm.graph.nodes]
-
-
-def test_kmeans_per_centroid_is_kmeans():
-    from c4d_compile.compiler.passes.clusters import cdist_l1, kmeans, kmeans_per_centroid, l1_per_centroid
-
-    stream = torch.randn(2, 40, 6)
-    torch.testing.assert_close(l1_per_centroid(stream[0], stream[1, :5]), cdist_l1(stream[0], stream[1, :5]))
-    for a, b in zip(kmeans(stream, 1, torch.zeros(4, 12)), kmeans_per_centroid(stream, 1, torch.zeros(4, 12))):
-        torch.testing.assert_close(a, b)

@@ -14,7 +14,6 @@ import torch.fx as fx
 from ...compiler.passes.dead_code import eliminate_dead_code
 from .bool_masked_fill import bool_masked_fill_as_logic
 from .complex_products import complex_products_as_real
-from .kmeans_l1 import kmeans_without_cdist
 from .noop_squeeze import drop_noop_squeeze
 
 GapRewrite = Callable[[fx.GraphModule, Sequence], int]
@@ -23,7 +22,6 @@ EXPORT_REWRITES: tuple[GapRewrite, ...] = (
     drop_noop_squeeze,  # squeeze(d) of a dim that is not 1: a no-op in torch, an error in ONNX shape inference
     bool_masked_fill_as_logic,  # masked_fill on bool: onnxruntime has no bool Where kernel
     complex_products_as_real,  # rotary embeddings as complex products: the exporter has no complex ops
-    kmeans_without_cdist,  # ClusCa's k-means: the exporter has no cdist
 )
 
 

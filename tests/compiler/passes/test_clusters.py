@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from c4d_compile import c4d_backend, get_policy
-from c4d_compile.compiler.passes.clusters import kmeans, one_per_cluster, propagate
+from c4d_compile.compiler.passes import clusters
+from c4d_compile.compiler.passes.clusters import cdist_l1, kmeans, l1_per_centroid, one_per_cluster, propagate
 from c4d_compile.errors import InvalidValueError
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 
@@ -74,3 +75,22 @@ def test_token_options_are_validated():
         get_policy("clusca", clusters=0)
     with pytest.raises(InvalidValueError, match="one of"):
         get_policy("clusca", selection="attention")
+
+
+def test_the_distances_are_cdist_eagerly_and_per_centroid_when_traced(monkeypatch):
+    """The two forms give the same clustering; a traced call (fake tensors, as inductor and the ONNX exporter
+    trace) never reaches cdist, an eager one does."""
+    torch.manual_seed(0)
+    stream = torch.randn(2, 40, 6)
+    torch.testing.assert_close(l1_per_centroid(stream[0], stream[1, :5]), cdist_l1(stream[0], stream[1, :5]))
+    eager = kmeans(stream, 1, torch.zeros(4, 12))
+    for a, b in zip(eager, kmeans(stream, 1, torch.zeros(4, 12), l1=l1_per_centroid)):
+        torch.testing.assert_close(a, b)
+    called = []
+    monkeypatch.setattr(clusters, "cdist_l1", lambda *args: called.append(True) or cdist_l1(*args))
+    kmeans(stream, 1, torch.zeros(4, 12))
+    assert called
+    called.clear()
+    with torch._subclasses.FakeTensorMode() as mode:
+        centroids, labels = kmeans(mode.from_tensor(stream), 1, mode.from_tensor(torch.zeros(4, 12)))
+    assert not called and labels.shape == (40,) and centroids.shape == (4, 12)
