@@ -74,7 +74,6 @@ BLOCKS: dict[str, Block] = {
     "signals-selected": Block("docs/results/signals-cpu/bench.json", selected_signals),
     "signals-full": Block("docs/results/signals-cpu/bench.json", markdown),
     "tokens": Block("docs/results/tokens-cpu/bench.json", fidelity_table),
-    "tokens-flux-bench": Block("docs/results/tokens-flux-bench/bench.json", signal_speed),
 }
 
 DOCUMENTS = ("README.md", "docs/*.md")
