@@ -18,9 +18,9 @@ the same dot product as before; a gemm of fewer rows may take another kernel, so
 at Flux's sizes it does not: equal to the bit).
 
 Not for Wan, PixArt or LTX-Video: each block adds a learned table to one projection made outside the blocks and
-splits the sum (one projection per model, not per block). Does nothing where every piece is read (a FULL variant),
-where a split is not on the last dim, or where the weight's row count is not static, and only for a plain weight:
-a tensor subclass (a quantized weight) may not support ``narrow``.
+splits the sum (one projection per model, not per block). Does nothing where every piece is read, where a split
+is not on the last dim, or where the weight's row count is not static, and only for a plain weight: a tensor
+subclass (a quantized weight) may not support ``narrow``. ``build_variants`` runs it on every variant but FULL.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class NarrowResult:
 
 
 def narrow_projections(gm: fx.GraphModule) -> NarrowResult:
-    """Rewrite ``gm``'s graph in place (it is a variant's own copy) and recompile it; say what changed."""
+    """Rewrite ``gm``'s graph in place (a variant's own copy) and recompile it; say what changed."""
     result = NarrowResult()
     for node in list(gm.graph.nodes):
         if node.op == "call_function" and node.target in _LINEARS:

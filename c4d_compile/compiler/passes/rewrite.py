@@ -1,8 +1,8 @@
 """The variants of a plan: one rewrite pass per variant kind, in one registry.
 
 A new kind of step is a new rewrite pass registered in ``REWRITES``; the PROBE of a signal-driven plan is made
-by cutting the others after the probe (``rewrite_probe.py``), which also builds DECIDE from them. Every variant's
-projections are then narrowed to the output rows it still reads (``narrow_projections.py``).
+by cutting the others after the probe (``rewrite_probe.py``), which also builds DECIDE from them. Every variant but
+FULL then has its projections narrowed to the output rows it still reads (``narrow_projections.py``).
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ def build_variants(gm: fx.GraphModule, plan: CachePlan, narrow: bool = True) -> 
         variants = split_at_probe(gm, plan, variants)
     original = {n.name for n in gm.graph.nodes if n.op not in ("placeholder", "output")}
     removed = {kind: len(original - {n.name for n in v.gm.graph.nodes}) for kind, v in variants.items()}
-    # counted after the removed nodes: a narrowed projection is still run, in part
-    narrowed = {kind: narrow_projections(v.gm) if narrow else NarrowResult() for kind, v in variants.items()}
+    # counted after the removed nodes: a narrowed projection is still run, in part. FULL stays the model's own
+    # graph (an always-full schedule is the model to the bit), whatever the model leaves unread
+    narrowed = {kind: narrow_projections(v.gm) if narrow and kind is not VariantKind.FULL else NarrowResult()
+                for kind, v in variants.items()}
     return RewriteResult(variants, removed, narrowed)
