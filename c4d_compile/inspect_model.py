@@ -12,6 +12,7 @@ from .compiler.passes.rewrite import RewriteResult, build_variants
 from .compiler.plan import CachePlan, make_plan
 from .errors import InvalidValueError
 from .policies import get_policy
+from .zoo.tiny_diffusers import get_tiny_model
 
 
 def load_target(target: str) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -21,7 +22,6 @@ def load_target(target: str) -> tuple[torch.nn.Module, dict[str, Any]]:
         factory = getattr(importlib.import_module(module_name), attr)
         model, inputs = factory()
         return model, inputs
-    from .zoo.tiny_diffusers import get_tiny_model
 
     spec = get_tiny_model(target)
     return spec.build(), spec.make_inputs()

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from ..calibration.candidates import get_effort
 from ..compiler.settings import DYNAMO_LIMITS
 from ..errors import InvalidValueError
 from .evaluate_methods import Applied, Session, compile_plain, denoiser_flops, peak_bytes, resolve_methods
@@ -66,7 +67,6 @@ class EvalConfig:
             raise InvalidValueError("lowering", self.lowering, f"one of {', '.join(LOWERINGS)}")
         if self.budget is not None and not 1 <= self.budget <= self.steps:
             raise InvalidValueError("budget", self.budget, f"an integer in 1..{self.steps}")
-        from ..calibration.candidates import get_effort
 
         get_effort(self.auto_effort)
 

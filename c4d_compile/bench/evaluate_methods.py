@@ -20,11 +20,15 @@ from typing import Any
 
 import torch
 
+from ..calibration import calibrate
 from ..compiler.backend import c4d_backend
 from ..compiler.flop_formulas import flop_counter
 from ..errors import InvalidValueError
 from ..pipelines import DENOISERS, enable_cache_with
 from ..policies import get_policy, list_policies
+from .peers.cache_dit_caches import CACHE_DIT_METHODS
+from .peers.common import reachable_tensor_bytes
+from .peers.diffusers_caches import DIFFUSERS_METHODS, disable_config, enable_config, hook_registries, reset_hooks
 
 
 def _nothing() -> None:
@@ -122,8 +126,6 @@ class Auto:
             raise InvalidValueError("budget", session.auto_budget(), f"auto: an integer in 2..{session.steps}")
 
     def apply(self, pipe: Any, session: Session) -> Applied:
-        from ..calibration import calibrate
-
         budget = session.auto_budget()
         result = calibrate(pipe, session.calibration_run, "auto", budget=budget, effort=session.auto_effort,
                            lowering=session.lowering, progress=session.progress,
@@ -148,15 +150,6 @@ class DiffusersPeer:
         return None
 
     def apply(self, pipe: Any, session: Session) -> Applied:
-        from .peers.common import reachable_tensor_bytes
-        from .peers.diffusers_caches import (
-            DIFFUSERS_METHODS,
-            disable_config,
-            enable_config,
-            hook_registries,
-            reset_hooks,
-        )
-
         method = {m.label: m for m in DIFFUSERS_METHODS}[self.label]
         modules, restore = private_denoisers(pipe)
 
@@ -204,9 +197,6 @@ class CacheDitPeer:
         os.environ.setdefault("CACHE_DIT_LOG_LEVEL", "error")  # read when cache_dit is first imported
         import cache_dit
 
-        from .peers.cache_dit_caches import CACHE_DIT_METHODS
-        from .peers.common import reachable_tensor_bytes
-
         method = {m.label: m for m in CACHE_DIT_METHODS}[self.label]
         cache, calibrator = method.configs(session.steps)
         modules, restore = private_denoisers(pipe)
@@ -222,9 +212,6 @@ class CacheDitPeer:
 
 
 def _peer_names() -> dict[str, type]:
-    from .peers.cache_dit_caches import CACHE_DIT_METHODS
-    from .peers.diffusers_caches import DIFFUSERS_METHODS
-
     # diffusers' MagCache row records its ratios through the bench's own sampling loop: not on a pipeline
     return {**{m.label: DiffusersPeer for m in DIFFUSERS_METHODS if m.label != "diffusers-magcache"},
             **{m.label: CacheDitPeer for m in CACHE_DIT_METHODS}}

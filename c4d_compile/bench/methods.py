@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import torch
 
+from ..calibration import calibrate
 from ..compiler.backend import c4d_backend
 from ..errors import InvalidValueError
 from ..policies import get_policy
@@ -135,7 +136,6 @@ class C4DPreset:
 
 def _calibrated(workload: Workload, steps: int, preset: str, file_name: str, **options: Any):
     """``calibrate`` on the workload's calibration seed, into a fresh temporary folder."""
-    from ..calibration import calibrate
 
     run = workload.calibration_run
     if run is None:

@@ -61,11 +61,12 @@ class BenchPlan:
         options = dict(self.overrides)
         for spec in self.policies:
             name, own = preset_row(spec)
+            row = {**options, **own}
             # a row may set how it compiles too (``taylorseer[narrow_projections=False]``): c4d_backend routes those
-            compiling = {k: v for k, v in {**options, **own}.items() if k in Settings.names()}
+            compiling = {k: v for k, v in row.items() if k in Settings.names()}
             Settings(**compiling)  # raises InvalidValueError naming the valid values
             # raises UnknownPolicyError / UnknownOptionError listing the valid ones
-            get_policy(name, **{k: v for k, v in {**options, **own}.items() if k not in compiling})
+            get_policy(name, **{k: v for k, v in row.items() if k not in compiling})
         for name in self.peers:
             if name not in PEERS:
                 raise InvalidValueError("peer", name, f"one of {', '.join(PEERS)}")

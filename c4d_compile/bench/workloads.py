@@ -16,8 +16,12 @@ import torch
 from torch import nn
 
 from ..errors import InvalidValueError
-from ..reference.registry import REFERENCE_MODELS
-from ..zoo.tiny_diffusers import TINY_MODELS
+from ..reference import metrics
+from ..reference.data import digits_tensors
+from ..reference.registry import REFERENCE_MODELS, load_classifier, load_reference_model
+from ..reference.sampling import class_labels, sample
+from ..zoo.tiny_diffusers import TINY_MODELS, get_tiny_model
+from .speed import generate
 
 TransformerCall = Callable[..., Any]
 
@@ -59,11 +63,6 @@ CALIBRATION_SEED = 1000  # the reference workloads score seed 0..; calibration r
 
 
 def _reference_workload(name: str, per_class: int, seed: int, shift: float) -> Workload:
-    from ..reference import metrics
-    from ..reference.data import digits_tensors
-    from ..reference.registry import load_classifier, load_reference_model
-    from ..reference.sampling import class_labels, sample
-
     model = load_reference_model(name)
     classifier = load_classifier()
     labels = class_labels(per_class)
@@ -100,9 +99,6 @@ _RANDOM_STEPS = {"flux-bench": 28, "flux": 28}
 
 
 def _random_workload(name: str, seed: int) -> Workload:
-    from ..zoo.tiny_diffusers import get_tiny_model
-    from .speed import generate
-
     spec = get_tiny_model(name)
     model = spec.build()
     inputs = spec.make_inputs(seed=seed)

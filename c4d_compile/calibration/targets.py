@@ -9,11 +9,11 @@ from typing import Any
 
 import torch
 
+from ..reference.registry import check_model_name, load_reference_model
+from ..reference.sampling import class_labels, sample
+
 
 def reference_target(name: str, steps: int, seeds: Sequence[int], per_class: int, shift: float) -> tuple[Any, Callable]:
-    from ..reference.registry import load_reference_model
-    from ..reference.sampling import class_labels, sample
-
     model = load_reference_model(name)
     labels = class_labels(per_class)
 
@@ -27,7 +27,6 @@ def load_target(target: str, steps: int, seeds: Sequence[int], per_class: int, s
     if ":" in target:
         module_name, _, attr = target.partition(":")
         return getattr(importlib.import_module(module_name), attr)()
-    from ..reference.registry import check_model_name
 
     check_model_name(target)  # a typed error that lists the reference models
     return reference_target(target, steps, seeds, per_class, shift)

@@ -46,16 +46,18 @@ class SharedWeights:
             key = (tensor.dtype, tuple(tensor.shape), hashlib.sha256(data).digest())
             offset = self._offsets.get(key)
             if offset is None:
-                offset = self._offsets[key] = self._stored_rows(tensor, data)
+                offset = self._stored_rows(tensor, data)  # rows of a tensor already stored (a folded row range)
             if offset is None:
-                offset = self._offsets[key] = self._append(data)
+                offset = self._append(data)
                 self._index_rows(tensor, data, offset)
+            self._offsets[key] = offset
             value.const_value = ir.ExternalTensor(self.filename, offset, len(data), tensor.dtype, shape=tensor.shape,
                                                   name=value.name, base_dir=self.directory)
             moved += len(data)
         return moved
 
-    def _row_key(self, tensor, data: bytes, start: int) -> tuple:
+    @staticmethod
+    def _row_key(tensor, data: bytes, start: int) -> tuple:
         return tensor.dtype, tuple(tensor.shape)[1:], hashlib.sha256(data[start:start + WINDOW]).digest()
 
     def _index_rows(self, tensor, data: bytes, offset: int) -> None:

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from ..errors import InvalidValueError
+
 __all__ = ["IMAGE_SIZE", "NUM_CLASSES", "SPLITS", "digits_dataset", "digits_tensors"]
 
 IMAGE_SIZE = 16
@@ -47,7 +49,6 @@ def _all_splits() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
 def digits_tensors(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
     """(images (N, 1, 16, 16) float32 in [-1, 1], labels (N,) int64) of one split; clones, safe to modify."""
     if split not in SPLITS:
-        from ..errors import InvalidValueError
 
         raise InvalidValueError("split", split, " or ".join(repr(s) for s in SPLITS))
     images, labels = _all_splits()[split]

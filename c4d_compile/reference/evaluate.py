@@ -18,6 +18,7 @@ from torch import nn
 
 from .data import digits_tensors
 from .metrics import class_accuracy, frechet_distance, psnr, ssim
+from .registry import REFERENCE_MODELS, load_classifier, load_reference_model
 from .sampling import class_labels, sample
 
 __all__ = ["evaluate_steps"]
@@ -85,8 +86,6 @@ def format_figures(figures: dict[str, dict[str, float]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    from .registry import REFERENCE_MODELS, load_classifier, load_reference_model
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=REFERENCE_MODELS)
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 20, 50])

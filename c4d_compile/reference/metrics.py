@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .registry import load_classifier
+
 __all__ = ["DATA_RANGE", "class_accuracy", "frechet_distance", "psnr", "ssim"]
 
 DATA_RANGE = 2.0  # images live in [-1, 1]
@@ -41,7 +43,6 @@ def ssim(images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 def class_accuracy(images: torch.Tensor, labels: torch.Tensor, classifier: nn.Module | None = None) -> float:
     """Fraction of images the (shipped, by default) classifier labels as the requested class."""
     if classifier is None:
-        from .registry import load_classifier
 
         classifier = load_classifier()
     predicted = classifier.predict(images.float())

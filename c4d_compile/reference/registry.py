@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import nn
 
+from .classifier import DigitClassifier
 from .models import REFERENCE_MODELS, UnknownReferenceModelError, build_reference_model, check_model_name
 
 __all__ = [
@@ -73,7 +74,6 @@ def load_reference_model(name: str, weights_dir: Path | None = None) -> nn.Modul
 
 def load_classifier(weights_dir: Path | None = None) -> nn.Module:
     """The trained 16x16 digit classifier (eval mode, gradients off)."""
-    from .classifier import DigitClassifier
 
     config = read_metadata(CLASSIFIER_NAME, weights_dir)["config"]
     return _load_state(DigitClassifier(**config), CLASSIFIER_NAME, weights_dir)

@@ -20,8 +20,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from .classifier import DigitClassifier
 from .data import digits_tensors
-from .registry import CLASSIFIER_NAME, REFERENCE_MODELS, save_weights
+from .evaluate import evaluate_steps, format_figures
+from .models import build_reference_model
+from .registry import CLASSIFIER_NAME, REFERENCE_MODELS, load_classifier, save_weights
 
 __all__ = ["DEFAULT_RECIPES", "train_classifier", "train_generator"]
 
@@ -96,8 +99,6 @@ def _shift(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def train_classifier(recipe: dict[str, Any], seed: int = 0) -> tuple[nn.Module, dict[str, Any]]:
-    from .classifier import DigitClassifier
-
     images, labels = digits_tensors("train")
     test_images, test_labels = digits_tensors("test")
     with _training_env(seed):
@@ -193,8 +194,6 @@ def _test_losses(model: nn.Module, seed: int, recipe: dict[str, Any]) -> dict[st
 
 def train_generator(name: str, recipe: dict[str, Any], seed: int = 0) -> tuple[nn.Module, dict[str, Any]]:
     """Train reference model ``name`` (flow or ε-prediction, by its ``prediction``) with ``recipe``."""
-    from .models import build_reference_model
-
     images, labels = digits_tensors("train")
     with _training_env(seed):
         gen = torch.Generator().manual_seed(seed)
@@ -263,9 +262,6 @@ def _config_of(model: nn.Module) -> dict[str, Any]:
 
 
 def _evaluate(model: nn.Module, weights_dir: Path | None) -> dict[str, Any]:
-    from .evaluate import evaluate_steps, format_figures
-    from .registry import load_classifier
-
     try:
         # The judge: a classifier trained into the same folder if there is one, else the shipped one.
         local = weights_dir is not None and (Path(weights_dir) / f"{CLASSIFIER_NAME}.safetensors").exists()

@@ -78,7 +78,7 @@ def _narrow(graph: fx.Graph, linear: fx.Node) -> NarrowResult:
     kept = sum(stop - start for start, stop, _ in runs)
     if kept == rows:
         return NarrowResult()
-    first_split = min(visited, key=_position(graph))
+    first_split = min(visited)  # fx nodes order by their place in the graph
     for start, stop, readers in runs:
         with graph.inserting_before(first_split):
             narrowed = graph.call_function(linear.target, (
@@ -89,7 +89,7 @@ def _narrow(graph: fx.Graph, linear: fx.Node) -> NarrowResult:
                 if (first, last) != (start, stop):
                     piece = graph.call_method("narrow", (narrowed, -1, first - start, last - first))
                 reader.replace_all_uses_with(piece)
-    for node in sorted(visited, key=_position(graph), reverse=True):  # the splits and pieces, read by nothing now
+    for node in sorted(visited, reverse=True):  # the splits and pieces, read by nothing now
         if not node.users:
             graph.erase_node(node)
     graph.erase_node(linear)
@@ -127,11 +127,6 @@ def _runs(reads: list) -> list[tuple[int, int, list]]:
         else:
             runs.append((first, last, [(first, last, reader)]))
     return runs
-
-
-def _position(graph: fx.Graph):
-    order = {node: i for i, node in enumerate(graph.nodes)}
-    return order.__getitem__
 
 
 def _linear_args(node: fx.Node) -> tuple[fx.Node | None, fx.Node | None, fx.Node | None]:
