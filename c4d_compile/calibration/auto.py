@@ -16,10 +16,10 @@ you will not evaluate on. The steps, each measured by running ``run`` through th
 3. **Screen**: every candidate (``candidates.py``) on the even spread of the budget: one cached run
    each, scored by the mean squared error of its final sample against the reference. On a sampler grid
    that is not evenly spaced, the best ones are also screened forecasting in the timestep.
-4. **Exact-search start**: for the best screened candidates and the best one of each region, the full-step
-   set that minimises the forecast error of the recorded features (``search.py``: an exact dynamic
-   programme for that additive objective), measured the same way; the table reports its predicted
-   (feature) error beside the measured final error.
+4. **Exact-search start**: for the screened candidates the effort names (``default``: every one the search
+   can take), the full-step set that minimises the forecast error of the recorded features (``search.py``:
+   an exact dynamic programme for that additive objective), measured the same way; the table reports its
+   predicted (feature) error beside the measured final error.
 5. **Refine**: the best candidates, from the better of their two starts, by local search on the measured
    final error (``refine.py``), in two rounds: twice as many candidates get a quarter of the measurements,
    the better half of them the rest.
@@ -261,7 +261,8 @@ class _Search:
         self.uneven = _uneven(first.trajectories[0])
         self.candidates = tuple(_fitted(c, self.num_steps) for c in effort.candidates if c.region in self.regions)
         self.cached_runs = 0
-        total = (len(self.candidates) + (effort.refined + 1) * self.uneven + effort.searched + len(self.regions)
+        searched = len(self.candidates) if effort.searched is None else effort.searched + len(self.regions)
+        total = (len(self.candidates) + (effort.refined + 1) * self.uneven + searched
                  + effort.refined * (effort.evaluations + effort.evaluations // 4))
         self.bar = tqdm(total=total, desc=f"auto: {len(self.candidates)} candidates at {budget} of {self.num_steps}",
                         disable=not progress)
@@ -320,9 +321,11 @@ class _Search:
                                    evaluations=result.evaluations + refined.evaluations)
 
     def _to_search(self, ranked: list[Candidate]) -> list[Candidate]:
-        """The best screened candidates the exact search can take, and the best one of each region: which region a
-        spread favours says little about which one a placed schedule favours (a branch forecast gains most)."""
+        """The screened candidates the exact search can take: all of them, or the effort's best and the best one of
+        each region (which region a spread favours says little about which one a placed schedule favours)."""
         searchable = [c for c in ranked if c.forecaster.num_slots <= MAX_SEARCHED_SLOTS]
+        if self.effort.searched is None:
+            return searchable
         chosen = searchable[: self.effort.searched]
         for region in self.regions:
             chosen += [c for c in searchable if c.region is region][:1]

@@ -60,6 +60,24 @@ def test_the_measured_best_candidate_is_chosen_and_its_file_reproduces_its_error
     assert cal.psnr == pytest.approx(FinalError(reference).psnr(cal.error))
 
 
+def test_the_effort_says_whose_exact_search_start_is_measured(flux):
+    """``searched=None`` measures every candidate's exact-search start (the spread ranks candidates badly);
+    ``searched=0`` only the best screened one of each region."""
+    candidates = (Candidate(Region.OUTPUT, Taylor(order=1)), Candidate(Region.OUTPUT, FoCa()),
+                  Candidate(Region.OUTPUT, Taylor(order=2)))
+
+    def uniform(call):
+        return sample(flux, class_labels(1), STEPS, 1000, transformer_call=call)
+
+    for searched, starts in ((None, 3), (0, 1)):
+        torch._dynamo.reset()
+        effort = Effort("starts", candidates, searched=searched, refined=0, evaluations=0)
+        cal = calibrate(flux.transformer, uniform, "auto", budget=4, effort=effort, progress=False)
+        assert sum(r.predicted is not None for r in cal.results) == starts
+        assert all(r.refined is None for r in cal.results)
+        assert cal.error == min(r.best.error for r in cal.results)
+
+
 def test_the_chosen_schedule_holds_on_other_seeds(flux, calibrated):
     """Calibrated on seed 1000, scored on seed 0: better than the even spread of the same candidate there too."""
     torch._dynamo.reset()
