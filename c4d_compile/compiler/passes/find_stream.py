@@ -7,9 +7,9 @@ the stack as stream and which leave it; the report shows the stream at every blo
 * Stack outputs: values made inside the stack span and read after it. Those that depend on the
   stack are stream outputs (forecast on cached steps); the others (glue that only reads the
   prologue, e.g. a late timestep projection) are recomputed.
-* Stream inputs: floating-point values made before the stack that exactly one block (or the glue)
-  reads and that are dead after the stack — the stack replaces them. Values read by several blocks (temb, rotary
-  tables, masks) are invariants.
+* Stream inputs: floating-point tensors (not 0-d scalars) made before the stack that exactly one block (or the
+  glue) reads and that are dead after the stack — the stack replaces them. Values read by several blocks (temb,
+  rotary tables, masks) and scalars are invariants.
 * Each stream output is paired with the stream input of the same shape and dtype; when several
   fit, the one reached by walking back the skip path (the older operand of each add) wins. An
   output with no partner is cached as a value rather than a residual.
@@ -123,7 +123,10 @@ def find_stream(gm: fx.GraphModule, stack: BlockStack) -> StreamFacts:
         readers = {block_of.get(pos[u], "glue") for u in n.users if start <= pos[u] <= end}
         if not readers or tensor_meta(n) is None or is_module_state(n):
             continue
-        if len(readers) == 1 and last_use[n] <= end and tensor_meta(n).is_floating_point():
+        meta = tensor_meta(n)
+        # a 0-d value is a constant, not a stream: under dynamic=True Dynamo lifts the float attributes a block
+        # reads (a norm's eps, a dropout p) into graph inputs, each read by that one block
+        if len(readers) == 1 and last_use[n] <= end and meta.is_floating_point() and len(meta.shape) > 0:
             inputs.append(n)
         else:
             invariants.append(n)

@@ -11,6 +11,7 @@ import torch.fx as fx
 from support.three_blocks import Model, example_inputs
 
 from c4d_compile.compiler.passes.find_blocks import BlockStack, find_blocks
+from c4d_compile.compiler.passes.find_branches import find_branches
 from c4d_compile.compiler.passes.find_stream import SPLIT_OUTPUT, StreamValue, find_stream, pair_residuals
 from c4d_compile.inspect_model import trace_graphs
 
@@ -187,3 +188,40 @@ def test_each_input_pairs_once_and_only_with_an_output_of_its_shape_and_dtype():
     o3.meta["val"] = o3.meta["val"].float()  # same shape as `half`, another dtype
     pairs = pair_residuals(outs, ins, pos, start=len(ins))
     assert [(o.name, p.name if p is not None else None) for o, p in pairs] == [("o1", "a"), ("o2", None), ("o3", None)]
+
+
+class NormedBlock(torch.nn.Module):
+    """A pre-norm block: the norm's eps is a float attribute, which Dynamo lifts into a 0-d graph input under
+    ``dynamic=True`` — read by this block alone, like a stream input, yet a constant."""
+
+    def __init__(self, dim=8):
+        super().__init__()
+        self.norm, self.f1, self.f2 = torch.nn.LayerNorm(dim), torch.nn.Linear(dim, dim), torch.nn.Linear(dim, dim)
+
+    def forward(self, s, temb):
+        return s + temb[:, None] * self.f2(torch.relu(self.f1(self.norm(s))))
+
+
+class NormedModel(Model):
+    def __init__(self):
+        super().__init__()
+        self.blocks = torch.nn.ModuleList([NormedBlock() for _ in range(3)])
+
+
+def test_a_scalar_a_dynamic_graph_lifts_into_an_input_is_no_stream():
+    found = []
+
+    def capture(gm, example_inputs):  # analysed inside the backend call, as the backend does
+        stack = find_blocks(gm)
+        facts = find_stream(gm, stack)
+        found.append((gm, facts, find_branches(gm, stack, facts)))
+        return gm.forward
+
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    torch.compile(NormedModel(), backend=capture, dynamic=True)(**example_inputs())
+    (gm, facts, branches), = found
+    scalars = [n.name for n in gm.graph.nodes if n.op == "placeholder" and n.name.endswith("eps")]
+    assert len(scalars) == 3  # one lifted eps per block: what the test is about
+    assert _names(facts.inputs) == ["s"] and set(scalars) <= set(_names(facts.invariants))
+    assert all(b.proven for b in branches) and [len(b.branches) for b in branches] == [1, 1, 1]
