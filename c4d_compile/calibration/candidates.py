@@ -15,10 +15,10 @@ take, and refines the best 2; ``fast`` screens the output-region candidates only
 exact-search start of the best one and refines it briefly.
 
 Why ``default`` measures every start: the even spread ranks candidates badly. On the trained ε-prediction
-DiT at 5 of 50, the candidate that won (branch FoCa: 34.1 dB on the calibration seed after refinement)
-was 7th of 13 on the spread (28.2 dB) and 1st from its exact-search start (32.9 dB); measuring only the
-best 2 starts and each region's best left it out, and ``auto`` chose a candidate 1.6 dB worse on the
-scored seeds. A start is one measurement and a host search per candidate.
+DiT at 5 of 50, branch FoCa (34.1 dB on the calibration seed after refinement, the best of the 13
+candidates the set then had) was 7th on the spread (28.2 dB) and 1st from its exact-search start (32.9 dB);
+measuring only the best 2 starts and each region's best left it out, and ``auto`` chose a candidate 1.6 dB
+worse on the scored seeds. A start is one measurement and a host search per candidate.
 """
 
 from __future__ import annotations
