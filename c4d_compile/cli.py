@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
+from pathlib import Path
 
 from .errors import C4DError
 
@@ -101,8 +103,6 @@ def _export(args: argparse.Namespace) -> int:
 
 def _option(text: str) -> tuple[str, object]:
     """``KEY=VALUE`` with VALUE read as a Python literal where it is one (6, 0.5, True), else as text."""
-    import ast
-
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
@@ -113,8 +113,6 @@ def _option(text: str) -> tuple[str, object]:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     import torch
 
     from .bench.budgets_report import budget_summary, plot_budgets
@@ -155,8 +153,6 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from .bench.publish import publish
 
     changed = publish(Path(args.root), check=args.check)
@@ -168,8 +164,6 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from .bench.evaluate import EvalConfig, evaluate
     from .bench.evaluate_report import markdown, write_all
     from .bench.evaluate_scorers import ScoreModels

@@ -67,7 +67,6 @@ class EvalConfig:
             raise InvalidValueError("lowering", self.lowering, f"one of {', '.join(LOWERINGS)}")
         if self.budget is not None and not 1 <= self.budget <= self.steps:
             raise InvalidValueError("budget", self.budget, f"an integer in 1..{self.steps}")
-
         get_effort(self.auto_effort)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,8 +193,6 @@ class CacheDitPeer:
         return None
 
     def apply(self, pipe: Any, session: Session) -> Applied:
-        import os
-
         os.environ.setdefault("CACHE_DIT_LOG_LEVEL", "error")  # read when cache_dit is first imported
         import cache_dit
 

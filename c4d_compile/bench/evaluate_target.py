@@ -26,6 +26,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..errors import InvalidValueError
@@ -146,8 +147,6 @@ def output_tensor(result: Any, output_type: str) -> torch.Tensor:
 
 def _to_tensor(value: Any) -> torch.Tensor:
     """PIL images (nested in lists for videos) or channels-last numpy arrays -> channels-first tensors."""
-    import numpy as np
-
     if isinstance(value, (list, tuple)):
         return torch.stack([_to_tensor(v) for v in value])
     if isinstance(value, torch.Tensor):

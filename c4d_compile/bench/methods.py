@@ -136,7 +136,6 @@ class C4DPreset:
 
 def _calibrated(workload: Workload, steps: int, preset: str, file_name: str, **options: Any):
     """``calibrate`` on the workload's calibration seed, into a fresh temporary folder."""
-
     run = workload.calibration_run
     if run is None:
         raise InvalidValueError("workload", workload.name, "a workload with a calibration run")

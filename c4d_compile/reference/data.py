@@ -49,7 +49,6 @@ def _all_splits() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
 def digits_tensors(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
     """(images (N, 1, 16, 16) float32 in [-1, 1], labels (N,) int64) of one split; clones, safe to modify."""
     if split not in SPLITS:
-
         raise InvalidValueError("split", split, " or ".join(repr(s) for s in SPLITS))
     images, labels = _all_splits()[split]
     return images.clone(), labels.clone()

@@ -43,7 +43,6 @@ def ssim(images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 def class_accuracy(images: torch.Tensor, labels: torch.Tensor, classifier: nn.Module | None = None) -> float:
     """Fraction of images the (shipped, by default) classifier labels as the requested class."""
     if classifier is None:
-
         classifier = load_classifier()
     predicted = classifier.predict(images.float())
     return (predicted == torch.as_tensor(labels)).double().mean().item()

@@ -74,6 +74,5 @@ def load_reference_model(name: str, weights_dir: Path | None = None) -> nn.Modul
 
 def load_classifier(weights_dir: Path | None = None) -> nn.Module:
     """The trained 16x16 digit classifier (eval mode, gradients off)."""
-
     config = read_metadata(CLASSIFIER_NAME, weights_dir)["config"]
     return _load_state(DigitClassifier(**config), CLASSIFIER_NAME, weights_dir)

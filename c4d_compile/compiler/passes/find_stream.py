@@ -121,9 +121,9 @@ def find_stream(gm: fx.GraphModule, stack: BlockStack) -> StreamFacts:
     inputs, invariants = [], []
     for n in nodes[:start]:
         readers = {block_of.get(pos[u], "glue") for u in n.users if start <= pos[u] <= end}
-        if not readers or tensor_meta(n) is None or is_module_state(n):
-            continue
         meta = tensor_meta(n)
+        if not readers or meta is None or is_module_state(n):
+            continue
         # a 0-d value is a constant, not a stream: under dynamic=True Dynamo lifts the float attributes a block
         # reads (a norm's eps, a dropout p) into graph inputs, each read by that one block
         if len(readers) == 1 and last_use[n] <= end and meta.is_floating_point() and len(meta.shape) > 0:
