@@ -14,7 +14,7 @@ from c4d_compile.calibration import AutoCalibration, calibrate
 from c4d_compile.calibration.candidates import Candidate, Effort
 from c4d_compile.compiler.passes.check_collectives import collective_sequence
 from c4d_compile.policies import Region
-from c4d_compile.policies.forecasters import FoCa, Taylor
+from c4d_compile.policies.forecasters import AdamsBashforth, FoCa, LeastSquares
 from c4d_compile.zoo.context_parallel import enable_cpu_context_parallel
 from c4d_compile.zoo.tiny_diffusers import get_tiny_model
 
@@ -57,12 +57,14 @@ def _single_process(preset: str, model_name: str = "flux", fullgraph: bool = Tru
 
 def _auto_schedule(tmp_path) -> AutoCalibration:
     """``policy="auto"`` calibrated in one process (two candidates, a short search), as a user would before
-    serving with context parallelism."""
+    serving with context parallelism; against these two candidates the fitted weights win (a table of weights
+    per step, read from the file on every rank)."""
     spec = get_tiny_model("flux")
-    effort = Effort("small", (Candidate(Region.OUTPUT, Taylor(order=1)), Candidate(Region.BRANCH, FoCa())),
-                    searched=0, refined=1, evaluations=4)
+    effort = Effort("small", (Candidate(Region.OUTPUT, AdamsBashforth(order=3, binomial=True)),
+                              Candidate(Region.BRANCH, FoCa())), searched=0, refined=1, evaluations=4, fitted=2)
     calibration = calibrate(spec.build(), lambda call: torch.stack(loop(call, spec, STEPS)), "auto", budget=4,
                             out=tmp_path / "auto.json", effort=effort, progress=False)
+    assert isinstance(calibration.candidate.forecaster, LeastSquares)
     torch._dynamo.reset()
     return calibration
 

@@ -23,6 +23,10 @@ you will not evaluate on. The steps, each measured by running ``run`` through th
 5. **Refine**: the best candidates, from the better of their two starts, by local search on the measured
    final error (``refine.py``), in two rounds: twice as many candidates get a quarter of the measurements,
    the better half of them the rest.
+6. **Fit the weights**: on the best set so far, in its region and variable, the forecast weights of every
+   cached step are fitted by least squares to the recorded features (``fit.py``, ``LeastSquares``), through 2
+   and through 3 history values; the better one, when it beats every candidate, is refined like the others,
+   with the weights refitted to each set it measures.
 
 The winner is what the measurements say, never a proxy's prediction. Everything chosen goes to the
 calibration file with the graph fingerprint; ``c4d_backend("auto", schedule=file)`` adopts it.
@@ -45,16 +49,18 @@ from ..compiler.backend import C4DBackend
 from ..compiler.settings import DYNAMO_LIMITS  # the search compiles a graph per region
 from ..errors import C4DError, InvalidValueError
 from ..policies import Policy, Region, forecaster_spec, get_policy
-from ..policies.forecasters import Taylor
+from ..policies.forecasters import LeastSquares, Taylor
 from ..policies.schedules import ExplicitSchedule, IntervalSchedule, spread_evenly, write_calibration
 from .candidates import Candidate, Effort, get_effort, with_timestep
+from .fit import fit_weights
 from .record import Trajectory, TrajectoryRecorder, common_grid
 from .refine import refine
 from .running import run_through
 from .samples import FinalError, final_sample
-from .search import best_full_steps, gram, step_costs
+from .search import Prepared, best_full_steps, gram, step_costs
 
 MAX_SEARCHED_SLOTS = 3  # the exact search enumerates histories of this many full steps at most (search.py)
+FITTED_SLOTS = (2, 3)  # history values the least-squares weights are fitted over (step 6)
 
 
 class CalibrationRunError(C4DError):
@@ -69,8 +75,8 @@ class Measured:
 
 @dataclass(frozen=True)
 class CandidateResult:
-    candidate: Candidate
-    spread: Measured
+    candidate: Candidate  # fitted weights (step 6): the forecaster fitted to its best set
+    spread: Measured | None  # None for fitted weights, which start from the best set of the others
     searched: Measured | None = None  # the exact search's set for the recorded features' forecast error
     predicted: float | None = None  # that search's objective at its optimum (normalised feature error)
     refined: Measured | None = None
@@ -138,7 +144,9 @@ class AutoCalibration:
                  "---|---|---|---|---"]
         for r in sorted(self.results, key=lambda r: r.best.error):
             star = " ★" if r.candidate == self.candidate else ""
-            start = "–" if r.searched is None else f"{db(r.searched)} ({r.predicted:.3g})"
+            start = "–"
+            if r.searched is not None:
+                start = f"{db(r.searched)} ({'fitted to the best set' if r.spread is None else f'{r.predicted:.3g}'})"
             lines.append(f"{r.candidate.label}{star} | {db(r.spread)} | {start} | {db(r.refined)} | {r.evaluations}")
         return "\n".join(lines)
 
@@ -148,7 +156,7 @@ class _RegionRuns:
     features), then retargeted to any candidate of that region and any full-step set."""
 
     def __init__(self, model: Any, run: Callable, region: Region, slots: int, lowering: str, max_elements: int):
-        self.model, self.run, self.region = model, run, region
+        self.model, self.run, self.region, self.slots = model, run, region, slots
         policy = Policy(name="auto", region=region, forecaster=Taylor(order=slots - 1),
                         schedule=IntervalSchedule(interval=1))
         self.backend = C4DBackend(policy, lowering=lowering)
@@ -162,6 +170,7 @@ class _RegionRuns:
         self.trajectories = _consistent(self.recorder)
         self.num_steps = len(self.trajectories[0].steps)
         self._costs_input = None
+        self._prepared = None
 
     @property
     def fingerprint(self) -> dict:
@@ -184,11 +193,22 @@ class _RegionRuns:
         forecaster's history is too long for the exact search."""
         if candidate.forecaster.num_slots > MAX_SEARCHED_SLOTS:
             return None
+        costs = step_costs(self._grams(), candidate.forecaster, candidate.variable, self.num_steps)
+        return best_full_steps(costs, candidate.forecaster.num_slots, budget, self.num_steps)
+
+    def fitted(self, candidate: Candidate, full_steps: tuple[int, ...]) -> Candidate:
+        """``candidate`` with least-squares weights over its history slots fitted to ``full_steps`` (fit.py)."""
+        if self._prepared is None:
+            self._prepared = [Prepared(t, g) for t, g in self._grams()]
+        forecaster = fit_weights(self._prepared, candidate.variable, full_steps, candidate.forecaster.num_slots,
+                                 self.num_steps)
+        return Candidate(self.region, forecaster, candidate.variable)
+
+    def _grams(self) -> list:
         if self._costs_input is None:
             features = len(self.trajectories[0].samples[0])
             self._costs_input = [(t, gram(t, features)) for t in self.trajectories]
-        costs = step_costs(self._costs_input, candidate.forecaster, candidate.variable, self.num_steps)
-        return best_full_steps(costs, candidate.forecaster.num_slots, budget, self.num_steps)
+        return self._costs_input
 
 
 def _consistent(recorder: TrajectoryRecorder) -> list[Trajectory]:
@@ -209,7 +229,7 @@ def _uneven(trajectory: Trajectory) -> bool:
     return bool(np.abs(gaps - gaps.mean()).max() > 1e-3 * np.abs(gaps.mean()))
 
 
-def _fitted(candidate: Candidate, num_steps: int) -> Candidate:
+def _spanning(candidate: Candidate, num_steps: int) -> Candidate:
     """A forecaster with a time span (Spectrum's Chebyshev domain) spans this run's steps."""
     names = {f.name for f in dataclasses.fields(candidate.forecaster)}
     if "span" not in names:
@@ -259,11 +279,12 @@ class _Search:
         if not 2 <= budget <= self.num_steps:
             raise InvalidValueError("budget", budget, f"an integer in 2..{self.num_steps} (the recorded step count)")
         self.uneven = _uneven(first.trajectories[0])
-        self.candidates = tuple(_fitted(c, self.num_steps) for c in effort.candidates if c.region in self.regions)
+        self.candidates = tuple(_spanning(c, self.num_steps) for c in effort.candidates if c.region in self.regions)
         self.cached_runs = 0
         searched = len(self.candidates) if effort.searched is None else effort.searched + len(self.regions)
         total = (len(self.candidates) + (effort.refined + 1) * self.uneven + searched
-                 + effort.refined * (effort.evaluations + effort.evaluations // 4))
+                 + effort.refined * (effort.evaluations + effort.evaluations // 4)
+                 + (len(FITTED_SLOTS) + effort.fitted) * (effort.fitted > 0))
         self.bar = tqdm(total=total, desc=f"auto: {len(self.candidates)} candidates at {budget} of {self.num_steps}",
                         disable=not progress)
         self.started = started
@@ -299,6 +320,9 @@ class _Search:
             ranked = sorted(results, key=lambda c: results[c].best.error)
             for c in ranked[:count]:
                 results[c] = self._refined(results[c], evaluations)
+        fitted = self._fitted(min(results.values(), key=lambda r: r.best.error))
+        if fitted is not None:
+            results[fitted.candidate] = fitted
         self.bar.close()
         chosen = min(results, key=lambda c: results[c].best.error)
         best = results[chosen].best
@@ -319,6 +343,29 @@ class _Search:
                          evaluations, start_error=start.error)
         return dataclasses.replace(result, refined=Measured(refined.full_steps, refined.error),
                                    evaluations=result.evaluations + refined.evaluations)
+
+    def _fitted(self, best: CandidateResult) -> CandidateResult | None:
+        """Step 6: least-squares weights fitted to the best set found, in its candidate's region and variable;
+        refined (refitted to every set measured) when they beat it, else kept in the table as measured."""
+        if not self.effort.fitted:
+            return None
+        runs, steps = self.regions[best.candidate.region], best.best.full_steps
+        tried = []
+        for slots in FITTED_SLOTS:
+            if slots <= runs.slots:
+                template = Candidate(runs.region, LeastSquares(slots=slots), best.candidate.variable)
+                tried.append((self.measure(runs.fitted(template, steps), steps), template))
+        if not tried:
+            return None
+        error, template = min(tried, key=lambda t: t[0])
+        start = Measured(steps, error)
+        if error >= best.best.error:
+            return CandidateResult(runs.fitted(template, steps), None, searched=start, evaluations=len(tried))
+        refined = refine(lambda s: self.measure(runs.fitted(template, s), s), steps, self.num_steps,
+                         self.effort.fitted, start_error=error)
+        return CandidateResult(runs.fitted(template, refined.full_steps), None, searched=start,
+                               refined=Measured(refined.full_steps, refined.error),
+                               evaluations=len(tried) + refined.evaluations)
 
     def _to_search(self, ranked: list[Candidate]) -> list[Candidate]:
         """The screened candidates the exact search can take: all of them, or the effort's best and the best one of

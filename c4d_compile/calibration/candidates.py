@@ -12,7 +12,8 @@ sampler grid that is not evenly spaced the best screened candidates are also tri
 An effort says how many evaluations (cached runs of the user's ``run``) the search may spend:
 ``default`` screens every candidate, measures the exact-search start of every candidate the search can
 take, and refines the best 2; ``fast`` screens the output-region candidates only, measures the
-exact-search start of each and refines the best briefly.
+exact-search start of each and refines the best briefly. Both then fit least-squares weights to the best set
+(``auto.py`` step 6) and refine them when they win (``fitted`` measurements).
 
 Why ``default`` measures every start: the even spread ranks candidates badly. On the trained ε-prediction
 DiT at 5 of 50, branch FoCa (34.1 dB on the calibration seed after refinement, the best of the 13
@@ -44,7 +45,9 @@ class Candidate:
     def label(self) -> str:
         spec = forecaster_spec(self.forecaster)
         kind = spec.pop("type")
-        options = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in spec.items())
+        # scalar options only: fitted weights' table is data, written to the calibration file, not the label
+        options = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in spec.items()
+                           if isinstance(v, (bool, int, float, str)))
         return f"{self.region.value} {kind}({options}) {self.variable.value}"
 
     def in_variable(self, variable: Variable) -> Candidate:
@@ -74,11 +77,12 @@ class Effort:
     searched: int | None
     refined: int  # best candidates refined by local search
     evaluations: int  # measurements each refinement may spend
+    fitted: int = 0  # measurements refining least-squares weights fitted to the best set (0: not fitted)
 
 
 EFFORTS = {
-    "default": Effort("default", DEFAULT_CANDIDATES, searched=None, refined=2, evaluations=32),
-    "fast": Effort("fast", FAST_CANDIDATES, searched=None, refined=1, evaluations=15),
+    "default": Effort("default", DEFAULT_CANDIDATES, searched=None, refined=2, evaluations=32, fitted=8),
+    "fast": Effort("fast", FAST_CANDIDATES, searched=None, refined=1, evaluations=15, fitted=4),
 }
 
 

@@ -55,7 +55,7 @@ def step_costs(trajectories: Sequence[tuple[Trajectory, np.ndarray]], forecaster
     # In the step index a forecaster whose weights depend only on the distances between the steps has the same
     # weights for every shifted copy of a history: computed once per shape (the search's time is in the weights).
     shared = {} if variable is Variable.STEP and _shift_invariant(forecaster) else None
-    prepared = [_Prepared(traj, g, shared) for traj, g in trajectories]
+    prepared = [Prepared(traj, g, shared) for traj, g in trajectories]
     costs: dict[tuple, np.ndarray] = {}
     for length in range(1, forecaster.num_slots + 1):
         for history in itertools.combinations(range(num_steps), length):
@@ -79,7 +79,7 @@ def _shift_invariant(forecaster) -> bool:
     return True
 
 
-class _Prepared:
+class Prepared:
     """A trajectory with what every cost evaluation needs looked up once."""
 
     def __init__(self, traj: Trajectory, g: np.ndarray, shared: dict | None = None):
@@ -115,10 +115,13 @@ class _Prepared:
             if found is None:
                 found = self.shared[shape] = tuple(forecaster.weights(float(s), [float(j) for j in h]))
             return found
+        return forecaster.weights(*self.coordinates(variable, s, h))
+
+    def coordinates(self, variable: Variable, s: int, h: tuple) -> tuple[float, list[float]]:
+        """Step ``s`` and its history ``h`` in the forecaster's coordinates, as the Runtime computes them."""
         o = self.offset
-        target, coords = coordinates(variable, s, self.times[s - o], self.first_step, self.first_time, list(h),
-                                     [self.times[j - o] for j in h])
-        return forecaster.weights(target, coords)
+        return coordinates(variable, s, self.times[s - o], self.first_step, self.first_time, list(h),
+                           [self.times[j - o] for j in h])
 
 
 def best_full_steps(

@@ -10,7 +10,7 @@ from c4d_compile.calibration import calibrate
 from c4d_compile.calibration.candidates import Candidate, Effort
 from c4d_compile.calibration.samples import FinalError, final_sample
 from c4d_compile.policies import Region, list_policies
-from c4d_compile.policies.forecasters import FoCa, Taylor
+from c4d_compile.policies.forecasters import AdamsBashforth, FoCa, LeastSquares, Reuse, Taylor
 from c4d_compile.policies.schedules import CalibrationRequiredError
 from c4d_compile.reference.registry import load_reference_model
 from c4d_compile.reference.sampling import class_labels, sample
@@ -47,6 +47,7 @@ def test_the_measured_best_candidate_is_chosen_and_its_file_reproduces_its_error
             assert r.refined.error <= min(r.spread.error, (r.searched or r.spread).error)
     # the shifted grid: the best screened ones were also tried forecasting in the timestep
     assert {r.candidate.variable.value for r in cal.results} == {"step", "timestep"}
+    assert not any(isinstance(r.candidate.forecaster, LeastSquares) for r in cal.results)  # fitted=0: no step 6
     data = json.loads(cal.path.read_text())
     assert data["policy"] == "auto" and data["region"] == cal.candidate.region.value
     assert data["full_steps"] == list(cal.full_steps) and len(data["auto"]["candidates"]) == len(cal.results)
@@ -76,6 +77,31 @@ def test_the_effort_says_whose_exact_search_start_is_measured(flux):
         assert sum(r.predicted is not None for r in cal.results) == starts
         assert all(r.refined is None for r in cal.results)
         assert cal.error == min(r.best.error for r in cal.results)
+
+
+def test_weights_fitted_to_the_best_set_are_chosen_when_they_measure_best_and_their_file_runs_them(flux, tmp_path):
+    """Step 6: least-squares weights fitted to the best set of the others, refined when they beat it. Against
+    two weak forecasts (reuse; Adams-Bashforth's equal-spacing form on a shifted grid) they must win."""
+    weak = Effort("weak", (Candidate(Region.OUTPUT, Reuse()), Candidate(Region.OUTPUT, AdamsBashforth(
+        order=3, binomial=True))), searched=0, refined=1, evaluations=4, fitted=4)
+    torch._dynamo.reset()
+    cal = calibrate(flux.transformer, _run(flux), "auto", budget=4, out=tmp_path / "fitted.json", effort=weak,
+                    progress=False)
+    fitted = [r for r in cal.results if isinstance(r.candidate.forecaster, LeastSquares)]
+    assert len(fitted) == 1 and fitted[0].spread is None
+    others = min((r for r in cal.results if r is not fitted[0]), key=lambda r: r.best.error)
+    assert fitted[0].searched.full_steps == others.best.full_steps  # fitted to the best set of the others
+    assert fitted[0].searched.error < others.best.error and fitted[0].refined is not None
+    assert cal.candidate == fitted[0].candidate and cal.full_steps == fitted[0].best.full_steps
+    forecaster = cal.candidate.forecaster
+    assert forecaster.slots == 3 and {row[0] for row in forecaster.table} == set(range(STEPS)) - set(cal.full_steps)
+    assert "| – | " in cal.table() and "fitted to the best set" in cal.table()
+    torch._dynamo.reset()  # the file holds the table: the backend it makes runs the same weights
+    backend = c4d_backend("auto", schedule=str(cal.path), lowering="eager")
+    assert backend.policy.forecaster == forecaster
+    reference = final_sample(_run(flux)(flux.transformer))
+    cached = final_sample(_run(flux)(torch.compile(flux.transformer, backend=backend)))
+    assert FinalError(reference).mse(cached) == pytest.approx(cal.error, rel=1e-9)
 
 
 def test_the_chosen_schedule_holds_on_other_seeds(flux, calibrated):

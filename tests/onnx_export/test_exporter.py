@@ -269,18 +269,20 @@ def test_a_model_with_an_opaque_call_is_refused_before_writing(tmp_path):
 
 
 def test_what_auto_chose_exports_and_runs_as_the_torch_backend_runs_it(tmp_path):
-    """policy='auto' writes an ordinary calibrated schedule: the exported program replays it."""
+    """policy='auto' writes an ordinary calibrated schedule: the exported program replays it, fitted weights
+    (a table in the file) included."""
     from c4d_compile.calibration import calibrate
     from c4d_compile.calibration.candidates import Candidate, Effort
     from c4d_compile.policies import Region
-    from c4d_compile.policies.forecasters import FoCa, Taylor
+    from c4d_compile.policies.forecasters import AdamsBashforth, FoCa, LeastSquares
 
     spec = get_tiny_model("flux")
     model, inputs, steps = spec.build(), spec.make_inputs(), 8
-    effort = Effort("small", (Candidate(Region.OUTPUT, Taylor(order=1)), Candidate(Region.BRANCH, FoCa())),
-                    searched=0, refined=1, evaluations=4)
+    effort = Effort("small", (Candidate(Region.OUTPUT, AdamsBashforth(order=3, binomial=True)),
+                              Candidate(Region.BRANCH, FoCa())), searched=0, refined=1, evaluations=4, fitted=2)
     cal = calibrate(model, lambda call: torch.stack(_loop(call, spec, inputs, steps)), "auto", budget=3,
                     out=tmp_path / "auto.json", effort=effort, progress=False)
+    assert isinstance(cal.candidate.forecaster, LeastSquares)  # against these two, the fitted weights win
     torch._dynamo.reset()
     result = export(model, inputs, "auto", tmp_path / "exported", schedule=str(cal.path),
                     timesteps=spec.timesteps(steps), progress=False)

@@ -4,8 +4,9 @@ from .adams_bashforth import AdamsBashforth
 from .base import Forecaster
 from .foca import FoCa
 from .hermite import Hermite
+from .least_squares import LeastSquares
 from .reuse import Reuse
 from .spectrum import Spectrum
 from .taylor import Taylor
 
-__all__ = ["AdamsBashforth", "FoCa", "Forecaster", "Hermite", "Reuse", "Spectrum", "Taylor"]
+__all__ = ["AdamsBashforth", "FoCa", "Forecaster", "Hermite", "LeastSquares", "Reuse", "Spectrum", "Taylor"]

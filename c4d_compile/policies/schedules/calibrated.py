@@ -176,7 +176,7 @@ class CalibratedSchedule(StepSetSchedule):
     def check_policy(self, region: str, forecaster: dict, variable: str) -> None:
         mine = {"region": region, "forecaster": forecaster, "variable": variable}
         for key, value in mine.items():
-            if self.data[key] != value:
+            if self.data[key] != json.loads(json.dumps(value)):  # as the file has it (a tuple reads back a list)
                 raise CalibrationFileError(
                     f"{self.path} was calibrated with {key} {self.data[key]!r}, but the policy has {value!r}"
                 )
